@@ -1,0 +1,51 @@
+"""The ``facerep`` command line: thin, it parses, calls core and plugins, and prints with rich."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from facerep.cli.plugins_cmd import plugins_app
+from facerep.cli.recipe_cmd import recipe_app
+from facerep.core.errors import FacerepError
+
+app = typer.Typer(
+    name="facerep",
+    help="Semi-supervised 3D face representation learning from photo collections.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(plugins_app, name="plugins")
+app.add_typer(recipe_app, name="recipe")
+
+
+@app.command("version")
+def version() -> None:
+    """Print facerep's version."""
+    from facerep import __version__
+
+    typer.echo(__version__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors print one clear message and exit with status 2."""
+    from rich.console import Console
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except FacerepError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors surface here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

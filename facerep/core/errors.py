@@ -1,0 +1,43 @@
+"""Errors that users see, with the place they come from."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class FacerepError(Exception):
+    """Base class of facerep's user-facing errors (the CLI prints them without a traceback)."""
+
+
+class RecipeError(FacerepError):
+    """A recipe (or a component node in it) is invalid.
+
+    Attributes:
+        where: "file:line" of the offending value when known, else None.
+        address: dotted recipe path of the offending node or key (e.g. "model.encoder.type").
+    """
+
+    def __init__(self, message: str, *, where: str | None = None, address: str | None = None) -> None:
+        self.message = message
+        self.where = where
+        self.address = address
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        head = ", ".join(p for p in (self.where, f"key {self.address!r}" if self.address else None) if p)
+        return f"{head}: {self.message}" if head else self.message
+
+
+class DataError(FacerepError):
+    """A data file is missing, corrupt or malformed; the message names the file."""
+
+
+class CheckpointError(FacerepError):
+    """A checkpoint is missing or corrupt; the message names the file."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest of `choices`, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""

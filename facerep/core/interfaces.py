@@ -1,0 +1,269 @@
+"""The contract of each component kind.
+
+Every component a recipe names is built by `facerep.core.registry.build`. A factory (a class or a
+function) receives the recipe node's arguments and, when its signature asks for them by name, the
+shared objects of the run (the *context*, see `CONTEXT_NAMES`): for example a shape decoder whose
+``__init__`` has a ``face_model`` parameter receives the run's face model. Recipe authors never write
+those arguments.
+
+Units and layouts are the ones of `facerep.core.types`: images (B, 3, H, W) in [0, 1], vertices
+(B, N, 3) in millimetres in the canonical frame, albedo (B, N, 3) in [0, 1], codes id 128 / exp 64 /
+pose 6 / light 27 by default.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from facerep.core.types import Batch, Codes, Reconstruction, Rendering
+
+#: Names a factory may list in its signature to receive shared objects of the run.
+CONTEXT_NAMES: tuple[str, ...] = (
+    "face_model",  # the run's FaceModel
+    "num_identities",  # total identity classes over all training sources
+    "code_sizes",  # dict: identity, expression, pose, light -> int
+    "image_size",  # int, side of the square training images in pixels
+    "encoder",  # the built Encoder (for decoders with skips: channel counts)
+    "cache_dir",  # pathlib.Path for derived data (mesh hierarchies, synthetic world)
+    "device",  # torch.device
+)
+
+#: Component kinds and the contract each one follows.
+KINDS: tuple[str, ...] = (
+    "encoder",
+    "shape_decoder",
+    "albedo_decoder",
+    "renderer",
+    "critic",
+    "loss",
+    "dataset",
+    "facemodel",
+    "benchmark",
+    "optimizer",
+)
+
+
+class FaceModel(abc.ABC):
+    """A linear morphable face model plus the mesh facts every component needs.
+
+    All arrays are numpy (float32 / int64) and describe the template topology of N vertices and
+    F triangles. Shapes are in millimetres, canonical frame (x to the subject's left, y up, z towards
+    the camera). Bases are stored as offsets per unit coefficient: a shape is
+    ``mean + id_basis @ alpha_id + exp_basis @ alpha_exp`` with coefficients whose prior is
+    N(0, std**2) (equation 1 of the paper).
+
+    Attributes:
+        name: short name (e.g. "synthetic").
+        template: (N, 3) template vertices, mm (the mean neutral face unless a model says otherwise).
+        triangles: (F, 3) int64 vertex indices, counter-clockwise seen from the front (+z).
+        mean: (N, 3) mean shape, mm.
+        id_basis: (K_id, N, 3) identity basis, mm per unit coefficient.
+        id_std: (K_id,) prior standard deviations of the identity coefficients.
+        exp_basis: (K_exp, N, 3) expression basis, mm per unit coefficient.
+        exp_std: (K_exp,) prior standard deviations of the expression coefficients.
+        albedo_mean: (N, 3) mean albedo in [0, 1].
+        albedo_basis: (K_tex, N, 3) albedo basis per unit coefficient.
+        albedo_std: (K_tex,) prior standard deviations of the albedo coefficients.
+        landmarks: (68,) int64 vertex indices of the iBUG-68 landmarks.
+        mirror: (N,) int64, vertex i mirrors to vertex mirror[i] (x -> -x).
+        nose_tip: int, index of the nose-tip vertex.
+        uv: (N, 2) per-vertex texture coordinates in [0, 1] (u right, v up).
+    """
+
+    name: str
+    template: np.ndarray
+    triangles: np.ndarray
+    mean: np.ndarray
+    id_basis: np.ndarray
+    id_std: np.ndarray
+    exp_basis: np.ndarray
+    exp_std: np.ndarray
+    albedo_mean: np.ndarray
+    albedo_basis: np.ndarray
+    albedo_std: np.ndarray
+    landmarks: np.ndarray
+    mirror: np.ndarray
+    nose_tip: int
+    uv: np.ndarray
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.template.shape[0])
+
+    @property
+    def num_id(self) -> int:
+        return int(self.id_basis.shape[0])
+
+    @property
+    def num_exp(self) -> int:
+        return int(self.exp_basis.shape[0])
+
+    @abc.abstractmethod
+    def shape(self, alpha_id: Tensor, alpha_exp: Tensor) -> Tensor:
+        """Equation (1): (B, K_id), (B, K_exp) coefficients -> (B, N, 3) vertices in mm."""
+
+    @abc.abstractmethod
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """(n, N, 3) random shapes drawn from the linear model's prior (the critic's real shapes)."""
+
+    @abc.abstractmethod
+    def fit(self, vertices: Tensor) -> tuple[Tensor, Tensor]:
+        """Least-squares coefficients (alpha_id (B, K_id), alpha_exp (B, K_exp)) of (B, N, 3) shapes."""
+
+    def fingerprint(self) -> str:
+        """A stable hash of the template topology and geometry, used to key on-disk caches."""
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.template, dtype=np.float32).tobytes())
+        h.update(np.ascontiguousarray(self.triangles, dtype=np.int64).tobytes())
+        return h.hexdigest()[:16]
+
+
+class Encoder(nn.Module, abc.ABC):
+    """Image -> disentangled codes.
+
+    ``forward(images (B, 3, H, W) in [0, 1]) -> Codes``. ``code_sizes`` maps identity, expression,
+    pose and light to their dimensions; ``skip_channels`` lists the channel count of each skip
+    feature map, finest first.
+    """
+
+    code_sizes: dict[str, int]
+    skip_channels: list[int]
+
+    @abc.abstractmethod
+    def forward(self, images: Tensor) -> Codes: ...
+
+
+class ShapeDecoder(nn.Module, abc.ABC):
+    """Codes -> face shape.
+
+    ``forward(identity (B, D_id), expression (B, D_exp)) -> vertices (B, N, 3)`` in mm in the
+    canonical frame (no pose applied).
+    """
+
+    @abc.abstractmethod
+    def forward(self, identity: Tensor, expression: Tensor) -> Tensor: ...
+
+
+class AlbedoDecoder(nn.Module, abc.ABC):
+    """Identity code (and optionally encoder skips) -> per-vertex albedo.
+
+    ``forward(identity (B, D_id), skips list[Tensor] | None) -> albedo (B, N, 3)`` in [0, 1].
+    Decoders that use the skips set ``uses_skips = True``; they may also put a UV albedo map
+    (B, 3, H_uv, W_uv) into ``self.last_uv_map`` for visualisation.
+    """
+
+    uses_skips: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def forward(self, identity: Tensor, skips: list[Tensor] | None = None) -> Tensor: ...
+
+
+class Renderer(nn.Module, abc.ABC):
+    """Shape, albedo, pose and light -> image.
+
+    ``forward(vertices (B, N, 3) mm, albedo (B, N, 3), pose (B, 6), light (B, 27)) -> Rendering``
+    with images of ``image_size`` pixels square.
+    """
+
+    image_size: int
+
+    @abc.abstractmethod
+    def forward(self, vertices: Tensor, albedo: Tensor, pose: Tensor, light: Tensor) -> Rendering: ...
+
+
+class Critic(nn.Module, abc.ABC):
+    """Shape -> realism score: ``forward(vertices (B, N, 3) mm) -> (B,)``. No batch statistics."""
+
+    @abc.abstractmethod
+    def forward(self, vertices: Tensor) -> Tensor: ...
+
+
+class LossContext(Mapping[str, Any]):
+    """Read-only access, for losses, to the run's components (face_model, shape_decoder, critic, ...)."""
+
+    def __init__(self, **items: Any) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._items[key]
+        except KeyError:
+            raise KeyError(f"loss context has no {key!r}; it has {sorted(self._items)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Loss(nn.Module, abc.ABC):
+    """One term of the training objective.
+
+    ``forward(batch, reconstruction, context) -> scalar tensor`` (unweighted; the engine multiplies by
+    ``weight``). ``applies_to`` is "all", "labelled" or "unlabelled": the loss itself selects its rows
+    from ``batch.labelled`` and returns 0 (with a graph) when none apply. A loss with a critic side
+    (adversarial) also implements ``critic_loss(real, fake, critic) -> scalar``.
+    """
+
+    weight: float
+    applies_to: str = "all"
+    has_critic: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor: ...
+
+    def critic_loss(self, real: Tensor, fake: Tensor, critic: Critic) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no critic side")
+
+
+class FaceDataset(torch.utils.data.Dataset, abc.ABC):
+    """A source of training or evaluation samples.
+
+    ``__getitem__(i)`` returns a dict with at least ``image`` (3, H, W) float in [0, 1], ``mask``
+    (1, H, W), ``landmarks`` (68, 2) px, ``identity`` (int, local to this source), ``sample_id`` (str);
+    labelled sources add ``id_params`` (K_id,) and ``exp_params`` (K_exp,).
+    ``identities`` is a list with each sample's local identity; ``num_identities`` their count.
+    """
+
+    labelled: ClassVar[bool] = False
+    identities: list[int]
+
+    @property
+    def num_identities(self) -> int:
+        return len(set(self.identities))
+
+
+class Benchmark(abc.ABC):
+    """An evaluation: ``run(runs, out_dir) -> dict`` of results (also written under out_dir)."""
+
+    @abc.abstractmethod
+    def run(self, runs: list[Any], out_dir: Any) -> dict[str, Any]: ...
+
+
+__all__ = [
+    "CONTEXT_NAMES",
+    "KINDS",
+    "AlbedoDecoder",
+    "Batch",
+    "Benchmark",
+    "Codes",
+    "Critic",
+    "Encoder",
+    "FaceDataset",
+    "FaceModel",
+    "Loss",
+    "LossContext",
+    "Reconstruction",
+    "Renderer",
+    "Rendering",
+    "ShapeDecoder",
+]

@@ -1,0 +1,343 @@
+"""The component registry: one pluggy hook, built-in and third-party plugins alike.
+
+A plugin is any module or object with a ``facerep_components`` function marked with `hookimpl`
+that returns a list of `Component` records::
+
+    from facerep.core.registry import Component, hookimpl
+
+    @hookimpl
+    def facerep_components():
+        return [Component("shape_decoder", "spiral", SpiralDecoder, "spiral-convolution decoder")]
+
+Built-in plugins are the modules under `facerep.plugins` that define the hook; third-party packages
+declare an entry point in the group ``facerep`` that points at their plugin module::
+
+    [project.entry-points.facerep]
+    my_plugin = "my_package.plugin"
+
+A recipe node ``{type: NAME, **kwargs}`` is turned into an object by `Registry.build`, which checks
+the kwargs against the factory's signature first. Factory parameters named like the run's shared
+objects (see `facerep.core.interfaces.CONTEXT_NAMES`, plus ``params`` for optimizers) are injected
+from the build context, never read from the recipe.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from facerep.core.errors import RecipeError, did_you_mean
+from facerep.core.interfaces import CONTEXT_NAMES, KINDS
+
+PROJECT = "facerep"
+ENTRY_POINT_GROUP = "facerep"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: Parameter names that are injected from the build context rather than read from a recipe.
+INJECTED_NAMES: frozenset[str] = frozenset(CONTEXT_NAMES) | {"params"}
+#: Keys of a recipe node that are not factory arguments.
+NODE_META_KEYS: frozenset[str] = frozenset({"type", "_replace_"})
+
+
+class _Spec:
+    @hookspec
+    def facerep_components(self) -> list[Component]:  # pragma: no cover - specification only
+        """Return the components this plugin provides."""
+
+
+@dataclass
+class Component:
+    """A registered component.
+
+    Attributes:
+        kind: one of `facerep.core.interfaces.KINDS` (third parties may add kinds).
+        name: the recipe's ``type`` value.
+        factory: class or function called with the node's arguments (and injected context).
+        summary: one line shown by ``facerep plugins``.
+        package: distribution that provided it ("facerep" for built-ins); set by the registry.
+        version: that distribution's version; set by the registry.
+    """
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    summary: str = ""
+    package: str = ""
+    version: str = ""
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.package}:{self.name}"
+
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        """The factory's parameters, without ``self``."""
+        target = self.factory.__init__ if inspect.isclass(self.factory) else self.factory
+        params = dict(inspect.signature(target).parameters)
+        if inspect.isclass(self.factory):
+            params.pop(next(iter(params)), None)  # self
+        return params
+
+    def recipe_parameters(self) -> dict[str, inspect.Parameter]:
+        """Parameters a recipe may set (injected context names excluded)."""
+        return {
+            n: p
+            for n, p in self.parameters().items()
+            if n not in INJECTED_NAMES and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
+
+    def accepts_any_keyword(self) -> bool:
+        return any(p.kind is p.VAR_KEYWORD for p in self.parameters().values())
+
+
+@dataclass
+class PluginLoadError:
+    """A plugin that could not be imported or whose hook raised."""
+
+    package: str
+    plugin: str
+    error: str
+    traceback: str = field(repr=False, default="")
+
+
+Locate = Callable[[str], "str | None"]
+
+
+def _no_location(_: str) -> str | None:
+    return None
+
+
+class Registry:
+    """All components known to this process, keyed by (kind, name)."""
+
+    def __init__(self, *, builtins: bool = True, entry_points: bool = True) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(_Spec)
+        self._import_errors: list[PluginLoadError] = []
+        self._hook_errors: list[PluginLoadError] = []
+        self._origins: dict[str, tuple[str, str]] = {}  # plugin name -> (package, version)
+        self._components: dict[tuple[str, str], list[Component]] = {}
+        if builtins:
+            self._register_builtins()
+        if entry_points:
+            self._register_entry_points()
+        self.refresh()
+
+    # -- registration -----------------------------------------------------------------------------
+
+    def register(self, plugin: Any, *, name: str | None = None, package: str = "", version: str = "") -> None:
+        """Register a plugin object (module or instance) under `package` and refresh the table."""
+        registered = self.pm.register(plugin, name=name)
+        if registered is None:  # already registered
+            return
+        self._origins[registered] = (package or "unknown", version)
+        self.refresh()
+
+    def _register_builtins(self) -> None:
+        from facerep import __version__
+        from facerep.plugins import builtin_modules
+
+        for module_name in builtin_modules():
+            module = importlib.import_module(module_name)
+            plugin_name = self.pm.register(module, name=module_name)
+            self._origins[plugin_name] = (PROJECT, __version__)
+
+    def _register_entry_points(self) -> None:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            package = dist.metadata["Name"] if dist is not None else ep.value.split(":")[0]
+            version = dist.version if dist is not None else ""
+            if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken third-party plugin must not break the registry
+                self._import_errors.append(
+                    PluginLoadError(package, ep.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+                )
+                continue
+            plugin_name = self.pm.register(plugin, name=ep.name)
+            if plugin_name is not None:
+                self._origins[plugin_name] = (package, version)
+
+    def refresh(self) -> None:
+        """Call every plugin's hook and rebuild the component table."""
+        table: dict[tuple[str, str], list[Component]] = {}
+        errors: list[PluginLoadError] = []
+        for impl in self.pm.hook.facerep_components.get_hookimpls():
+            package, version = self._origins.get(impl.plugin_name, ("unknown", ""))
+            try:
+                records = list(impl.function())
+            except Exception as exc:
+                err = PluginLoadError(
+                    package, impl.plugin_name, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+                )
+                errors.append(err)
+                continue
+            for record in records:
+                comp = Component(record.kind, record.name, record.factory, record.summary, package, version)
+                table.setdefault((comp.kind, comp.name), []).append(comp)
+        self._hook_errors = errors
+        self._components = table
+
+    @property
+    def load_errors(self) -> list[PluginLoadError]:
+        """Plugins that failed to import or whose hook raised; the rest of the registry works."""
+        return self._import_errors + self._hook_errors
+
+    # -- lookup -----------------------------------------------------------------------------------
+
+    def kinds(self) -> list[str]:
+        extra = sorted({k for k, _ in self._components} - set(KINDS))
+        return list(KINDS) + extra
+
+    def components(self, kind: str | None = None) -> list[Component]:
+        """Every component (of one kind), sorted by kind order then name."""
+        order = {k: i for i, k in enumerate(self.kinds())}
+        found = [c for comps in self._components.values() for c in comps if kind in (None, c.kind)]
+        return sorted(found, key=lambda c: (order.get(c.kind, 99), c.name, c.package))
+
+    def names(self, kind: str) -> list[str]:
+        return sorted({name for k, name in self._components if k == kind})
+
+    def get(self, kind: str, name: str, *, where: str | None = None, address: str | None = None) -> Component:
+        """The component `name` of `kind`; ``package:name`` picks one of several with one name."""
+        if kind not in self.kinds():
+            raise RecipeError(
+                f"unknown component kind {kind!r}; kinds are {', '.join(self.kinds())}"
+                + did_you_mean(kind, self.kinds()),
+                where=where,
+                address=address,
+            )
+        if not isinstance(name, str) or not name:
+            raise RecipeError(
+                f"the {kind} needs a 'type' naming one of: {', '.join(self.names(kind))}",
+                where=where,
+                address=address,
+            )
+        package = None
+        short = name
+        if ":" in name:
+            package, short = name.split(":", 1)
+        candidates = self._components.get((kind, short), [])
+        if package is not None:
+            candidates = [c for c in candidates if c.package == package]
+        if not candidates:
+            valid = self.names(kind)
+            raise RecipeError(
+                f"no {kind} named {name!r}{did_you_mean(short, valid)}; valid {kind} names: "
+                + (", ".join(valid) if valid else "(none registered)"),
+                where=where,
+                address=address,
+            )
+        if len(candidates) > 1:
+            origins = ", ".join(sorted(c.package for c in candidates))
+            raise RecipeError(
+                f"{len(candidates)} plugins provide a {kind} named {short!r} (packages: {origins}); "
+                f"choose one with 'type: PACKAGE:{short}', e.g. {candidates[0].qualified_name!r}",
+                where=where,
+                address=address,
+            )
+        return candidates[0]
+
+    # -- building ---------------------------------------------------------------------------------
+
+    def check(
+        self, kind: str, node: Mapping[str, Any], *, address: str = "", locate: Locate = _no_location
+    ) -> Component:
+        """Validate a recipe node against the registry without building it; return its component."""
+        if not isinstance(node, Mapping):
+            raise RecipeError(
+                f"a {kind} must be a mapping with a 'type' key, got {type(node).__name__} {node!r}",
+                where=locate(address),
+                address=address,
+            )
+        if "type" not in node:
+            raise RecipeError(
+                f"the {kind} has no 'type'; valid {kind} names: {', '.join(self.names(kind))}",
+                where=locate(address),
+                address=address,
+            )
+        type_address = f"{address}.type" if address else "type"
+        comp = self.get(kind, node["type"], where=locate(type_address), address=type_address)
+        allowed = comp.recipe_parameters()
+        for key in node:
+            if key in NODE_META_KEYS:
+                continue
+            key_address = f"{address}.{key}" if address else key
+            if key in INJECTED_NAMES and key in comp.parameters():
+                raise RecipeError(
+                    f"{key!r} of {kind} {comp.name!r} is provided by the run and cannot be set in a recipe",
+                    where=locate(key_address),
+                    address=key_address,
+                )
+            if key not in allowed and not comp.accepts_any_keyword():
+                names = sorted(allowed)
+                raise RecipeError(
+                    f"{kind} {comp.name!r} has no argument {key!r}{did_you_mean(key, names)}; "
+                    f"its arguments: {', '.join(names) if names else '(none)'}",
+                    where=locate(key_address),
+                    address=key_address,
+                )
+        missing = [n for n, p in allowed.items() if p.default is inspect.Parameter.empty and n not in node]
+        if missing:
+            raise RecipeError(
+                f"{kind} {comp.name!r} needs argument(s) {', '.join(missing)}",
+                where=locate(address),
+                address=address,
+            )
+        return comp
+
+    def build(
+        self,
+        kind: str,
+        node: Mapping[str, Any],
+        context: Mapping[str, Any] | None = None,
+        *,
+        address: str = "",
+        locate: Locate = _no_location,
+    ) -> Any:
+        """Build the component a recipe node names; inject the context its factory asks for."""
+        comp = self.check(kind, node, address=address, locate=locate)
+        kwargs = {k: v for k, v in node.items() if k not in NODE_META_KEYS}
+        context = context or {}
+        for name, param in comp.parameters().items():
+            if name in INJECTED_NAMES:
+                if name in context:
+                    kwargs[name] = context[name]
+                elif param.default is inspect.Parameter.empty:
+                    raise RecipeError(
+                        f"{kind} {comp.name!r} needs {name!r} from the run, which this build did not provide",
+                        where=locate(address),
+                        address=address,
+                    )
+        return comp.factory(**kwargs)
+
+
+_DEFAULT: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry (built-ins + installed entry points), created on first use."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Registry()
+    return _DEFAULT
+
+
+def reset_registry() -> None:
+    """Forget the process-wide registry (tests, or after installing a plugin at run time)."""
+    global _DEFAULT
+    _DEFAULT = None
+
+
+def build(kind: str, node: Mapping[str, Any], context: Mapping[str, Any] | None = None, **kw: Any) -> Any:
+    """Shortcut for ``get_registry().build(kind, node, context, ...)``."""
+    return get_registry().build(kind, node, context, **kw)

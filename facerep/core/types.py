@@ -1,0 +1,140 @@
+"""Small dataclasses of tensors that flow between components.
+
+Conventions used everywhere in facerep:
+
+- images are float tensors in [0, 1], layout (B, 3, H, W);
+- masks are float tensors in {0, 1} (or [0, 1] for soft masks), layout (B, 1, H, W);
+- 2D landmarks are (B, 68, 2) in pixels, x to the right and y down, origin at the top-left
+  corner of the top-left pixel (pixel centres sit at integer + 0.5);
+- vertices are (B, N, 3) in millimetres in the canonical face frame: x towards the subject's left,
+  y up, z towards the camera, origin near the centre of the head;
+- per-vertex albedo is (B, N, 3) in [0, 1];
+- codes are identity (B, 128), expression (B, 64), pose (B, 6) and lighting (B, 27) by default
+  (sizes come from the encoder's recipe arguments).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+def _move(value: Any, device: torch.device | str) -> Any:
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, list):
+        return [_move(v, device) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_move(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _move(v, device) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return value.to(device)
+    return value
+
+
+class _Movable:
+    """Mixin: `.to(device)` returns a copy with every tensor field moved."""
+
+    def to(self, device: torch.device | str):  # noqa: ANN201 - returns the same dataclass type
+        changes = {f.name: _move(getattr(self, f.name), device) for f in dataclasses.fields(self)}
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class Batch(_Movable):
+    """A hybrid training batch: unlabelled photo-collection rows and 3DMM-labelled rows.
+
+    Attributes:
+        images: (B, 3, H, W) float in [0, 1].
+        masks: (B, 1, H, W) face-segmentation masks in [0, 1] (1 = visible skin).
+        landmarks: (B, 68, 2) detected 2D landmarks in pixels, iBUG order.
+        identity: (B,) long, identity class in one label space shared by all sources
+            (sources are offset so their label spaces stay disjoint).
+        labelled: (B,) bool, True for rows with 3DMM labels.
+        id_params: (B, K_id) 3DMM identity coefficients of labelled rows (zeros elsewhere), or None.
+        exp_params: (B, K_exp) 3DMM expression coefficients of labelled rows (zeros elsewhere), or None.
+        pair_index: (B,) long, for a labelled row the row of its pair partner, -1 otherwise, or None.
+        sample_ids: one string per row naming the sample (file name), for error messages.
+    """
+
+    images: Tensor
+    masks: Tensor
+    landmarks: Tensor
+    identity: Tensor
+    labelled: Tensor
+    id_params: Tensor | None = None
+    exp_params: Tensor | None = None
+    pair_index: Tensor | None = None
+    sample_ids: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass
+class Codes(_Movable):
+    """The encoder's disentangled representation of a batch of images.
+
+    Attributes:
+        identity: (B, D_id) identity code (128 by default).
+        expression: (B, D_exp) expression code (64 by default).
+        pose: (B, 6) pose code: pitch, yaw, roll in radians, tx, ty in pixels, log-scale
+            (see `facerep.geometry.camera`).
+        light: (B, 27) SH lighting, channel-major (3 x 9) (see `facerep.geometry.sh`).
+        skips: intermediate encoder feature maps, finest first, each (B, C_i, H_i, W_i); used by
+            albedo decoders with skip connections.
+    """
+
+    identity: Tensor
+    expression: Tensor
+    pose: Tensor
+    light: Tensor
+    skips: list[Tensor] = field(default_factory=list)
+
+
+@dataclass
+class Rendering(_Movable):
+    """What a renderer returns.
+
+    Attributes:
+        image: (B, 3, H, W) rendered colour in [0, 1] where covered (0 elsewhere).
+        mask: (B, 1, H, W) coverage, 1 where a triangle covers the pixel centre.
+        depth: (B, 1, H, W) depth of the front-most surface (larger = nearer the camera), 0 where uncovered.
+        triangle_ids: (B, H, W) long, index of the front-most triangle, -1 where uncovered.
+        vertices_2d: (B, N, 2) projected vertices in pixels.
+        landmarks_2d: (B, 68, 2) projected landmark vertices in pixels.
+        visibility: (B, N) bool, True for vertices facing the camera and not occluded.
+    """
+
+    image: Tensor
+    mask: Tensor
+    depth: Tensor
+    triangle_ids: Tensor
+    vertices_2d: Tensor
+    landmarks_2d: Tensor
+    visibility: Tensor
+
+
+@dataclass
+class Reconstruction(_Movable):
+    """Everything the model produced for a batch, handed to the losses.
+
+    Attributes:
+        codes: the encoder output.
+        vertices: (B, N, 3) decoded shape in millimetres, canonical frame.
+        albedo: (B, N, 3) per-vertex albedo in [0, 1].
+        rendering: the rendering of (vertices, albedo, pose, light), or None when not rendered.
+        extras: named tensors produced by components for specific losses (e.g. "albedo_uv").
+    """
+
+    codes: Codes
+    vertices: Tensor
+    albedo: Tensor
+    rendering: Rendering | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
