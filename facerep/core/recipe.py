@@ -336,6 +336,8 @@ class Recipe:
         override.pop("name", None)
         sub = {p[len(prefix) :]: w for p, w in self.origins.items() if p[: len(prefix)] == prefix}
         merge(data, origins, override, sub)
+        data = _strip_replace(data)
+        origins = {p: w for p, w in origins.items() if p[-1:] != ("_replace_",)}
         for address in unsets:
             unset_path(data, origins, address, where=self.locate((*prefix, "unset")))
         return Recipe(data, origins, self.source, self.chain)
@@ -435,7 +437,6 @@ def _resolve_file(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], d
         )
         data, origins, chain = base, base_origins, [path, *parent_chain]
     else:
-        data = _strip_replace(data)
         origins = {p: w for p, w in origins.items() if p[:1] not in (("extends",), ("unset",))}
     for i, address in enumerate(unsets):
         unset_path(data, origins, str(address), where=unset_origins.get(("unset", str(i)), str(path)))
@@ -451,6 +452,9 @@ def load_recipe(
     """Resolve a recipe file or built-in name, apply CLI overrides and unsets, check top-level keys."""
     path = find_recipe(ref)
     data, origins, chain = _resolve_file(path, ())
+    # `_replace_` has done its work once merged; inside `stages` it still has to act on the base.
+    data = {k: v if k == "stages" else _strip_replace(v) for k, v in data.items()}
+    origins = {p: w for p, w in origins.items() if p[-1:] != ("_replace_",) or p[:1] == ("stages",)}
     for address in unsets or []:
         unset_path(data, origins, address, where="--unset")
     for assignment in overrides or []:

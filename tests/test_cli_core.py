@@ -1,0 +1,64 @@
+"""The CLI's foundation commands: plugins, recipe show / diff / validate, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from facerep.cli.app import main
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "facerep", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_recipe_show_no_adv_has_no_adversarial_loss(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["recipe", "show", "recipes/no_adv.yaml"])
+    out = capsys.readouterr().out
+    assert "photometric:" in out and "recognition:" in out
+    assert "adversarial:" not in out and "wgan_div" not in out and "rmsprop" not in out
+    assert "\ncritic:" not in out and "\n  critic:" not in out
+
+
+def test_recipe_show_origin_and_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["recipe", "show", "demo", "--origin", "--stage", "unet_albedo"])
+    out = capsys.readouterr().out
+    assert "demo.yaml:8" in out  # face_model.vertices comes from demo.yaml
+    assert "type: unet" in out
+
+
+def test_misspelt_type_exits_2_with_file_line_and_suggestion(tmp_path: Path) -> None:
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("name: bad\noptim:\n  model:\n    type: adamm\n")
+    code, out = run_cli("recipe", "validate", str(recipe))
+    assert code == 2
+    assert f"{recipe}:4" in out and "did you mean 'adam'" in out
+
+
+def test_bad_override_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["recipe", "show", "full", "--set", "trian.epochs=3"])
+    assert info.value.code == 2
+    assert "did you mean 'train'" in capsys.readouterr().err
+
+
+def test_recipe_diff_lists_changes(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["recipe", "diff", "full", "laplacian_smooth"])
+    out = capsys.readouterr().out
+    assert "losses.smooth.type" in out and "laplacian_smooth" in out
+
+
+def test_plugins_lists_components_with_origin(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["plugins", "--kind", "optimizer"])
+    out = capsys.readouterr().out
+    assert "rmsprop" in out and "facerep" in out
