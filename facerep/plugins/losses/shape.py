@@ -1,0 +1,74 @@
+"""Shape loss (paper eq. 7): L1 between the decoded shape and the 3DMM shape of labelled rows."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from facerep.core.errors import FacerepError
+from facerep.core.interfaces import FaceModel, Loss, LossContext
+from facerep.core.registry import Component, hookimpl
+from facerep.core.types import Batch, Reconstruction
+from facerep.plugins.losses._common import check_finite, mean_vertex_l1, row_mask, zero_like_graph
+
+NAME = "shape"
+
+
+def model_shape(face_model: FaceModel, alpha_id: Tensor, alpha_exp: Tensor, like: Tensor) -> Tensor:
+    """Eq. (1) without gradient: (M, K_id), (M, K_exp) -> (M, N, 3) mm on `like`'s device and dtype."""
+    with torch.no_grad():
+        return face_model.shape(alpha_id, alpha_exp).to(device=like.device, dtype=like.dtype)
+
+
+class ShapeLoss(Loss):
+    """L_shp = ||s^ - s||_1 (eq. 7) on the labelled rows of the batch.
+
+    Inputs: ``recon.vertices`` (B, N, 3) mm; ``batch.id_params`` (B, K_id), ``batch.exp_params``
+    (B, K_exp) and ``batch.labelled`` (B,). The target s = face_model.shape(id_params, exp_params) is on
+    the template's vertices (our template *is* the face model's topology, so the paper's index set T is
+    the identity). Returns the unweighted mean over labelled rows and vertices of the per-vertex L1 norm
+    |dx| + |dy| + |dz| in mm; 0 (with a graph) when the batch has no labelled row.
+    """
+
+    applies_to = "labelled"
+
+    def __init__(self, weight: float = 1.0, *, face_model: FaceModel) -> None:
+        super().__init__()
+        self.weight = float(weight)
+        self.face_model = face_model
+
+    def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
+        """Decoded vs 3DMM shapes of labelled rows -> scalar mm (unweighted)."""
+        vertices = recon.vertices
+        rows = row_mask(batch, self.applies_to).to(vertices.device)
+        if not bool(rows.any()):
+            return zero_like_graph(vertices)
+        if batch.id_params is None or batch.exp_params is None:
+            raise FacerepError(
+                f"loss {NAME!r}: the batch has labelled rows but no id_params / exp_params "
+                f"(samples {batch.sample_ids[:4]})"
+            )
+        rows_dev = rows.to(batch.id_params.device)
+        target = model_shape(self.face_model, batch.id_params[rows_dev], batch.exp_params[rows_dev], vertices)
+        pred = vertices[rows]
+        if pred.shape != target.shape:
+            raise FacerepError(
+                f"loss {NAME!r}: decoded shapes {tuple(pred.shape)} and 3DMM shapes "
+                f"{tuple(target.shape)} differ (decoder and face model must share the template)"
+            )
+        value = mean_vertex_l1(pred - target)
+        return check_finite(
+            NAME,
+            value,
+            {
+                "recon.vertices": vertices,
+                "batch.id_params": batch.id_params,
+                "batch.exp_params": batch.exp_params,
+            },
+            batch.sample_ids,
+        )
+
+
+@hookimpl
+def facerep_components() -> list[Component]:
+    return [Component("loss", NAME, ShapeLoss, "L1 to the 3DMM shape (eq. 7), labelled rows")]
