@@ -83,7 +83,7 @@ def to_torch_sparse(
     coo = sp.coo_matrix(matrix)
     idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
     val = torch.from_numpy(np.asarray(coo.data, dtype=np.float64)).to(dtype)
-    return torch.sparse_coo_tensor(idx, val, coo.shape, device=device).coalesce()
+    return torch.sparse_coo_tensor(idx, val, coo.shape, device=device, check_invariants=False).coalesce()
 
 
 def _apply(matrix: Tensor, vertices: Tensor) -> Tensor:
