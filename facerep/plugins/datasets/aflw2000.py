@@ -1,0 +1,102 @@
+"""AFLW2000-3D layout: ``imageNNNNN.jpg`` + ``imageNNNNN.mat`` with ``pt3d_68`` and fitted 3DMM params.
+
+An evaluation set: each image is its own identity. Landmarks are the x, y rows of ``pt3d_68`` (3 x 68,
+1-based image pixels as MATLAB writes them); ``Shape_Para`` / ``Exp_Para`` (BFM unless meta.json says
+otherwise) become id_params / exp_params when present.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facerep.core.errors import DataError
+from facerep.core.registry import Component, hookimpl
+from facerep.data.base import ImageFaceDataset
+from facerep.data.imagefile import load_image
+from facerep.data.matfile import load_mat
+from facerep.data.meta import check_face_model, fit_params, read_meta
+from facerep.data.sidecars import PTS_OFFSET, mask_sidecar, read_mask
+
+REQUIRED = ("pt3d_68", "Shape_Para", "Exp_Para")
+
+
+class AFLW2000(ImageFaceDataset):
+    """AFLW2000-3D images with 68 3D landmarks and BFM parameters.
+
+    Args:
+        root: folder with the image*.jpg / image*.mat pairs.
+        image_size: side of the square output images (px).
+        face_model: the run's face model (injected) or None (no check, coefficients kept whole).
+        on_bad_sample: "error" or "skip".
+        crop: "landmarks" (default) or "center".
+    Samples: image, mask, landmarks (68, 2), identity, sample_id, id_params, exp_params, pose_params (7,),
+    landmarks_3d (68, 3) (x, y in the source image's pixels, z as stored).
+    """
+
+    labelled = True
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int = 64,
+        face_model: Any | None = None,
+        on_bad_sample: str = "error",
+        crop: str = "landmarks",
+    ) -> None:
+        super().__init__(root, image_size, on_bad_sample, crop)
+        self.meta = read_meta(self.root)
+        check_face_model(self.meta, face_model, self.root)
+        k_id = int(face_model.id_basis.shape[0]) if face_model is not None else None
+        k_exp = int(face_model.exp_basis.shape[0]) if face_model is not None else None
+        self.files: list[str] = []
+        self.records: list[dict[str, np.ndarray]] = []
+        for image_path in sorted(self.root.glob("*.jpg")):
+            mat_path = image_path.with_suffix(".mat")
+            try:
+                mat = load_mat(mat_path, REQUIRED)
+                pt3d = np.asarray(mat["pt3d_68"], dtype=np.float32)
+                if pt3d.shape != (3, 68):
+                    raise DataError(f"{mat_path}: pt3d_68 has shape {pt3d.shape}, expected (3, 68)")
+                record = {
+                    "id_params": fit_params(mat["Shape_Para"], k_id, "Shape_Para", mat_path),
+                    "exp_params": fit_params(mat["Exp_Para"], k_exp, "Exp_Para", mat_path),
+                }
+            except DataError as exc:
+                self.bad(exc)
+                continue
+            pts = pt3d.T.copy()
+            pts[:, :2] -= PTS_OFFSET
+            record["landmarks_3d"] = pts
+            pose = np.asarray(mat.get("Pose_Para", np.zeros(7)), dtype=np.float32).reshape(-1)[:7]
+            record["pose_params"] = np.pad(pose, (0, 7 - pose.size))
+            self.files.append(image_path.name)
+            self.records.append(record)
+        if not self.files:
+            raise DataError(f"{self.root}: no usable AFLW2000-3D image/.mat pair")
+        self.identities = list(range(len(self.files)))
+
+    def _load(self, index: int) -> dict[str, Any]:
+        name = self.files[index]
+        image = load_image(self.root / name)
+        rec = self.records[index]
+        mask_path = mask_sidecar(self.root, name)
+        mask = read_mask(mask_path, image.size) if mask_path.is_file() else None
+        return {
+            "image": image,
+            "landmarks": rec["landmarks_3d"][:, :2],
+            "mask": mask,
+            "identity": index,
+            "sample_id": name,
+            "id_params": rec["id_params"],
+            "exp_params": rec["exp_params"],
+            "pose_params": rec["pose_params"],
+            "landmarks_3d": rec["landmarks_3d"],
+        }
+
+
+@hookimpl
+def facerep_components() -> list[Component]:
+    return [Component("dataset", "aflw2000", AFLW2000, "AFLW2000-3D layout: images + pt3d_68 + BFM params")]

@@ -1,0 +1,119 @@
+"""300W-LP layout: images with fitted 3DMM parameters (the paper's labelled training rows).
+
+Reads ``{AFW,HELEN,IBUG,LFPW}/NAME.jpg`` + ``NAME.mat`` under `root` (the ``*_Flip`` folders, mirrored
+copies, are skipped as in the paper). From each .mat: ``Shape_Para`` (identity coefficients),
+``Exp_Para`` (expression coefficients), ``pt2d`` (2 x 68 landmarks, 1-based pixels as MATLAB writes them)
+and ``Pose_Para`` (1 x 7) when present. Views of one source photo share its name up to a trailing
+``_N``: that source photo is the identity. ``meta.json`` at the root names the face model the parameters
+belong to (absent: BFM); coefficients are cut to the run's face model's component counts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facerep.core.errors import DataError
+from facerep.core.registry import Component, hookimpl
+from facerep.data.base import ImageFaceDataset, contiguous_ids
+from facerep.data.imagefile import load_image
+from facerep.data.matfile import load_mat
+from facerep.data.meta import check_face_model, fit_params, read_meta
+from facerep.data.sidecars import PTS_OFFSET, mask_sidecar, read_mask
+
+SUBSETS = ("AFW", "HELEN", "IBUG", "LFPW")
+REQUIRED = ("Shape_Para", "Exp_Para", "pt2d")
+_VIEW = re.compile(r"_\d+$")
+
+
+def source_identity(name: str) -> str:
+    """The source photo of a 300W-LP view: its name without the trailing ``_N`` view index."""
+    return _VIEW.sub("", name)
+
+
+class W300LP(ImageFaceDataset):
+    """300W-LP images with 3DMM labels.
+
+    Args:
+        root: folder holding AFW/, HELEN/, IBUG/, LFPW/ (``*_Flip`` folders are ignored).
+        image_size: side of the square output images (px).
+        face_model: the run's face model (injected): checks meta.json and sets coefficient counts.
+        on_bad_sample: "error" or "skip" (counted in ``skipped``).
+        crop: "center" or "landmarks" (a square around the landmarks; the default, since real 300W-LP
+            faces fill about half of the 450 px image).
+    Samples: image, mask, landmarks, identity (source photo, local 0..n-1), sample_id ("AFW/NAME.jpg"),
+    id_params (K_id,), exp_params (K_exp,), pose_params (7,) (zeros when absent).
+    """
+
+    labelled = True
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int = 64,
+        face_model: Any | None = None,
+        on_bad_sample: str = "error",
+        crop: str = "landmarks",
+    ) -> None:
+        super().__init__(root, image_size, on_bad_sample, crop)
+        self.meta = read_meta(self.root)
+        check_face_model(self.meta, face_model, self.root)
+        k_id = int(face_model.id_basis.shape[0]) if face_model is not None else None
+        k_exp = int(face_model.exp_basis.shape[0]) if face_model is not None else None
+        present = [s for s in SUBSETS if (self.root / s).is_dir()]
+        if not present:
+            raise DataError(f"{self.root}: no 300W-LP subset folder ({', '.join(SUBSETS)}) found")
+        self.files: list[str] = []
+        self.id_params: list[np.ndarray] = []
+        self.exp_params: list[np.ndarray] = []
+        self.pose_params: list[np.ndarray] = []
+        self.landmarks: list[np.ndarray] = []
+        keys = []
+        for subset in present:
+            for image_path in sorted((self.root / subset).glob("*.jpg")):
+                rel = f"{subset}/{image_path.name}"
+                mat_path = image_path.with_suffix(".mat")
+                try:
+                    mat = load_mat(mat_path, REQUIRED)
+                    pt2d = np.asarray(mat["pt2d"], dtype=np.float32)
+                    if pt2d.shape != (2, 68):
+                        raise DataError(f"{mat_path}: pt2d has shape {pt2d.shape}, expected (2, 68)")
+                    ids = fit_params(mat["Shape_Para"], k_id, "Shape_Para", mat_path)
+                    exps = fit_params(mat["Exp_Para"], k_exp, "Exp_Para", mat_path)
+                except DataError as exc:
+                    self.bad(exc)
+                    continue
+                pose = np.asarray(mat.get("Pose_Para", np.zeros(7)), dtype=np.float32).reshape(-1)[:7]
+                self.files.append(rel)
+                self.id_params.append(ids)
+                self.exp_params.append(exps)
+                self.pose_params.append(np.pad(pose, (0, 7 - pose.size)))
+                self.landmarks.append(pt2d.T - PTS_OFFSET)
+                keys.append(f"{subset}/{source_identity(image_path.stem)}")
+        if not self.files:
+            raise DataError(f"{self.root}: no usable 300W-LP image")
+        self.identities, self.source_names = contiguous_ids(keys)
+
+    def _load(self, index: int) -> dict[str, Any]:
+        rel = self.files[index]
+        image = load_image(self.root / rel)
+        mask_path = mask_sidecar(self.root, rel)
+        mask = read_mask(mask_path, image.size) if mask_path.is_file() else None
+        return {
+            "image": image,
+            "landmarks": self.landmarks[index],
+            "mask": mask,
+            "identity": self.identities[index],
+            "sample_id": rel,
+            "id_params": self.id_params[index],
+            "exp_params": self.exp_params[index],
+            "pose_params": self.pose_params[index],
+        }
+
+
+@hookimpl
+def facerep_components() -> list[Component]:
+    return [Component("dataset", "w300lp", W300LP, "300W-LP layout: 3DMM-labelled images (flips skipped)")]
