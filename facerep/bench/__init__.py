@@ -1,0 +1,1 @@
+"""Evaluation on MICC Florence: protocols, scoring, baselines, tables and error maps (`facerep bench`)."""
