@@ -1,0 +1,166 @@
+"""Encoder ``resnet``: a torchvision ResNet backbone with four fully connected heads (paper, section 4.1).
+
+Image (B, 3, H, W) in [0, 1] -> `facerep.core.types.Codes`: identity (128), expression (64), pose (6)
+and SH light (27) codes, plus the backbone's feature maps as skips for a U-Net-like albedo decoder.
+
+- Architecture: torchvision's ResNet-18/34/50 (the paper uses a pre-trained ResNet-50), global average
+  pooling, one linear layer per code. Any input size works (64 px for CPU recipes, 224 px for the paper).
+- ImageNet normalisation happens inside, so callers pass images in [0, 1].
+- ``weights`` is a LOCAL file: a torchvision state dict (``.pth`` / ``.pt``, as saved by
+  ``torch.save(model.state_dict())``) or a safetensors file. Nothing is ever downloaded. The ImageNet
+  classifier (``fc.*``) in such a file is ignored; every backbone tensor must be present.
+- Initialisation: identity and expression heads use PyTorch's default; the pose and light heads start
+  at exactly zero (weights and bias), i.e. a frontal, centred, unit-scale face (zero pose code) lit by
+  the renderer's ambient term alone (zero light code), so an untrained model renders a sensible face.
+- Skips, finest first: the stem's output after ReLU (stride 2), then layer1..layer4 (strides 4..32).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+from facerep.core.interfaces import Encoder
+from facerep.core.registry import Component, hookimpl
+from facerep.core.types import Codes
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_ARCHS = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50}
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
+    """Read a state dict from a local torchvision (``torch.save``) or safetensors file.
+
+    A ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper and a ``module.`` prefix (DDP) are unwrapped.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"encoder weights file {str(path)!r} does not exist (resnet 'weights' must be a local file "
+            "path to a torchvision or safetensors state dict; facerep never downloads weights)"
+        )
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as exc:  # a pickle with arbitrary objects, or not a torch file at all
+            raise ValueError(
+                f"could not read encoder weights {str(path)!r} as a torch state dict: {exc}"
+            ) from exc
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"encoder weights {str(path)!r} hold a {type(state).__name__}, not a state dict")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+class ResNetEncoder(Encoder):
+    """ResNet backbone + four linear heads -> Codes.
+
+    Args:
+        depth: 18, 34 or 50 (torchvision architectures).
+        weights: local path of backbone weights (torchvision ``.pth`` or ``.safetensors``), or None for
+            random initialisation.
+        id_dim, exp_dim, pose_dim, light_dim: code sizes (paper: 128, 64, 6, 27).
+
+    ``forward(images (B, 3, H, W) in [0, 1]) -> Codes`` with skips finest first, channels
+    ``skip_channels`` (e.g. [64, 64, 128, 256, 512] for depth 18, [64, 256, 512, 1024, 2048] for 50) at
+    strides 2, 4, 8, 16, 32.
+    """
+
+    def __init__(
+        self,
+        depth: int = 50,
+        weights: str | None = None,
+        id_dim: int = 128,
+        exp_dim: int = 64,
+        pose_dim: int = 6,
+        light_dim: int = 27,
+    ) -> None:
+        super().__init__()
+        if depth not in _ARCHS:
+            raise ValueError(f"resnet encoder depth must be one of {sorted(_ARCHS)}, got {depth}")
+        backbone = _ARCHS[depth](weights=None)
+        if weights is not None:
+            self._load_backbone(backbone, weights)
+        self.depth = depth
+        self.stem = nn.Sequential(backbone.conv1, backbone.bn1, backbone.relu)
+        self.maxpool = backbone.maxpool
+        self.layers = nn.ModuleList([backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4])
+        feature_dim = backbone.fc.in_features
+        self.feature_dim = feature_dim
+        self.id_head = nn.Linear(feature_dim, id_dim)
+        self.exp_head = nn.Linear(feature_dim, exp_dim)
+        self.pose_head = nn.Linear(feature_dim, pose_dim)
+        self.light_head = nn.Linear(feature_dim, light_dim)
+        for head in (self.pose_head, self.light_head):
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        self.code_sizes = {"identity": id_dim, "expression": exp_dim, "pose": pose_dim, "light": light_dim}
+        expansion = 4 if depth >= 50 else 1
+        self.skip_channels = [64] + [c * expansion for c in (64, 128, 256, 512)]
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    @staticmethod
+    def _load_backbone(backbone: nn.Module, weights: str) -> None:
+        state = load_state_dict_file(weights)
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        expected = {k for k in backbone.state_dict() if not k.startswith("fc.")}
+        missing = sorted(expected - set(state))
+        unexpected = sorted(set(state) - expected)
+        if missing or unexpected:
+            raise ValueError(
+                f"encoder weights {weights!r} do not match a torchvision "
+                f"{type(backbone).__name__} of this depth: "
+                f"missing {missing[:5]}{'...' if len(missing) > 5 else ''} ({len(missing)}), unexpected "
+                f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''} ({len(unexpected)})"
+            )
+        try:
+            backbone.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise ValueError(f"encoder weights {weights!r} do not fit the backbone: {exc}") from exc
+
+    def features(self, images: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """(B, 3, H, W) in [0, 1] -> (pooled features (B, feature_dim), skips finest first)."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"resnet encoder expects (B, 3, H, W) images, got {tuple(images.shape)}")
+        x = (images - self.pixel_mean) / self.pixel_std
+        x = self.stem(x)
+        skips = [x]
+        x = self.maxpool(x)
+        for layer in self.layers:
+            x = layer(x)
+            skips.append(x)
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1), skips
+
+    def forward(self, images: Tensor) -> Codes:
+        """(B, 3, H, W) images in [0, 1] -> Codes (identity, expression, pose, light, skips)."""
+        pooled, skips = self.features(images)
+        return Codes(
+            identity=self.id_head(pooled),
+            expression=self.exp_head(pooled),
+            pose=self.pose_head(pooled),
+            light=self.light_head(pooled),
+            skips=skips,
+        )
+
+
+@hookimpl
+def facerep_components() -> list[Component]:
+    return [
+        Component(
+            "encoder",
+            "resnet",
+            ResNetEncoder,
+            "ResNet-18/34/50 backbone + identity/expression/pose/light heads, skips for U-Net decoders",
+        )
+    ]
