@@ -8,6 +8,7 @@ import typer
 
 from facerep.cli.plugins_cmd import plugins_app
 from facerep.cli.recipe_cmd import recipe_app
+from facerep.cli.run_cmd import run
 from facerep.core.errors import FacerepError
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(plugins_app, name="plugins")
 app.add_typer(recipe_app, name="recipe")
+app.command("run")(run)
 
 
 @app.command("version")

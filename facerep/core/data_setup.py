@@ -1,0 +1,137 @@
+"""From a recipe's ``data`` section to hybrid training batches.
+
+``data.sources`` maps roles to dataset nodes; a node whose ``root`` is ``builtin`` reads the embedded
+synthetic world of ``data.world`` (generated and cached on first use). All sources are concatenated
+into one `facerep.data.hybrid.HybridDataset` (identity label spaces kept disjoint) and batched by the
+hybrid sampler (``data.batch``: P identities x K photos of unlabelled rows + labelled pairs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facerep.core.errors import RecipeError
+from facerep.core.recipe import Recipe
+from facerep.core.registry import Registry
+from facerep.core.types import Batch
+
+BUILTIN_ROOT = "builtin"
+
+
+@dataclass
+class TrainingData:
+    """The training data of one stage.
+
+    Attributes:
+        dataset: the `HybridDataset` over every source.
+        loader: a DataLoader yielding `Batch`es in the sampler's order.
+        sampler: the `HybridBatchSampler` (set_epoch, state_dict / load_state_dict for resume).
+        image_size: side of the square images in pixels.
+        num_identities: identity classes over all sources.
+        epoch_length: batches in one epoch on this rank (at build time).
+    """
+
+    dataset: Any
+    loader: torch.utils.data.DataLoader
+    sampler: Any
+    image_size: int
+    num_identities: int
+    epoch_length: int
+
+    def batches(self) -> Iterator[Batch]:
+        """The rest of the current epoch (the sampler resumes mid-epoch after load_state_dict)."""
+        return iter(self.loader)
+
+
+def resolve_root(stage: Recipe, address: str, node: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``root: builtin`` by the cached synthetic world folder of the dataset's type."""
+    if node.get("root") != BUILTIN_ROOT:
+        return node
+    from facerep.data.world import ensure_world, source_root
+
+    world = stage.get("data.world") or {}
+    path = ensure_world(str(world.get("preset", "demo")), int(world.get("seed", 0)))
+    try:
+        root = source_root(path, str(node["type"]).split(":")[-1])
+    except KeyError as exc:
+        raise RecipeError(
+            f"the synthetic world has no data for dataset type {node['type']!r} ({exc})",
+            where=stage.locate(f"{address}.root"),
+            address=f"{address}.root",
+        ) from None
+    return {**node, "root": str(root)}
+
+
+def build_sources(stage: Recipe, face_model: Any, registry: Registry, *, image_size: int) -> dict[str, Any]:
+    """Build every ``data.sources`` node through the registry: {role: FaceDataset}."""
+    sources = stage.get("data.sources") or {}
+    if not sources:
+        raise RecipeError(
+            "the recipe has no data sources", where=stage.locate("data"), address="data.sources"
+        )
+    on_bad = (stage.get("train") or {}).get("on_bad_sample")
+    built = {}
+    for role, node in sources.items():
+        address = f"data.sources.{role}"
+        node = resolve_root(stage, address, dict(node))
+        comp = registry.check("dataset", node, address=address, locate=stage.locate)
+        if on_bad is not None and "on_bad_sample" in comp.recipe_parameters() and "on_bad_sample" not in node:
+            node["on_bad_sample"] = on_bad
+        context = {"face_model": face_model, "image_size": image_size}
+        built[role] = registry.build("dataset", node, context, address=address, locate=stage.locate)
+    return built
+
+
+def build_training_data(
+    stage: Recipe, face_model: Any, *, registry: Registry, rank: int = 0, world_size: int = 1
+) -> TrainingData:
+    """Sources, augmentation, hybrid sampler and loader of one stage."""
+    from facerep.data.augment import Augment
+    from facerep.data.hybrid import HybridDataset
+
+    image_size = int(stage.get("data.image_size", 64))
+    sources = build_sources(stage, face_model, registry, image_size=image_size)
+    augment = Augment.from_config(stage.get("data.augment"), face_model=face_model)
+    dataset = HybridDataset(sources, augment)
+    loader = dataset.loader(
+        stage.get("data.batch"),
+        num_workers=int(stage.get("data.num_workers", 0)),
+        seed=int(stage.get("seed", 0)),
+        num_replicas=world_size,
+        rank=rank,
+    )
+    sampler = loader.batch_sampler
+    return TrainingData(dataset, loader, sampler, image_size, dataset.num_identities, len(sampler))
+
+
+def neutral_candidates(data: TrainingData, limit: int = 256) -> torch.Tensor | None:
+    """(M, 3, H, W) images of the most neutral labelled samples (smallest expression coefficients).
+
+    Scans at most `limit` labelled samples (without augmentation) and keeps the quarter whose 3DMM
+    expression coefficients have the smallest norm; None when no source is labelled.
+    """
+    dataset = data.dataset
+    labelled = [i for i, flag in enumerate(dataset.labelled) if flag][:limit]
+    if not labelled:
+        return None
+    augment, dataset.augment = dataset.augment, None
+    try:
+        samples = [dataset[i] for i in labelled]
+    finally:
+        dataset.augment = augment
+    norms = torch.stack([torch.as_tensor(s["exp_params"]).float().norm() for s in samples])
+    keep = norms.argsort()[: max(1, len(samples) // 4)]
+    return torch.stack([samples[int(i)]["image"].float() for i in keep])
+
+
+def world_path(stage: Recipe) -> Path:
+    """The synthetic world folder a stage's ``data.world`` names (generated if missing)."""
+    from facerep.data.world import ensure_world
+
+    world = stage.get("data.world") or {}
+    return ensure_world(str(world.get("preset", "demo")), int(world.get("seed", 0)))

@@ -1,0 +1,687 @@
+"""The trainer: composes whatever a recipe names and trains it stage by stage.
+
+One model step (paper sections 4-5):
+
+1. encode the hybrid batch, decode shape and albedo, render (``FaceRepModel.forward``);
+2. ``n_critic`` critic steps (WGAN-div): fake shapes are the decoded shapes (detached), real shapes are
+   drawn from the face model's linear 3DMM prior;
+3. the weighted sum of every recipe loss (each selects the rows it applies to) is minimised with the
+   model optimiser; the adversarial loss's generator side sees the updated critic.
+
+Stages run in recipe order; components at the same address with the same ``type`` carry their weights
+into the next stage (the U-Net albedo decoder of stage 2 starts fresh, everything else carries over).
+Optimisers restart at each stage. Checkpoints hold everything needed to continue bit for bit (model,
+critic, loss parameters such as the recognition classifier and centres, optimisers, RNG states, sampler
+position, stage and step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from facerep.core import checkpoint as ckpt
+from facerep.core.errors import CheckpointError, FacerepError, RecipeError
+from facerep.core.interfaces import LossContext
+from facerep.core.model import FaceRepModel
+from facerep.core.paths import cache_dir
+from facerep.core.recipe import Recipe, validate
+from facerep.core.registry import Registry, get_registry
+from facerep.core.types import Batch
+
+
+class NonFiniteLossError(FacerepError):
+    """A loss became NaN or Inf; the message names the loss, the step and the batch's samples."""
+
+
+@dataclass
+class TrainOptions:
+    """Run-level options from the command line (the recipe holds everything else)."""
+
+    out: Path
+    device: str = "cpu"
+    resume: bool = False
+    max_steps: int | None = None  # cap per stage (smoke tests, CI)
+    quiet: bool = False
+    precision: str | None = None  # "32" | "bf16-mixed"; None = the recipe's train.precision
+    compile: bool = False
+
+
+@dataclass
+class TrainState:
+    """Where training is: stage index, epoch within the stage, global step, batches done this epoch."""
+
+    stage: int = 0
+    epoch: int = 0
+    step: int = 0
+    stage_step: int = 0
+    epoch_step: int = 0
+    skipped_nonfinite: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 1,
+    "n_critic": 1,
+    "log_every": 50,
+    "sample_every": 1000,
+    "checkpoint_every": 1000,
+    "keep_checkpoints": 3,
+    "on_nonfinite": "stop",
+    "on_bad_sample": "error",
+    "precision": "32",
+    "grad_clip": 0.0,
+    "steps_per_epoch": 0,  # 0: one pass of the sampler
+}
+
+
+def train_config(stage: Recipe) -> dict[str, Any]:
+    """The stage's ``train`` section with defaults; unknown keys are recipe errors."""
+    config = dict(TRAIN_DEFAULTS)
+    given = stage.get("train", {}) or {}
+    for key, value in given.items():
+        if key not in TRAIN_DEFAULTS:
+            from facerep.core.errors import did_you_mean
+
+            raise RecipeError(
+                f"unknown train option {key!r}{did_you_mean(key, TRAIN_DEFAULTS)}; options: "
+                + ", ".join(TRAIN_DEFAULTS),
+                where=stage.locate(f"train.{key}"),
+                address=f"train.{key}",
+            )
+        config[key] = value
+    if config["on_nonfinite"] not in ("stop", "skip"):
+        raise RecipeError("on_nonfinite must be 'stop' or 'skip'", where=stage.locate("train.on_nonfinite"))
+    return config
+
+
+# -- building ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Components:
+    """Everything one stage trains with."""
+
+    face_model: Any
+    model: FaceRepModel
+    critic: nn.Module | None
+    losses: dict[str, nn.Module]
+    data: Any  # facerep.core.data_setup.TrainingData
+    model_optimizer: torch.optim.Optimizer
+    critic_optimizer: torch.optim.Optimizer | None
+    context: dict[str, Any]
+
+
+def build_stage(
+    stage: Recipe,
+    *,
+    device: torch.device,
+    registry: Registry | None = None,
+    previous: Components | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Components:
+    """Build every component of one stage through the registry (weights carried from `previous`)."""
+    from facerep.core.data_setup import build_training_data
+
+    registry = registry or get_registry()
+    locate = stage.locate
+    context: dict[str, Any] = {"cache_dir": cache_dir(), "device": device}
+    face_model = registry.build(
+        "facemodel", stage.get("face_model"), context, address="face_model", locate=locate
+    )
+    context["face_model"] = face_model
+    data = build_training_data(stage, face_model, registry=registry, rank=rank, world_size=world_size)
+    context["num_identities"] = data.num_identities
+    context["image_size"] = data.image_size
+
+    def make(kind: str, address: str) -> Any:
+        node = stage.get(address)
+        if node is None:
+            raise RecipeError(
+                f"the recipe has no {address!r} ({kind})", where=str(stage.source), address=address
+            )
+        return registry.build(kind, node, context, address=address, locate=locate)
+
+    encoder = make("encoder", "model.encoder")
+    context["encoder"] = encoder
+    context["code_sizes"] = dict(encoder.code_sizes)
+    model = FaceRepModel(
+        encoder,
+        make("shape_decoder", "model.shape_decoder"),
+        make("albedo_decoder", "model.albedo_decoder"),
+        make("renderer", "renderer"),
+    )
+    critic = make("critic", "critic") if stage.get("critic") is not None else None
+    losses = {
+        role: registry.build("loss", node, context, address=f"losses.{role}", locate=locate)
+        for role, node in (stage.get("losses") or {}).items()
+    }
+    if previous is not None:
+        _carry_weights(previous, model, critic, losses, stage)
+    model.to(device)
+    if critic is not None:
+        critic.to(device)
+    for loss in losses.values():
+        loss.to(device)
+    model_params = [p for p in model.parameters() if p.requires_grad]
+    model_params += [p for loss in losses.values() for p in loss.parameters() if p.requires_grad]
+    model_optimizer = registry.build(
+        "optimizer", stage.get("optim.model"), {"params": model_params}, address="optim.model", locate=locate
+    )
+    critic_optimizer = None
+    if critic is not None:
+        if stage.get("optim.critic") is None:
+            raise RecipeError(
+                "a critic needs an optimizer at 'optim.critic'", where=locate("critic"), address="critic"
+            )
+        critic_optimizer = registry.build(
+            "optimizer",
+            stage.get("optim.critic"),
+            {"params": list(critic.parameters())},
+            address="optim.critic",
+            locate=locate,
+        )
+    if any(getattr(loss, "has_critic", False) for loss in losses.values()) and critic is None:
+        raise RecipeError("an adversarial loss needs a 'critic'", where=locate("losses"), address="losses")
+    return Components(face_model, model, critic, losses, data, model_optimizer, critic_optimizer, context)
+
+
+def _carry_weights(
+    previous: Components,
+    model: FaceRepModel,
+    critic: nn.Module | None,
+    losses: dict[str, nn.Module],
+    stage: Recipe,
+) -> None:
+    """Copy weights of components whose class is unchanged from the previous stage."""
+    for name in ("encoder", "shape_decoder", "albedo_decoder", "renderer"):
+        old, new = getattr(previous.model, name), getattr(model, name)
+        if type(old) is type(new):
+            new.load_state_dict(old.state_dict())
+    if critic is not None and previous.critic is not None and type(critic) is type(previous.critic):
+        critic.load_state_dict(previous.critic.state_dict())
+    for role, loss in losses.items():
+        old = previous.losses.get(role)
+        if old is not None and type(old) is type(loss):
+            loss.load_state_dict(old.state_dict())
+
+
+# -- the trainer ---------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Trains a resolved recipe into a run directory."""
+
+    def __init__(self, recipe: Recipe, options: TrainOptions, registry: Registry | None = None) -> None:
+        self.recipe = recipe
+        self.options = options
+        self.registry = registry or get_registry()
+        self.out = options.out
+        self.device = torch.device(options.device)
+        self.rank, self.world_size = _distributed_rank()
+        self.is_main = self.rank == 0
+        self.state = TrainState()
+        self.console = _console(options.quiet or not self.is_main)
+        self._tb = None
+        self._restored_critic_generator: Tensor | None = None
+        validate(recipe, self.registry)
+
+    # -- run directory ---------------------------------------------------------------------------
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out / "checkpoints"
+
+    def _write_run_files(self) -> None:
+        if not self.is_main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "recipe.yaml").write_text(self.recipe.to_yaml())
+        (self.out / "recipe.origins.yaml").write_text(self.recipe.to_yaml(with_origins=True))
+        versions = {c.qualified_name + f"@{c.kind}": c.version for c in self.registry.components()}
+        (self.out / "plugins.json").write_text(
+            json.dumps({"torch": torch.__version__, "components": versions}, indent=1)
+        )
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        with open(self.out / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for key, value in record.items():
+                if isinstance(value, int | float) and key not in ("step", "epoch"):
+                    self._tb.add_scalar(key, value, record["step"])
+
+    # -- main loop --------------------------------------------------------------------------------
+
+    def fit(self) -> Path:
+        """Train every stage; returns the run directory."""
+        torch.manual_seed(int(self.recipe.get("seed", 0)))
+        self._write_run_files()
+        if self.is_main:
+            self._tb = _tensorboard(self.out)
+        resume_data = None
+        if self.options.resume:
+            found = ckpt.load_latest(
+                self.checkpoint_dir, warn=lambda m: self.console.print(f"[yellow]{m}[/]")
+            )
+            if found is None:
+                self.console.print(
+                    f"[yellow]no checkpoint in {self.checkpoint_dir}; starting from scratch[/]"
+                )
+            else:
+                path, resume_data = found
+                meta = resume_data.meta
+                self.state = TrainState(
+                    stage=meta["stage"],
+                    epoch=meta["epoch"],
+                    step=meta["step"],
+                    stage_step=meta["stage_step"],
+                    epoch_step=meta["epoch_step"],
+                    skipped_nonfinite=meta.get("skipped_nonfinite", 0),
+                )
+                self.console.print(f"resuming from {path} (stage {meta['stage_name']}, step {meta['step']})")
+        stages = list(self.recipe.stages())
+        previous: Components | None = None
+        for index, (name, stage) in enumerate(stages):
+            if index < self.state.stage:
+                continue
+            comps = build_stage(
+                stage,
+                device=self.device,
+                registry=self.registry,
+                previous=previous,
+                rank=self.rank,
+                world_size=self.world_size,
+            )
+            if resume_data is not None and index == self.state.stage:
+                self._restore(comps, resume_data)
+                resume_data = None
+            else:
+                self.state.epoch, self.state.stage_step, self.state.epoch_step = 0, 0, 0
+            self._train_stage(index, name, stage, comps)
+            previous = comps
+            self.state.stage = index + 1
+        if self.is_main:
+            self._summary()
+        return self.out
+
+    def _train_stage(self, index: int, name: str, stage: Recipe, comps: Components) -> None:
+        config = train_config(stage)
+        model = comps.model
+        ddp_model = _wrap_ddp(model, self.device) if self.world_size > 1 else model
+        sampler = comps.data.sampler
+        per_epoch = int(config["steps_per_epoch"])  # 0: a full pass of the sampler
+        total = (per_epoch or comps.data.epoch_length) * int(config["epochs"])
+        if self.options.max_steps is not None:
+            total = min(total, self.options.max_steps)
+        loss_context = LossContext(
+            face_model=comps.face_model,
+            shape_decoder=model.shape_decoder,
+            critic=comps.critic,
+            step=self.state.step,
+        )
+        precision = self.options.precision or str(config["precision"])
+        generator = torch.Generator().manual_seed(int(self.recipe.get("seed", 0)) * 7919 + index)
+        if self._restored_critic_generator is not None:
+            generator.set_state(self._restored_critic_generator)
+            self._restored_critic_generator = None
+        with _Progress(
+            self.console, f"stage {index + 1}/{len(self.recipe.stage_names())} {name}", total
+        ) as bar:
+            bar.advance(self.state.stage_step)
+            t_last, seen = time.perf_counter(), 0
+            batch = None
+            while self.state.stage_step < total:
+                sampler.set_epoch(self.state.epoch)
+                produced = 0
+                for batch in comps.data.batches():
+                    produced += 1
+                    batch = batch.to(self.device)
+                    record = self._step(ddp_model, comps, batch, loss_context, config, generator, precision)
+                    self.state.step += 1
+                    self.state.stage_step += 1
+                    self.state.epoch_step += 1
+                    seen += batch.size
+                    bar.advance(1)
+                    last = self.state.stage_step == total
+                    if record is not None and (self.state.step % int(config["log_every"]) == 0 or last):
+                        now = time.perf_counter()
+                        record.update(
+                            stage=name,
+                            epoch=self.state.epoch,
+                            step=self.state.step,
+                            lr=comps.model_optimizer.param_groups[0]["lr"],
+                            images_per_s=seen * self.world_size / max(now - t_last, 1e-9),
+                            skipped_nonfinite=self.state.skipped_nonfinite,
+                        )
+                        t_last, seen = now, 0
+                        self.state.history.append(record)
+                        self._log(record)
+                        bar.update_losses(record)
+                    if self.is_main and self.state.step % int(config["sample_every"]) == 0:
+                        self._sample_sheet(comps, batch, name)
+                    epoch_full = bool(per_epoch) and self.state.epoch_step >= per_epoch
+                    if last or epoch_full:
+                        break
+                    if self.state.step % int(config["checkpoint_every"]) == 0:
+                        self._checkpoint(index, name, comps, config, generator)
+                else:
+                    epoch_full = True
+                if produced == 0 and self.state.epoch_step == 0:
+                    raise FacerepError(
+                        f"stage {name!r}: the data yields no batch (too few samples for the batch sizes in "
+                        f"{stage.locate('data.batch')})"
+                    )
+                if epoch_full:
+                    self.state.epoch += 1
+                    self.state.epoch_step = 0
+                if self.state.stage_step < total and self.state.step % int(config["checkpoint_every"]) == 0:
+                    self._checkpoint(index, name, comps, config, generator)
+        comps.neutral_expression = self._neutral_expression(comps)  # type: ignore[attr-defined]
+        self._checkpoint(index, name, comps, config, generator, final=True)
+        if self.is_main:
+            self._sample_sheet(comps, batch, name)
+
+    def _step(
+        self,
+        model: nn.Module,
+        comps: Components,
+        batch: Batch,
+        context: LossContext,
+        config: dict[str, Any],
+        generator: torch.Generator,
+        precision: str,
+    ) -> dict[str, Any] | None:
+        model.train()
+        autocast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if precision == "bf16-mixed"
+            else contextlib.nullcontext()
+        )
+        with autocast:
+            recon = model(batch.images)
+        record: dict[str, Any] = {}
+        adversarial = [loss for loss in comps.losses.values() if getattr(loss, "has_critic", False)]
+        if comps.critic is not None and adversarial:
+            fake = recon.vertices.detach().float()
+            for _ in range(int(config["n_critic"])):
+                real = comps.face_model.sample(fake.shape[0], generator=generator).to(fake)
+                critic_loss = adversarial[0].critic_loss(real, fake, comps.critic)
+                if not torch.isfinite(critic_loss):
+                    return self._nonfinite("critic", batch, comps, config)
+                comps.critic_optimizer.zero_grad(set_to_none=True)
+                critic_loss.backward()
+                comps.critic_optimizer.step()
+            record["loss/critic"] = float(critic_loss.detach())
+        context._items["step"] = self.state.step
+        total = torch.zeros((), device=self.device)
+        for role, loss in comps.losses.items():
+            weight = float(getattr(loss, "weight", 1.0))
+            if weight == 0.0:
+                continue
+            value = loss(batch, recon, context)
+            if not torch.isfinite(value):
+                return self._nonfinite(role, batch, comps, config)
+            record[f"loss/{role}"] = float(value.detach())
+            total = total + weight * value
+        record["loss/total"] = float(total.detach())
+        comps.model_optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if config["grad_clip"]:
+            params = [p for g in comps.model_optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, float(config["grad_clip"]))
+        comps.model_optimizer.step()
+        return record
+
+    def _nonfinite(self, name: str, batch: Batch, comps: Components, config: dict[str, Any]) -> None:
+        if config["on_nonfinite"] == "skip":
+            self.state.skipped_nonfinite += 1
+            comps.model_optimizer.zero_grad(set_to_none=True)
+            return None
+        debug = self.out / "checkpoints" / f"debug-step-{self.state.step:08d}.safetensors"
+        if self.is_main:
+            ckpt.save_checkpoint(debug, self._checkpoint_data(self.state.stage, "debug", comps, None))
+        ids = ", ".join(batch.sample_ids[:16]) + (" ..." if len(batch.sample_ids) > 16 else "")
+        raise NonFiniteLossError(
+            f"loss {name!r} is not finite at step {self.state.step} (batch samples: {ids}); "
+            f"debug checkpoint: {debug}; set train.on_nonfinite: skip to skip such steps"
+        )
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def _checkpoint_data(
+        self, index: int, name: str, comps: Components, generator: torch.Generator | None
+    ) -> ckpt.CheckpointData:
+        tensors: dict[str, Tensor] = {}
+        modules = _modules(comps)
+        for address, module in modules.items():
+            tensors.update({f"{address}.{k}": v for k, v in module.state_dict().items()})
+        opt_meta = {}
+        for role, opt in (("model", comps.model_optimizer), ("critic", comps.critic_optimizer)):
+            if opt is not None:
+                t, m = ckpt.optimizer_to_tensors(opt, f"optim.{role}")
+                tensors.update(t)
+                opt_meta[role] = m
+        rng_t, rng_m = ckpt.rng_state()
+        tensors.update(rng_t)
+        if generator is not None:
+            tensors["rng.critic"] = generator.get_state()
+        neutral = getattr(comps, "neutral_expression", None)
+        if neutral is not None:
+            tensors["neutral_expression"] = neutral
+        meta = {
+            "stage": index,
+            "stage_name": name,
+            "epoch": self.state.epoch,
+            "step": self.state.step,
+            "stage_step": self.state.stage_step,
+            "epoch_step": self.state.epoch_step,
+            "skipped_nonfinite": self.state.skipped_nonfinite,
+            "sampler": {
+                **comps.data.sampler.state_dict(),
+                "epoch": self.state.epoch,
+                "batches_done": self.state.epoch_step,
+            },
+            "optimizers": opt_meta,
+            "rng": rng_m,
+            "classes": {address: _class_name(module) for address, module in modules.items()},
+            "recipe": self.recipe.data,
+            "recipe_source": str(self.recipe.source),
+        }
+        return ckpt.CheckpointData(tensors, meta)
+
+    def _checkpoint(
+        self,
+        index: int,
+        name: str,
+        comps: Components,
+        config: dict[str, Any],
+        generator: torch.Generator,
+        final: bool = False,
+    ) -> None:
+        if not self.is_main:
+            return
+        data = self._checkpoint_data(index, name, comps, generator)
+        if final:
+            data.meta["stage"] = index + 1  # a resumed run starts at the next stage
+            data.meta["stage_complete"] = name
+        ckpt.save_checkpoint(ckpt.checkpoint_path(self.checkpoint_dir, self.state.step), data)
+        ckpt.prune_checkpoints(self.checkpoint_dir, int(config["keep_checkpoints"]))
+
+    def _restore(self, comps: Components, data: ckpt.CheckpointData) -> None:
+        """Load a checkpoint into freshly built components.
+
+        Mid-stage checkpoints restore everything. A stage-final checkpoint (the run stopped between
+        stages) restores the weights of components whose class is unchanged, as the stage switch does.
+        """
+        meta = data.meta
+        between_stages = "stage_complete" in meta
+        for address, module in _modules(comps).items():
+            if meta.get("classes", {}).get(address) != _class_name(module):
+                if between_stages:
+                    continue
+                raise CheckpointError(f"checkpoint component {address} is not a {_class_name(module)}")
+            module.load_state_dict(data.section(address))
+        if not between_stages:
+            ckpt.optimizer_from_tensors(
+                comps.model_optimizer, data, "optim.model", meta["optimizers"]["model"]
+            )
+            if comps.critic_optimizer is not None and "critic" in meta["optimizers"]:
+                ckpt.optimizer_from_tensors(
+                    comps.critic_optimizer, data, "optim.critic", meta["optimizers"]["critic"]
+                )
+            comps.data.sampler.load_state_dict(meta["sampler"])
+            self._restored_critic_generator = data.tensors.get("rng.critic")
+        ckpt.restore_rng_state(data, meta["rng"])
+
+    # -- outputs ----------------------------------------------------------------------------------
+
+    def _neutral_expression(self, comps: Components) -> Tensor:
+        """The expression code decoded as "neutral" (stored in checkpoints, used by benchmarks).
+
+        It is the mean expression code of labelled training images whose 3DMM expression coefficients
+        are smallest (the most neutral quarter, at most 256 images seen); without labelled data, zeros.
+        """
+        from facerep.core.data_setup import neutral_candidates
+
+        size = int(comps.model.encoder.code_sizes["expression"])
+        images = neutral_candidates(comps.data, limit=256)
+        if images is None:
+            return torch.zeros(size)
+        comps.model.eval()
+        with torch.no_grad():
+            codes = [
+                comps.model.encode(chunk.to(self.device)).expression.float().cpu()
+                for chunk in images.split(32)
+            ]
+        return torch.cat(codes).mean(0)
+
+    def _sample_sheet(self, comps: Components, batch: Batch, stage: str) -> None:
+        from facerep.core.sample_sheet import write_sample_sheet
+
+        comps.model.eval()
+        with torch.no_grad():
+            path = self.out / "samples" / f"{stage}-step-{self.state.step:08d}.png"
+            write_sample_sheet(path, comps.model, batch, rows=min(6, batch.size))
+        comps.model.train()
+
+    def _summary(self) -> None:
+        last = ckpt.list_checkpoints(self.checkpoint_dir)
+        self.console.print(f"[bold green]done[/]: run directory {self.out}")
+        if last:
+            self.console.print(f"  last checkpoint: {last[-1]}")
+        self.console.print(f"  metrics: {self.out / 'metrics.jsonl'}   samples: {self.out / 'samples'}")
+        self.console.print(f"  next: [bold]facerep bench {self.out}[/]")
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _modules(comps: Components) -> dict[str, nn.Module]:
+    """Checkpoint address -> module, for every trainable part of a stage."""
+    modules: dict[str, nn.Module] = {
+        f"model.{name}": getattr(comps.model, name)
+        for name in ("encoder", "shape_decoder", "albedo_decoder", "renderer")
+    }
+    if comps.critic is not None:
+        modules["critic"] = comps.critic
+    modules.update({f"losses.{role}": loss for role, loss in comps.losses.items()})
+    return modules
+
+
+def _class_name(module: nn.Module) -> str:
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def _distributed_rank() -> tuple[int, int]:
+    """Initialise torch.distributed under torchrun (gloo on CPU, NCCL on GPU); (rank, world size)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    dist = torch.distributed
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+
+def _console(quiet: bool) -> Any:
+    from rich.console import Console
+
+    return Console(quiet=quiet, stderr=True)
+
+
+def _tensorboard(out: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard not installed: metrics.jsonl only
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+class _Bar:
+    def __init__(self, progress: Any, task: Any) -> None:
+        self.progress, self.task = progress, task
+
+    def advance(self, n: int) -> None:
+        if self.progress is not None and n:
+            self.progress.advance(self.task, n)
+
+    def update_losses(self, record: dict[str, Any]) -> None:
+        if self.progress is None:
+            return
+        parts = [
+            f"{k.split('/', 1)[1]} {v:.3g}"
+            for k, v in record.items()
+            if k.startswith("loss/") and math.isfinite(v)
+        ]
+        text = f"{record.get('images_per_s', 0):.1f} img/s  " + "  ".join(parts[:6])
+        self.progress.update(self.task, losses=text)
+
+
+class _Progress:
+    """A rich progress bar (stage, step, ETA, images/s, running losses); silent when quiet."""
+
+    def __init__(self, console: Any, title: str, total: int) -> None:
+        self.console, self.title, self.total = console, title, total
+        self._progress = None
+
+    def __enter__(self) -> _Bar:
+        if self.console.quiet:
+            return _Bar(None, None)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"),
+            console=self.console,
+        )
+        self._progress.__enter__()
+        task = self._progress.add_task(self.title, total=self.total, losses="")
+        return _Bar(self._progress, task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)

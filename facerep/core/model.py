@@ -1,0 +1,55 @@
+"""The composed face model: encoder, shape and albedo decoders, renderer (one nn.Module)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from facerep.core.interfaces import AlbedoDecoder, Encoder, Renderer, ShapeDecoder
+from facerep.core.types import Codes, Reconstruction, Rendering
+
+
+class FaceRepModel(nn.Module):
+    """Image -> codes -> shape, albedo -> rendering (paper Figure 2).
+
+    Sub-modules are the components a recipe names under ``model`` plus the renderer; they are
+    addressed in state dicts as ``encoder.*``, ``shape_decoder.*``, ``albedo_decoder.*``, ``renderer.*``.
+    """
+
+    def __init__(
+        self, encoder: Encoder, shape_decoder: ShapeDecoder, albedo_decoder: AlbedoDecoder, renderer: Renderer
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.shape_decoder = shape_decoder
+        self.albedo_decoder = albedo_decoder
+        self.renderer = renderer
+
+    def encode(self, images: Tensor) -> Codes:
+        """(B, 3, H, W) images in [0, 1] -> codes."""
+        return self.encoder(images)
+
+    def decode_shape(self, identity: Tensor, expression: Tensor) -> Tensor:
+        """(B, D_id), (B, D_exp) -> (B, N, 3) vertices in mm, canonical frame."""
+        return self.shape_decoder(identity, expression)
+
+    def decode_albedo(self, codes: Codes) -> Tensor:
+        """Codes -> (B, N, 3) albedo in [0, 1] (skips passed to decoders that use them)."""
+        skips = codes.skips if getattr(self.albedo_decoder, "uses_skips", False) else None
+        return self.albedo_decoder(codes.identity, skips)
+
+    def render(self, vertices: Tensor, albedo: Tensor, pose: Tensor, light: Tensor) -> Rendering:
+        return self.renderer(vertices, albedo, pose, light)
+
+    def forward(self, images: Tensor, *, render: bool = True) -> Reconstruction:
+        codes = self.encode(images)
+        vertices = self.decode_shape(codes.identity, codes.expression)
+        albedo = self.decode_albedo(codes)
+        rendering = self.render(vertices, albedo, codes.pose, codes.light) if render else None
+        return Reconstruction(codes=codes, vertices=vertices, albedo=albedo, rendering=rendering)
+
+    def reconstruct(self, images: Tensor) -> Reconstruction:
+        """Inference helper: forward without building a graph."""
+        import torch
+
+        with torch.no_grad():
+            return self.forward(images)

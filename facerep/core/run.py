@@ -1,0 +1,105 @@
+"""Loading a trained run: the composed model, its face model and the neutral expression code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facerep.core import checkpoint as ckpt
+from facerep.core.errors import CheckpointError
+from facerep.core.model import FaceRepModel
+from facerep.core.paths import cache_dir
+from facerep.core.recipe import Recipe
+from facerep.core.registry import Registry, get_registry
+
+
+@dataclass
+class LoadedRun:
+    """A trained run, ready for inference.
+
+    Attributes:
+        name: the run directory's name.
+        path: the run directory.
+        checkpoint: the checkpoint file loaded.
+        recipe: the resolved recipe of the stage the checkpoint belongs to.
+        face_model: the run's face model.
+        image_size: input image side in pixels.
+        neutral_expression: (D_exp,) expression code decoded as neutral (see `Trainer._neutral_expression`).
+        model: the composed `FaceRepModel` in eval mode.
+    """
+
+    name: str
+    path: Path
+    checkpoint: Path
+    recipe: Recipe
+    face_model: Any
+    image_size: int
+    neutral_expression: torch.Tensor
+    model: FaceRepModel
+
+
+def _stage_for_checkpoint(recipe: Recipe, meta: dict[str, Any]) -> Recipe:
+    names = recipe.stage_names()
+    name = meta.get("stage_complete") or meta.get("stage_name")
+    return recipe.stage(name if name in names else names[min(int(meta.get("stage", 0)), len(names) - 1)])
+
+
+def load_run(
+    path: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    device: str = "cpu",
+    registry: Registry | None = None,
+) -> LoadedRun:
+    """Load the newest readable checkpoint of a run directory (or a given checkpoint file)."""
+    registry = registry or get_registry()
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory not found: {run_dir}")
+    if checkpoint is not None:
+        ckpt_path, data = Path(checkpoint), ckpt.load_checkpoint(Path(checkpoint))
+    else:
+        found = ckpt.load_latest(run_dir / "checkpoints")
+        if found is None:
+            raise CheckpointError(
+                f"no readable checkpoint in {run_dir / 'checkpoints'} (has this run trained?)"
+            )
+        ckpt_path, data = found
+    meta = data.meta
+    recipe = Recipe(meta["recipe"], {}, Path(meta.get("recipe_source", run_dir / "recipe.yaml")))
+    stage = _stage_for_checkpoint(recipe, meta)
+    context: dict[str, Any] = {"cache_dir": cache_dir(), "device": torch.device(device)}
+    face_model = registry.build("facemodel", stage.get("face_model"), context, address="face_model")
+    image_size = int(stage.get("data.image_size", 64))
+    context.update(face_model=face_model, image_size=image_size)
+    n_ids = int(data.tensors.get("losses.recognition.classifier.weight", torch.zeros(1, 1)).shape[0])
+    context["num_identities"] = n_ids
+    encoder = registry.build("encoder", stage.get("model.encoder"), context, address="model.encoder")
+    context.update(encoder=encoder, code_sizes=dict(encoder.code_sizes))
+    model = FaceRepModel(
+        encoder,
+        registry.build(
+            "shape_decoder", stage.get("model.shape_decoder"), context, address="model.shape_decoder"
+        ),
+        registry.build(
+            "albedo_decoder", stage.get("model.albedo_decoder"), context, address="model.albedo_decoder"
+        ),
+        registry.build("renderer", stage.get("renderer"), context, address="renderer"),
+    )
+    state = data.section("model")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{ckpt_path} does not match the recipe's model: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    model.to(device).eval()
+    neutral = data.tensors.get("neutral_expression")
+    if neutral is None:
+        neutral = torch.zeros(int(encoder.code_sizes["expression"]))
+    return LoadedRun(
+        run_dir.name, run_dir, ckpt_path, stage, face_model, image_size, neutral.to(device), model
+    )
