@@ -160,3 +160,23 @@ def run_protocols(model: EvalModel, codes: VideoCodes, protocols: Iterable[str])
         else:
             raise ValueError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)}")
     return out
+
+
+@torch.no_grad()
+def identity_spread(model: EvalModel, codes: VideoCodes, *, max_frames: int = 64) -> float:
+    """Mean per-vertex spread (mm) of a video's per-frame neutral shapes around their average.
+
+    Each frame's identity code is decoded with the neutral expression (up to `max_frames` evenly
+    spaced frames); the spread is the mean over vertices of the RMS distance of the frames' vertex
+    to the vertex's average position. 0 for a perfectly consistent identity; the paper's Table 2
+    attributes the large std of the model without the recognition loss to this inconsistency.
+    """
+    t = codes.num_frames
+    if t < 2:
+        return 0.0
+    pick = np.unique(np.linspace(0, t - 1, min(t, max_frames)).round().astype(int))
+    identity = codes.identity[pick]
+    neutral = torch.as_tensor(model.neutral_expression, dtype=identity.dtype).reshape(1, -1)
+    shapes = _decode(model, identity, neutral.expand(len(pick), -1))  # (T', N, 3)
+    dev = np.sqrt(((shapes - shapes.mean(axis=0, keepdims=True)) ** 2).sum(-1).mean(axis=0))
+    return float(dev.mean())

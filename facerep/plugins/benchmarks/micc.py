@@ -1,0 +1,308 @@
+"""The ``micc`` benchmark: MICC Florence evaluation of runs and baselines (paper section 5.1, Tables 1-2).
+
+For every subject of a MICC root (real MICC Florence or the synthetic world's), the ground-truth scan
+is cropped to 95 mm around its nose tip; for every video (Cooperative, Indoor, Outdoor) each run
+encodes all frames in batches once and predicts one shape per protocol ("average over identity",
+"average over three views", see `facerep.bench.protocols`); each shape is aligned to the scan
+(landmarks, then ICP) and scored by the mean point-to-plane error (`facerep.bench.scoring`).
+Baselines in the same run: the template mean face and the best linear 3DMM fit of each scan
+(`facerep.bench.baselines`). On real MICC (a root without the synthetic world's ``meta.json``) the
+paper's published rows are added, marked as published.
+
+Outputs under ``out_dir``: ``table1.{md,csv,json}``, ``table2.{md,csv,json}``, ``per_subject.csv`` and
+``error_maps/SUBJECT_PROTOCOL_CONDITION.png`` for the first `error_maps` subjects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from facerep.bench import baselines as baseline_shapes
+from facerep.bench.error_maps import ErrorPanel, render_error_map
+from facerep.bench.micc_source import CONDITION_TITLES, MiccSource
+from facerep.bench.protocols import PROTOCOLS, encode_video, identity_spread, run_protocols
+from facerep.bench.published import TABLE1, TABLE2
+from facerep.bench.results import Score, TableRow, published_rows, summarise
+from facerep.bench.scoring import ShapeScore, score_shape
+from facerep.bench.tables import BenchTables, print_tables, write_per_subject, write_tables
+from facerep.core.errors import DataError, FacerepError
+from facerep.core.interfaces import Benchmark
+from facerep.core.registry import Component, hookimpl
+from facerep.geometry.surface_distance import DIRECTIONS, SCAN_CROP_RADIUS_MM, STATISTICS
+
+
+def resolve_micc_root(root: str | Path, *, preset: str = "demo", seed: int = 0) -> Path:
+    """A MICC root: `root` itself, or for ``builtin`` the synthetic world's ``micc/`` (made if needed)."""
+    if str(root) != "builtin":
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise DataError(f"{path}: MICC data root not found")
+        return path
+    from facerep.data.world import ensure_world
+
+    world = ensure_world(preset, seed)
+    base = Path(getattr(world, "micc", None) or getattr(world, "root", None) or world)
+    micc = base / "micc" if (base / "micc").is_dir() else base
+    if not micc.is_dir():
+        raise DataError(f"{micc}: the synthetic world has no MICC folder")
+    return micc
+
+
+def _model_name(model: Any, index: int) -> str:
+    return str(getattr(model, "name", None) or f"run{index + 1}")
+
+
+class MiccBenchmark(Benchmark):
+    """MICC Florence benchmark (both protocols of section 5.1, baselines, tables, error maps).
+
+    Args:
+        root: MICC-layout folder, or ``builtin`` for the synthetic world's MICC.
+        protocols: any of "identity", "three_views".
+        statistic: "mean" (the paper's) or "rmse": the per-subject number the tables aggregate.
+        direction: "pred_to_scan", "scan_to_pred" or "symmetric" point-to-plane distance.
+        radius: scan crop radius around the nose tip, mm.
+        batch_size: frames per encoder forward pass.
+        frame_step: keep every `frame_step`-th frame.
+        max_frames: at most this many frames per video (evenly spaced), None for all.
+        subjects: restrict to these subject folders (None: all).
+        baselines: score the template mean face and the best linear 3DMM fit.
+        linear_fit_iterations: alignment / correspondence rounds of the linear fit.
+        error_maps: number of subjects that get error-map PNGs.
+        error_map_vmax: top of the error maps' colour scale, mm.
+        icp_iterations: ICP iteration cap per alignment.
+        world_preset, world_seed: the synthetic world used when root is ``builtin``.
+        progress: show a rich progress bar.
+    """
+
+    def __init__(
+        self,
+        root: str = "builtin",
+        protocols: Sequence[str] = PROTOCOLS,
+        statistic: str = "mean",
+        direction: str = "pred_to_scan",
+        radius: float = SCAN_CROP_RADIUS_MM,
+        batch_size: int = 32,
+        frame_step: int = 1,
+        max_frames: int | None = None,
+        subjects: Sequence[str] | None = None,
+        baselines: bool = True,
+        linear_fit_iterations: int = 3,
+        error_maps: int = 3,
+        error_map_vmax: float = 3.0,
+        icp_iterations: int = 30,
+        world_preset: str = "demo",
+        world_seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        bad = [p for p in protocols if p not in PROTOCOLS]
+        if bad or not protocols:
+            raise FacerepError(
+                f"unknown MICC protocol(s) {bad or protocols}; choose from {', '.join(PROTOCOLS)}"
+            )
+        if statistic not in STATISTICS:
+            raise FacerepError(f"unknown statistic {statistic!r}; choose from {', '.join(STATISTICS)}")
+        if direction not in DIRECTIONS:
+            raise FacerepError(f"unknown direction {direction!r}; choose from {', '.join(DIRECTIONS)}")
+        self.root = root
+        self.protocols = [p for p in PROTOCOLS if p in protocols]
+        self.statistic = statistic
+        self.direction = direction
+        self.radius = float(radius)
+        self.batch_size = int(batch_size)
+        self.frame_step = int(frame_step)
+        self.max_frames = max_frames
+        self.subjects = list(subjects) if subjects is not None else None
+        self.baselines = bool(baselines)
+        self.linear_fit_iterations = int(linear_fit_iterations)
+        self.error_maps = int(error_maps)
+        self.error_map_vmax = float(error_map_vmax)
+        self.icp_iterations = int(icp_iterations)
+        self.world_preset = world_preset
+        self.world_seed = int(world_seed)
+        self.progress = bool(progress)
+
+    # -- scoring helpers ----------------------------------------------------------------------------
+
+    def _score(self, shape: np.ndarray, face_model: Any, scan: Any) -> ShapeScore:
+        return score_shape(
+            shape,
+            np.asarray(face_model.triangles),
+            scan,
+            landmark_vertices=np.asarray(face_model.landmarks),
+            nose_tip_vertex=int(face_model.nose_tip),
+            direction=self.direction,
+            icp_iterations=self.icp_iterations,
+        )
+
+    # -- the benchmark ------------------------------------------------------------------------------
+
+    def run(
+        self, runs: list[Any], out_dir: Any, *, console: Console | None = None, data_root: Path | None = None
+    ) -> dict[str, Any]:
+        """Evaluate `runs` (objects with encode / decode_shape / neutral_expression / face_model /
+        image_size, and optionally name / checkpoint) and write the tables under `out_dir`.
+
+        Returns:
+            {"tables": BenchTables, "scores": list[Score], "files": {name: Path}, "seconds": float}.
+        """
+        if not runs:
+            raise FacerepError("the MICC benchmark needs at least one run")
+        console = console or Console()
+        started = time.perf_counter()
+        out = Path(out_dir)
+        root = data_root or resolve_micc_root(self.root, preset=self.world_preset, seed=self.world_seed)
+        names = [_model_name(m, i) for i, m in enumerate(runs)]
+        if len(set(names)) != len(names):
+            names = [f"{n}#{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+        image_size = max(int(m.image_size) for m in runs)
+        source = MiccSource(
+            root,
+            image_size,
+            frame_step=self.frame_step,
+            max_frames=self.max_frames,
+            subjects=self.subjects,
+            radius=self.radius,
+        )
+        face_model = runs[0].face_model
+        scores: list[Score] = []
+        files: dict[str, Path] = {}
+        map_subjects = set(source.subjects[: self.error_maps])
+        total = len(source.subjects) * len(source.conditions)
+        columns = (
+            TextColumn("[bold]MICC[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console, disable=not self.progress, transient=False) as bar:
+            task = bar.add_task("", total=total)
+            for subject in source.subjects:
+                bar.update(task, description=f"{subject}: scan and baselines")
+                scan = source.scan(subject)
+                panels: dict[tuple[str, str], list[ErrorPanel]] = {}
+                baseline_scores: dict[str, ShapeScore] = {}
+                if self.baselines:
+                    shapes = {"mean_face": baseline_shapes.mean_face(face_model)}
+                    shapes["linear_fit"] = baseline_shapes.linear_fit(
+                        face_model, scan, iterations=self.linear_fit_iterations
+                    )
+                    for name, shape in shapes.items():
+                        baseline_scores[name] = self._score(shape, face_model, scan)
+                for condition in source.conditions:
+                    title = CONDITION_TITLES[condition]
+                    bar.update(task, description=f"{subject} {title}")
+                    frames = source.frames(subject, condition)
+                    for name, sc in baseline_scores.items():
+                        for protocol in self.protocols:
+                            scores.append(
+                                Score(
+                                    name,
+                                    "baseline",
+                                    protocol,
+                                    title,
+                                    subject,
+                                    sc.error.mean,
+                                    sc.error.rmse,
+                                )
+                            )
+                            if subject in map_subjects:
+                                panels.setdefault((protocol, title), []).append(
+                                    ErrorPanel(name, sc.aligned, face_model.triangles, sc.error.per_vertex)
+                                )
+                    if frames is None:
+                        bar.advance(task)
+                        continue
+                    for model, name in zip(runs, names, strict=True):
+                        codes = encode_video(model, frames, batch_size=self.batch_size)
+                        spread = identity_spread(model, codes)
+                        for protocol, shape in run_protocols(model, codes, self.protocols).items():
+                            sc = self._score(shape, model.face_model, scan)
+                            scores.append(
+                                Score(
+                                    name,
+                                    "run",
+                                    protocol,
+                                    title,
+                                    subject,
+                                    sc.error.mean,
+                                    sc.error.rmse,
+                                    spread,
+                                    codes.num_frames,
+                                )
+                            )
+                            if subject in map_subjects:
+                                panels.setdefault((protocol, title), []).insert(
+                                    names.index(name),
+                                    ErrorPanel(
+                                        name, sc.aligned, model.face_model.triangles, sc.error.per_vertex
+                                    ),
+                                )
+                    bar.advance(task)
+                for (protocol, title), group in panels.items():
+                    if protocol != self.protocols[0]:
+                        continue  # one map per subject and condition, for the first protocol
+                    path = out / "error_maps" / f"{subject}_{protocol}_{title}.png"
+                    files[f"error_maps/{path.name}"] = render_error_map(
+                        group, path, title=f"{subject} {title} ({protocol})", vmax=self.error_map_vmax
+                    )
+        tables = self._tables(scores, runs, names, source)
+        files.update(write_tables(tables, out))
+        files["per_subject.csv"] = write_per_subject(scores, out / "per_subject.csv")
+        print_tables(tables, console)
+        return {"tables": tables, "scores": scores, "files": files, "seconds": time.perf_counter() - started}
+
+    def _tables(
+        self, scores: list[Score], runs: list[Any], names: list[str], source: MiccSource
+    ) -> BenchTables:
+        checkpoints = {n: str(getattr(m, "checkpoint", "") or "") for m, n in zip(runs, names, strict=True)}
+        stat_scores = scores
+        method_order = [*names, *(baseline_shapes.BASELINES if self.baselines else ())]
+        table1: dict[str, list[TableRow]] = {}
+        for protocol in self.protocols:
+            rows = summarise(
+                stat_scores, protocol, statistic=self.statistic, methods=method_order, checkpoints=checkpoints
+            )
+            if not source.synthetic:
+                rows += published_rows(TABLE1[protocol])
+            table1[protocol] = rows
+        table2: list[TableRow] = []
+        if "identity" in self.protocols:
+            table2 = summarise(
+                stat_scores, "identity", statistic=self.statistic, methods=names, checkpoints=checkpoints
+            )
+            if not source.synthetic:
+                table2 += published_rows(TABLE2)
+        meta = {
+            "data_root": str(source.root),
+            "synthetic": source.synthetic,
+            "subjects": len(source.subjects),
+            "runs": [
+                {"name": n, "path": str(getattr(m, "path", "") or ""), "checkpoint": checkpoints[n]}
+                for m, n in zip(runs, names, strict=True)
+            ],
+            "protocols": self.protocols,
+            "statistic": self.statistic,
+            "direction": self.direction,
+            "radius": self.radius,
+            "std": "population std over subjects (ddof=0)",
+        }
+        return BenchTables(table1, table2, meta)
+
+
+@hookimpl
+def facerep_components() -> list[Component]:
+    return [
+        Component(
+            "benchmark",
+            "micc",
+            MiccBenchmark,
+            "MICC Florence: both protocols of section 5.1, baselines, Tables 1-2, error maps",
+        )
+    ]
