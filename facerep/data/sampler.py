@@ -25,7 +25,7 @@ augmentations; with ``with_seeds=False`` plain indices are yielded.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -105,6 +105,7 @@ class HybridBatchSampler(torch.utils.data.Sampler):
         self._start = 0  # batches of this rank's share already done in `epoch`
         self._yielded = 0
         self._iteration_start = 0
+        self._plan_cache: tuple[int, list[np.ndarray]] | None = None
 
     # -- the plan -----------------------------------------------------------------------------------
 
@@ -113,30 +114,53 @@ class HybridBatchSampler(torch.utils.data.Sampler):
             return []
         rng = np.random.default_rng([self.seed, epoch, 0])
         chunks: list[tuple[int, np.ndarray]] = []
+        keys: list[tuple[int, float]] = []
         for gid, photos in enumerate(self._groups):
             order = rng.permutation(photos)
             if len(order) < self.K:
                 order = np.concatenate([order, rng.choice(order, self.K - len(order))])
-            for c in range(len(order) // self.K):
+            m = len(order) // self.K
+            for c in range(m):
                 chunks.append((gid, order[c * self.K : (c + 1) * self.K]))
-        perm = rng.permutation(len(chunks))
-        pending = [chunks[i] for i in perm]
+                keys.append((c - m, 0.0))  # rounds counted from the end: identities with many groups first
+        tie = rng.random(len(chunks))
+        sequence = sorted(range(len(chunks)), key=lambda i: (keys[i][0], tie[i]))
         batches: list[np.ndarray] = []
-        while len(pending) >= self.P:
-            current: list[np.ndarray] = []
-            used: set[int] = set()
-            rest = []
-            for gid, chunk in pending:
-                if len(current) < self.P and gid not in used:
-                    current.append(chunk)
-                    used.add(gid)
+        current: list[np.ndarray] = []
+        used: set[int] = set()
+        deferred: deque[int] = deque()
+
+        def place(i: int) -> bool:
+            gid, chunk = chunks[i]
+            if gid in used:
+                return False
+            current.append(chunk)
+            used.add(gid)
+            if len(current) == self.P:
+                batches.append(np.concatenate(current))
+                current.clear()
+                used.clear()
+            return True
+
+        def drain() -> bool:
+            progress = False
+            for _ in range(len(deferred)):
+                i = deferred.popleft()
+                if place(i):
+                    progress = True
                 else:
-                    rest.append((gid, chunk))
-            if len(current) < self.P:
-                break  # the remaining groups repeat identities
-            batches.append(np.concatenate(current))
-            pending = rest
-        return batches
+                    deferred.append(i)
+            return progress
+
+        for i in sequence:
+            if not place(i):
+                deferred.append(i)
+            elif not current:
+                drain()
+        while deferred and drain():
+            pass
+        order = rng.permutation(len(batches))
+        return [batches[j] for j in order]
 
     def _labelled_rows(self, epoch: int, batch: int) -> np.ndarray:
         """The 2 B_l labelled rows of global batch `batch`: a window of an endless shuffled stream."""
@@ -153,6 +177,8 @@ class HybridBatchSampler(torch.utils.data.Sampler):
 
     def global_plan(self, epoch: int) -> list[np.ndarray]:
         """Every rank's batches of `epoch`, in global order (rank r runs ``plan[r::world_size]``)."""
+        if self._plan_cache is not None and self._plan_cache[0] == epoch:
+            return self._plan_cache[1]
         unl = self._unlabelled_batches(epoch)
         count = len(unl) if self.P > 0 and self._groups else len(self._labelled) // (2 * self.B_l)
         plan = []
@@ -161,6 +187,7 @@ class HybridBatchSampler(torch.utils.data.Sampler):
             if self.B_l > 0:
                 parts.append(self._labelled_rows(epoch, b))
             plan.append(np.concatenate(parts).astype(np.int64))
+        self._plan_cache = (epoch, plan)
         return plan
 
     def _rank_batches(self, epoch: int) -> list[tuple[int, np.ndarray]]:
