@@ -69,10 +69,11 @@ class WGANDivLoss(Loss):
         The norm is the L2 norm of the whole (N, 3) gradient of each row; computed as
         (sum of squares)^(p/2), which has a gradient at 0 for p >= 2.
         """
-        u = points.detach().requires_grad_(True)
-        scores = critic(u)
-        (grad,) = torch.autograd.grad(scores.sum(), u, create_graph=True)
-        return self.k * grad.pow(2).flatten(1).sum(dim=1).pow(self.p / 2.0).mean()
+        with torch.enable_grad():  # the input gradient is needed even under no_grad (e.g. validation)
+            u = points.detach().requires_grad_(True)
+            scores = critic(u)
+            (grad,) = torch.autograd.grad(scores.sum(), u, create_graph=True)
+            return self.k * grad.pow(2).flatten(1).sum(dim=1).pow(self.p / 2.0).mean()
 
     def critic_loss(self, real: Tensor, fake: Tensor, critic: Critic) -> Tensor:
         """E[D(fake)] - E[D(real)] + k E[||grad D(u)||^p]: (M_r, N, 3) real, (M_f, N, 3) fake -> scalar.
@@ -89,14 +90,13 @@ class WGANDivLoss(Loss):
                 "have different vertex layouts"
             )
         m = min(real.shape[0], fake.shape[0])
-        u = interpolate(real[:m], fake[:m]).requires_grad_(True)
-        scores = critic(torch.cat([fake, real, u], dim=0))
         n_fake, n_real = fake.shape[0], real.shape[0]
-        fake_scores = scores[:n_fake]
-        real_scores = scores[n_fake : n_fake + n_real]
-        (grad,) = torch.autograd.grad(scores[n_fake + n_real :].sum(), u, create_graph=True)
-        penalty = self.k * grad.pow(2).flatten(1).sum(dim=1).pow(self.p / 2.0).mean()
-        value = fake_scores.mean() - real_scores.mean() + penalty
+        with torch.enable_grad():  # the input gradient is needed even under no_grad (e.g. validation)
+            u = interpolate(real[:m], fake[:m]).requires_grad_(True)
+            scores = critic(torch.cat([fake, real, u], dim=0))
+            (grad,) = torch.autograd.grad(scores[n_fake + n_real :].sum(), u, create_graph=True)
+            penalty = self.k * grad.pow(2).flatten(1).sum(dim=1).pow(self.p / 2.0).mean()
+            value = scores[:n_fake].mean() - scores[n_fake : n_fake + n_real].mean() + penalty
         return check_finite(NAME, value, {"real shapes": real, "fake shapes": fake, "critic score": scores})
 
 
