@@ -70,6 +70,52 @@ def sphere_for_vertices(num_vertices: int, radius: float = 80.0) -> tuple[np.nda
     return uv_sphere(n_lat, 2 * n_lat, radius)
 
 
+def ellipsoid_cap(
+    num_vertices: int = 2000,
+    width: float = 150.0,
+    height: float = 200.0,
+    depth: float = 60.0,
+    nose: float = 25.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A face-sized, exactly left-right symmetric height field: an ellipsoidal cap with a nose bump.
+
+    The grid has an even number of columns and mirrored diagonals (cells left of x = 0 are split along
+    one diagonal, cells right of it along the other), so both geometry and triangulation are symmetric.
+
+    Args:
+        num_vertices: approximate vertex count.
+        width, height: extent of the cap's elliptical rim in mm.
+        depth: height of the cap's centre above the rim, mm.
+        nose: height of a Gaussian nose bump at the centre, mm.
+
+    Returns:
+        vertices (N, 3) float32 mm (z towards the camera) and triangles (F, 3) int64, counter-clockwise
+        seen from +z.
+    """
+    n = max(4, int(round(np.sqrt(num_vertices * 4 / np.pi) / 2)) * 2)
+    xs = np.linspace(-width / 2, width / 2, n + 1)
+    xs = (xs - xs[::-1]) / 2  # exactly antisymmetric
+    ys = np.linspace(-height / 2, height / 2, n + 1)
+    gx, gy = np.meshgrid(xs, ys)
+    r2 = (2 * gx / width) ** 2 + (2 * gy / height) ** 2
+    gz = depth * np.sqrt(np.clip(1 - r2, 0, None)) + nose * np.exp(
+        -(gx**2) / (2 * 9.0**2) - gy**2 / (2 * 22.0**2)
+    )
+    idx = np.arange((n + 1) ** 2).reshape(n + 1, n + 1)
+    v00, v10, v01, v11 = idx[:-1, :-1], idx[:-1, 1:], idx[1:, :-1], idx[1:, 1:]
+    left = (gx[:-1, :-1] + gx[:-1, 1:]) / 2 < 0
+    t_left = [np.stack([v00, v10, v11], -1), np.stack([v00, v11, v01], -1)]
+    t_right = [np.stack([v00, v10, v01], -1), np.stack([v10, v11, v01], -1)]
+    tris = np.concatenate([np.where(left[..., None], t_left[k], t_right[k]).reshape(-1, 3) for k in range(2)])
+    keep = (r2.ravel()[tris] < 1.0 - 1e-9).all(-1)
+    tris = tris[keep]
+    used = np.unique(tris)
+    remap = np.full((n + 1) ** 2, -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    vertices = np.stack([gx.ravel(), gy.ravel(), gz.ravel()], -1)[used]
+    return vertices.astype(np.float32), remap[tris].astype(np.int64)
+
+
 def mesh_model(
     vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray | None = None
 ) -> SimpleNamespace:
@@ -90,4 +136,4 @@ def mesh_model(
     )
 
 
-__all__ = ["grid_plane", "mesh_model", "orient_outwards", "sphere_for_vertices", "uv_sphere"]
+__all__ = ["ellipsoid_cap", "grid_plane", "mesh_model", "orient_outwards", "sphere_for_vertices", "uv_sphere"]
