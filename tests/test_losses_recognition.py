@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,3 +105,21 @@ def test_recognition_gradient_step_reduces_the_loss() -> None:
     with torch.no_grad():
         recon.codes.identity = codes - 0.05 * codes.grad / codes.grad.norm()
     assert loss(batch, recon, ctx).item() < value.item()
+
+
+def test_distributed_centre_update_matches_the_single_process_one(tmp_path: Path) -> None:
+    import torch.distributed as dist
+
+    batch, recon = case([[1.0, 0, 0, 0], [3.0, 0, 0, 0], [0, 2.0, 0, 0]], [1, 1, 4])
+    ctx = make_context(TinyFaceModel())
+    local = make_loss(center_alpha=0.5).train()
+    local(batch, recon, ctx)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        shared = make_loss(center_alpha=0.5).train()
+        shared(batch, recon, ctx)
+        batch.identity[:] = -1  # a process without known identities still joins the all-reduce
+        shared(batch, recon, ctx)
+    finally:
+        dist.destroy_process_group()
+    assert torch.allclose(shared.centers, local.centers, atol=1e-6)

@@ -10,6 +10,7 @@ towards its class centre.
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -36,7 +37,8 @@ class RecognitionLoss(Loss):
     - Centres: with ``learn_centers=False`` (default) they are a buffer updated after each forward pass
       in training mode as in Wen et al. (eq. 4): centre_j <- centre_j - alpha * sum_i [y_i = j]
       (centre_j - c_i) / (1 + sum_i [y_i = j]), with the codes detached; the loss sees the centres of
-      before the update. With ``learn_centers=True`` they are a parameter trained by gradient descent.
+      before the update (under torch.distributed the update uses the sums over all processes). With
+      ``learn_centers=True`` they are a parameter trained by gradient descent.
       Centres start at 0.
 
     Returns the unweighted scalar L_soft + center_weight * L_center.
@@ -85,6 +87,8 @@ class RecognitionLoss(Loss):
             )
         known = labels >= 0
         if not bool(known.any()):
+            if self._updates_centers() and dist.is_available() and dist.is_initialized():
+                self._update_centers(codes.detach()[:0], labels[:0])  # other processes all-reduce
             return zero_like_graph(codes, self.classifier.weight)
         x = codes[known]
         y = labels[known]
@@ -99,15 +103,32 @@ class RecognitionLoss(Loss):
         center = 0.5 * (x - centers).pow(2).sum(dim=1).mean()
         value = soft + self.center_weight * center
         value = check_finite(NAME, value, {"identity code": codes, "centres": self.centers}, batch.sample_ids)
-        if self.training and not self.learn_centers and self.center_alpha > 0:
+        if self._updates_centers():
             self._update_centers(x.detach(), y)
         return value
 
+    def _updates_centers(self) -> bool:
+        return self.training and not self.learn_centers and self.center_alpha > 0
+
     @torch.no_grad()
     def _update_centers(self, x: Tensor, y: Tensor) -> None:
-        """Wen et al. eq. 4: move the centres of the classes present in the batch towards their codes."""
-        classes, inverse = torch.unique(y, return_inverse=True)
+        """Wen et al. eq. 4: move the centres of the classes present in the batch towards their codes.
+
+        Under torch.distributed the per-class sums and counts are all-reduced first, so every process
+        applies the same update computed from the global batch and the centres stay identical.
+        """
         diff = self.centers[y] - x  # (m, D)
+        if dist.is_available() and dist.is_initialized():
+            delta = torch.zeros_like(self.centers, dtype=x.dtype)
+            delta.index_add_(0, y, diff)
+            count = torch.bincount(y, minlength=self.num_identities).to(x.dtype)
+            dist.all_reduce(delta)
+            dist.all_reduce(count)
+            present = torch.nonzero(count).reshape(-1)
+            step = delta[present] / (1.0 + count[present])[:, None]
+            self.centers.index_add_(0, present, (-self.center_alpha * step).to(self.centers.dtype))
+            return
+        classes, inverse = torch.unique(y, return_inverse=True)
         delta = torch.zeros(classes.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
         delta.index_add_(0, inverse, diff)
         count = torch.bincount(inverse, minlength=classes.shape[0]).to(x.dtype)
