@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 run: $(STAMP)
 	$(BIN)/facerep plugins
-	$(BIN)/facerep recipe show recipes/full.yaml
+	$(BIN)/facerep run recipes/demo.yaml --out runs/demo
+	$(BIN)/facerep bench runs/demo --out runs/demo/bench
 
 test: $(STAMP)
 	$(BIN)/ruff check .

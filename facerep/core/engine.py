@@ -320,7 +320,6 @@ class Trainer:
     def _train_stage(self, index: int, name: str, stage: Recipe, comps: Components) -> None:
         config = train_config(stage)
         model = comps.model
-        ddp_model = _wrap_ddp(model, self.device) if self.world_size > 1 else model
         sampler = comps.data.sampler
         per_epoch = int(config["steps_per_epoch"])  # 0: a full pass of the sampler
         total = (per_epoch or comps.data.epoch_length) * int(config["epochs"])
@@ -349,7 +348,7 @@ class Trainer:
                 for batch in comps.data.batches():
                     produced += 1
                     batch = batch.to(self.device)
-                    record = self._step(ddp_model, comps, batch, loss_context, config, generator, precision)
+                    record = self._step(model, comps, batch, loss_context, config, generator, precision)
                     self.state.step += 1
                     self.state.stage_step += 1
                     self.state.epoch_step += 1
@@ -423,6 +422,7 @@ class Trainer:
                     return self._nonfinite("critic", batch, comps, config)
                 comps.critic_optimizer.zero_grad(set_to_none=True)
                 critic_loss.backward()
+                _average_gradients(comps.critic_optimizer, self.world_size)
                 comps.critic_optimizer.step()
             record["loss/critic"] = float(critic_loss.detach())
         context._items["step"] = self.state.step
@@ -439,10 +439,13 @@ class Trainer:
         record["loss/total"] = float(total.detach())
         comps.model_optimizer.zero_grad(set_to_none=True)
         total.backward()
+        _average_gradients(comps.model_optimizer, self.world_size)
         if config["grad_clip"]:
             params = [p for g in comps.model_optimizer.param_groups for p in g["params"]]
             torch.nn.utils.clip_grad_norm_(params, float(config["grad_clip"]))
         comps.model_optimizer.step()
+        if self.world_size > 1:
+            _synchronise_buffers([comps.model, *comps.losses.values()], self.world_size)
         return record
 
     def _nonfinite(self, name: str, batch: Batch, comps: Components, config: dict[str, Any]) -> None:
@@ -617,11 +620,36 @@ def _distributed_rank() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
-    from torch.nn.parallel import DistributedDataParallel
+def _average_gradients(optimizer: torch.optim.Optimizer | None, world_size: int) -> None:
+    """Data parallelism: average the gradients of `optimizer`'s parameters over all ranks.
 
-    ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    One flat all-reduce per optimizer (a bucket), so every rank takes the same step; explicit rather
+    than DistributedDataParallel because losses call decoders outside the model's forward (pairwise
+    shape loss) and the critic is stepped between forward and backward.
+    """
+    if world_size <= 1 or optimizer is None:
+        return
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
+    flat = _flatten_dense_tensors(grads)
+    torch.distributed.all_reduce(flat)
+    flat /= world_size
+    for grad, synced in zip(grads, _unflatten_dense_tensors(flat, grads), strict=True):
+        grad.copy_(synced)
+
+
+def _synchronise_buffers(modules: list[nn.Module], world_size: int) -> None:
+    """Average floating-point buffers (BatchNorm statistics, recognition centres) over all ranks."""
+    for module in modules:
+        for buffer in module.buffers():
+            if buffer.is_floating_point():
+                torch.distributed.all_reduce(buffer)
+                buffer /= world_size
 
 
 def _console(quiet: bool) -> Any:

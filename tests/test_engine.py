@@ -1,0 +1,184 @@
+"""The trainer end to end on a tiny synthetic world: stages, checkpoints, resume, non-finite losses."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from facerep.core import checkpoint as ckpt
+from facerep.core.engine import NonFiniteLossError, Trainer, TrainOptions
+from facerep.core.recipe import load_recipe
+from facerep.core.run import load_run
+
+TINY = """
+extends: {parent}
+name: tiny
+face_model:
+  vertices: 600
+data:
+  world:
+    preset: tiny
+  image_size: 32
+  batch:
+    identities: 2
+    photos_per_identity: 2
+    labelled_pairs: 1
+  augment:
+    flip: true
+    scale: [0.8, 1.0]
+model:
+  encoder:
+    depth: 18
+  shape_decoder:
+    channels: [16, 8, 8, 8]
+    K: 3
+  albedo_decoder:
+    channels: [16, 8, 8, 8]
+    K: 3
+train:
+  steps_per_epoch: 2
+  log_every: 1
+  sample_every: 1000
+  checkpoint_every: 1
+  keep_checkpoints: 2
+"""
+
+STAGES = """
+stages:
+  gcn_albedo:
+    train:
+      epochs: 2
+  unet_albedo:
+    train:
+      epochs: 1
+"""
+
+CRITIC = """
+critic:
+  channels: [8, 8, 8, 8]
+  K: 3
+"""
+
+
+def tiny_recipe(tmp_path: Path, parent: str = "full", extra: str = "", name: str = "tiny.yaml") -> Path:
+    text = TINY.format(parent=parent) + (STAGES if parent in ("full", "demo") else "")
+    if parent not in ("no_adv",):
+        text += CRITIC
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text) + textwrap.dedent(extra))
+    return path
+
+
+def train(recipe: Path, out: Path, **options: object) -> Path:
+    return Trainer(load_recipe(recipe), TrainOptions(out=out, quiet=True, **options)).fit()
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    last = ckpt.list_checkpoints(run / "checkpoints")[-1]
+    return {k: v for k, v in ckpt.load_checkpoint(last).tensors.items() if not k.startswith("rng.")}
+
+
+def test_two_stage_run_writes_everything(tmp_path: Path) -> None:
+    run = train(tiny_recipe(tmp_path), tmp_path / "run")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in records] == ["gcn_albedo"] * 4 + ["unet_albedo"] * 2
+    for key in ("loss/photometric", "loss/recognition", "loss/shape", "loss/adversarial", "loss/critic"):
+        assert all(key in r and r[key] == r[key] for r in records), key
+    assert (run / "recipe.yaml").is_file() and (run / "plugins.json").is_file()
+    assert len(ckpt.list_checkpoints(run / "checkpoints")) == 2  # keep_checkpoints
+    assert list((run / "samples").glob("*.png"))
+    loaded = load_run(run)
+    assert type(loaded.model.albedo_decoder).__name__.lower().startswith("unet")
+    assert loaded.neutral_expression.shape == (64,)
+    codes = loaded.model.encode(torch.rand(2, 3, 32, 32))
+    shape = loaded.model.decode_shape(codes.identity, codes.expression)
+    assert shape.shape == (2, loaded.face_model.num_vertices, 3)
+
+
+class _KilledError(Exception):
+    pass
+
+
+def test_resume_reaches_the_same_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe = tiny_recipe(tmp_path, parent="gcn_albedo_only", extra="train:\n  epochs: 3\n")
+    reference = weights(train(recipe, tmp_path / "ref"))
+
+    original = Trainer._step
+    calls = {"n": 0}
+
+    def dying_step(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        if calls["n"] == 4:  # mid-epoch, after the checkpoint of step 3
+            raise _KilledError
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_step", dying_step)
+    with pytest.raises(_KilledError):
+        train(recipe, tmp_path / "resumed")
+    monkeypatch.setattr(Trainer, "_step", original)
+    train(recipe, tmp_path / "resumed", resume=True)
+    resumed = weights(tmp_path / "resumed")
+    assert reference.keys() == resumed.keys()
+    for key in reference:
+        assert torch.equal(reference[key], resumed[key]), key
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:
+    recipe = tiny_recipe(tmp_path, parent="gcn_albedo_only", extra="train:\n  epochs: 1\n")
+    run = train(recipe, tmp_path / "run")
+    paths = ckpt.list_checkpoints(run / "checkpoints")
+    paths[-1].write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception, match=str(paths[-1])):
+        ckpt.load_checkpoint(paths[-1])
+    messages: list[str] = []
+    path, _ = ckpt.load_latest(run / "checkpoints", warn=messages.append)
+    assert path == paths[-2] and str(paths[-1]) in messages[0]
+
+
+def test_nonfinite_loss_stops_with_names_or_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facerep.core.registry import get_registry
+
+    loss_cls = get_registry().get("loss", "landmark").factory
+    monkeypatch.setattr(loss_cls, "forward", lambda self, batch, recon, ctx: torch.tensor(float("nan")))
+    recipe = tiny_recipe(tmp_path, parent="gcn_albedo_only", extra="train:\n  epochs: 1\n")
+    with pytest.raises(NonFiniteLossError) as info:
+        train(recipe, tmp_path / "stop")
+    message = str(info.value)
+    assert "'landmark'" in message and "step 0" in message and "debug checkpoint" in message
+    assert list((tmp_path / "stop" / "checkpoints").glob("debug-*.safetensors"))
+    skip = tiny_recipe(
+        tmp_path,
+        parent="gcn_albedo_only",
+        extra="train:\n  epochs: 1\n  on_nonfinite: skip\n",
+        name="skip.yaml",
+    )
+    run = train(skip, tmp_path / "skip")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records == [] or records[-1]["skipped_nonfinite"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("parent", "check"),
+    [
+        ("no_adv", lambda c: c.critic is None and "adversarial" not in c.losses),
+        ("no_recog", lambda c: "recognition" not in c.losses and c.critic is not None),
+        ("laplacian_smooth", lambda c: type(c.losses["smooth"]).__name__.lower().startswith("laplacian")),
+        ("no_mask_symm", lambda c: "albedo_symmetry" not in c.losses and not c.losses["photometric"].mask),
+        ("linear_3dmm", lambda c: type(c.model.shape_decoder).__name__.lower().startswith("linear")),
+    ],
+)
+def test_ablations_build_as_intended_and_train(tmp_path: Path, parent: str, check) -> None:  # noqa: ANN001
+    from facerep.core.engine import build_stage
+
+    recipe = load_recipe(tiny_recipe(tmp_path, parent=parent))
+    _, first = next(recipe.stages())
+    comps = build_stage(first, device=torch.device("cpu"))
+    assert check(comps)
+    run = Trainer(recipe, TrainOptions(out=tmp_path / "run", quiet=True, max_steps=1)).fit()
+    assert ckpt.list_checkpoints(run / "checkpoints")
