@@ -332,3 +332,23 @@ def test_wgan_critic_loss_raises_on_nan_shapes(tiny: TinyFaceModel) -> None:
     fake[2, 3, 1] = float("nan")
     with pytest.raises(NonFiniteLossError, match="loss 'wgan_div'.*fake shapes"):
         loss.critic_loss(real, fake, SmallCritic())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_losses_run_on_the_device_of_their_inputs(name: str, tiny: TinyFaceModel) -> None:
+    device = torch.device("cuda")
+    loss = get_registry().build("loss", {"type": name}, build_context(tiny)).to(device).eval()
+    batch = make_batch()
+    batch.pair_index = torch.tensor([-1, -1, 3, 2])
+    recon = make_recon(batch, tiny)
+    expected = loss(batch, recon, make_context(tiny)).item()
+    ctx = LossContext(
+        face_model=tiny,
+        shape_decoder=LinearDecoder(tiny),
+        critic=SmallCritic(tiny.num_vertices).to(device),
+        step=0,
+    )
+    value = loss(batch.to(device), recon.to(device), ctx)
+    assert value.device.type == "cuda"
+    assert value.item() == pytest.approx(expected, rel=1e-4)
