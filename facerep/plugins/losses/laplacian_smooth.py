@@ -14,7 +14,7 @@ from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
 from facerep.geometry.laplacian import umbrella
 from facerep.plugins.losses._common import check_finite, mean_vertex_l1
-from facerep.plugins.losses.template_smooth import mean_neighbour_operator
+from facerep.plugins.losses.template_smooth import MeanNeighbourCache
 
 NAME = "laplacian_smooth"
 
@@ -32,12 +32,12 @@ class LaplacianSmoothLoss(Loss):
     def __init__(self, weight: float = 1.0, *, face_model: FaceModel) -> None:
         super().__init__()
         self.weight = float(weight)
-        self.register_buffer("mean_neighbour", mean_neighbour_operator(face_model), persistent=False)
+        self.operators = MeanNeighbourCache(face_model)
 
     def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
         """(B, N, 3) decoded shapes -> scalar mm (unweighted)."""
         vertices = recon.vertices
-        operator = self.mean_neighbour.to(device=vertices.device, dtype=vertices.dtype)
+        operator, _ = self.operators.get(vertices)
         value = mean_vertex_l1(umbrella(vertices, operator))
         return check_finite(NAME, value, {"recon.vertices": vertices}, batch.sample_ids)
 
