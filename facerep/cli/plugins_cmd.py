@@ -21,18 +21,23 @@ def plugins(
     from facerep.core.registry import get_registry
 
     registry = get_registry()
-    if kind is not None:
-        registry.get(kind, "__probe__") if kind not in registry.kinds() else None
+    if kind is not None and kind not in registry.kinds():
+        from facerep.core.errors import RecipeError, did_you_mean
+
+        raise RecipeError(f"unknown kind {kind!r}{did_you_mean(kind, registry.kinds())}")
     console = Console()
     table = Table(title="facerep components", show_lines=False)
     for column in ("kind", "name", "package", "summary"):
         table.add_column(column)
     if details:
         table.add_column("arguments")
+        table.add_column("parameters (demo size)", justify="right")
+        context = _demo_context(registry)
     for comp in registry.components(kind):
         row = [comp.kind, comp.name, f"{comp.package} {comp.version}".strip(), comp.summary]
         if details:
             row.append(", ".join(_describe(n, p) for n, p in comp.recipe_parameters().items()))
+            row.append(_parameter_count(registry, comp, context))
         table.add_row(*row)
     console.print(table)
     for err in registry.load_errors:
@@ -45,3 +50,36 @@ def _describe(name: str, param) -> str:  # noqa: ANN001 - inspect.Parameter
     import inspect
 
     return name if param.default is inspect.Parameter.empty else f"{name}={param.default!r}"
+
+
+_NETWORK_KINDS = ("encoder", "shape_decoder", "albedo_decoder", "renderer", "critic", "loss")
+
+
+def _demo_context(registry) -> dict:  # noqa: ANN001 - Registry
+    """The shared objects of the demo recipe (2k-vertex synthetic model, 64 px, ResNet-18)."""
+    from facerep.core.paths import cache_dir
+    from facerep.core.recipe import load_recipe
+
+    demo = load_recipe("demo").stage("gcn_albedo")
+    context: dict = {"cache_dir": cache_dir(), "image_size": 64, "num_identities": 1000}
+    try:
+        context["face_model"] = registry.build("facemodel", demo.get("face_model"), context)
+        context["encoder"] = registry.build("encoder", demo.get("model.encoder"), context)
+        context["code_sizes"] = dict(context["encoder"].code_sizes)
+    except Exception:  # components missing: counts are shown where they can be built
+        pass
+    return context
+
+
+def _parameter_count(registry, comp, context: dict) -> str:  # noqa: ANN001
+    """Trainable parameters of the component built with its defaults, or '' when not a network."""
+    if comp.kind not in _NETWORK_KINDS:
+        return ""
+    try:
+        module = registry.build(comp.kind, {"type": comp.qualified_name}, context)
+    except Exception:
+        return "?"
+    params = getattr(module, "parameters", None)
+    if params is None:
+        return ""
+    return f"{sum(p.numel() for p in params() if p.requires_grad):,}"
