@@ -10,7 +10,8 @@ Generator step (minimised over the encoder and decoders): L_adv = -E[D(fake)].
 
 Sign convention: the critic scores real shapes high and fake ones low, and the generator raises its
 fakes' scores. The paper's eq. (11) writes the min-max with the opposite sign on the two expectations
-next to L_adv = -D(s^), which cannot both hold; this is the consistent reading (Wu et al.'s own).
+next to L_adv = -D(s^), which cannot both hold; this is the consistent reading, also that of common
+WGAN-div implementations (critic: -D(real) + D(fake) + penalty; generator: -D(fake)).
 """
 
 from __future__ import annotations
