@@ -1,0 +1,118 @@
+"""The cached synthetic world: generated once per (preset, seed), atomically, then reused.
+
+``ensure_world(preset, seed)`` returns ``cache_dir()/world/<preset>-<seed>/`` holding ``celeba/``,
+``300w_lp/`` and ``micc/`` (see `facerep.data.synth`). Generation writes into a temporary sibling folder
+and renames it into place when complete, so an interrupted run never leaves a half world; a file lock
+makes concurrent processes (e.g. DDP ranks) wait for one generator instead of all generating.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from facerep.core.errors import DataError
+from facerep.core.paths import cache_dir
+from facerep.data.synth import WORLD_FORMAT, generate_world, get_preset
+
+#: Dataset plugin name -> sub-folder of a world.
+SOURCE_FOLDERS: dict[str, str] = {"celeba": "celeba", "w300lp": "300w_lp", "micc": "micc"}
+
+
+def source_root(world: str | Path, dataset_type: str) -> Path:
+    """The folder of a world that a dataset plugin reads; KeyError for a type the world does not hold."""
+    if dataset_type not in SOURCE_FOLDERS:
+        raise KeyError(f"the synthetic world holds {sorted(SOURCE_FOLDERS)}, not {dataset_type!r}")
+    return Path(world) / SOURCE_FOLDERS[dataset_type]
+
+
+def _complete(path: Path) -> bool:
+    info = path / "world.json"
+    if not info.is_file():
+        return False
+    try:
+        return json.loads(info.read_text())["generator"]["format"] == WORLD_FORMAT
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock, the atomic rename still protects
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _progress_bar(total: int, title: str):  # noqa: ANN202 - (context manager, advance callback)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   transient=False)  # fmt: skip
+    task = bar.add_task(title, total=total)
+    return bar, lambda n: bar.advance(task, n)
+
+
+def write_world(
+    out: str | Path, preset: str = "demo", seed: int = 0, *, force: bool = False, progress: bool = True
+) -> Path:
+    """Generate the world into `out` atomically (temp folder + rename). Returns `out`.
+
+    An existing complete world at `out` is kept unless `force`; any other existing, non-empty `out` is
+    an error unless `force` (then it is replaced).
+    """
+    out = Path(out).expanduser().resolve()
+    spec = get_preset(preset)
+    if out.exists() and any(out.iterdir()) and not force:
+        if _complete(out):
+            return out
+        raise DataError(f"{out}: exists and is not an empty folder (pass --force to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        if progress:
+            bar, advance = _progress_bar(spec.total_images, f"synthetic world {spec.name} (seed {seed})")
+            with bar:
+                generate_world(tmp, spec, seed, progress=advance)
+        else:
+            generate_world(tmp, spec, seed)
+        if out.exists():
+            trash = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def world_dir(preset: str, seed: int, root: str | Path | None = None) -> Path:
+    """Where the cached world of (preset, seed) lives: ``root or cache_dir()/world`` / ``preset-seed``."""
+    base = Path(root) if root is not None else cache_dir() / "world"
+    return base / f"{preset}-{int(seed)}"
+
+
+def ensure_world(preset: str, seed: int, root: str | Path | None = None, *, progress: bool = True) -> Path:
+    """The cached synthetic world of (preset, seed), generated (with a progress bar) when missing."""
+    get_preset(preset)
+    path = world_dir(preset, seed, root)
+    if _complete(path):
+        return path
+    with _lock(path.with_name(f".{path.name}.lock")):
+        if _complete(path):  # another process finished it while we waited
+            return path
+        return write_world(path, preset, seed, force=True, progress=progress)
