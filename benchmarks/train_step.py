@@ -1,0 +1,186 @@
+"""Train-step efficiency: time per step, achieved FLOP/s against the machine's GEMM ceiling, time split.
+
+    python benchmarks/train_step.py [--config demo|paper|both] [--steps 5] [--batch-scale 1.0]
+
+For each configuration the script builds the recipe's first stage exactly as `facerep run` does (with
+random tensors standing in for the data, so the loader is not measured here: see benchmarks/data.py),
+runs a few warm-up steps, then times full steps (forward, critic steps, losses, backward, optimiser) and
+each component's share (forward + backward, measured one component at a time with the others' outputs
+fixed). FLOPs of one step are counted with torch.utils.flop_counter; the ceiling is a large float32
+matrix multiply measured in the same run. Prints a Markdown table for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from facerep.core.engine import Trainer, TrainOptions, build_stage, train_config
+from facerep.core.interfaces import LossContext
+from facerep.core.recipe import load_recipe
+from facerep.core.types import Batch
+
+CONFIGS = {
+    "demo": ("demo", []),
+    "paper": ("full", []),
+}
+
+
+def gemm_flops(n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of an n x n float32 matrix multiply (the machine's practical ceiling)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def fake_batch(comps, batch_size: int, image_size: int) -> Batch:  # noqa: ANN001
+    """A hybrid batch of random images with the recipe's structure (half labelled, paired)."""
+    fm = comps.face_model
+    labelled = torch.zeros(batch_size, dtype=torch.bool)
+    labelled[batch_size // 2 :] = True
+    pair = torch.full((batch_size,), -1, dtype=torch.long)
+    rows = torch.arange(batch_size // 2, batch_size - 1, 2)
+    pair[rows], pair[rows + 1] = rows + 1, rows
+    return Batch(
+        images=torch.rand(batch_size, 3, image_size, image_size),
+        masks=torch.ones(batch_size, 1, image_size, image_size),
+        landmarks=torch.rand(batch_size, 68, 2) * image_size,
+        identity=torch.randint(0, comps.data.num_identities, (batch_size,)),
+        labelled=labelled,
+        id_params=torch.randn(batch_size, fm.num_id) * torch.as_tensor(fm.id_std).float() * labelled[:, None],
+        exp_params=torch.randn(batch_size, fm.num_exp)
+        * torch.as_tensor(fm.exp_std).float()
+        * labelled[:, None],
+        pair_index=pair,
+        sample_ids=[f"fake{i}" for i in range(batch_size)],
+    )
+
+
+def timed(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def measure(name: str, steps: int, out: Path) -> dict[str, float]:
+    recipe_name, overrides = CONFIGS[name]
+    recipe = load_recipe(recipe_name, overrides=overrides)
+    stage_name, stage = next(recipe.stages())
+    comps = build_stage(stage, device=torch.device("cpu"))
+    trainer = Trainer(recipe, TrainOptions(out=out / name, quiet=True))
+    config = train_config(stage)
+    b = comps.data.sampler.batch_size
+    size = comps.data.image_size
+    batch = fake_batch(comps, b, size)
+    context = LossContext(
+        face_model=comps.face_model, shape_decoder=comps.model.shape_decoder, critic=comps.critic, step=0
+    )
+    gen = torch.Generator().manual_seed(0)
+
+    def step() -> None:
+        trainer._step(comps.model, comps, batch, context, config, gen, "32")
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    flops = counter.get_total_flops()
+    t_step = timed(step, steps)
+
+    model = comps.model
+    codes = model.encode(batch.images)
+    parts: dict[str, float] = {}
+
+    def encoder_part() -> None:
+        c = model.encode(batch.images)
+        (c.identity.sum() + c.expression.sum() + c.pose.sum() + c.light.sum()).backward()
+
+    parts["encoder"] = timed(encoder_part, steps)
+    ident = codes.identity.detach().requires_grad_()
+    expr = codes.expression.detach().requires_grad_()
+    parts["shape decoder"] = timed(lambda: model.decode_shape(ident, expr).sum().backward(), steps)
+    detached = type(codes)(
+        ident, expr, codes.pose.detach(), codes.light.detach(), [s.detach() for s in codes.skips]
+    )
+    parts["albedo decoder"] = timed(lambda: model.decode_albedo(detached).sum().backward(), steps)
+    with torch.no_grad():
+        verts = model.decode_shape(ident, expr)
+        albedo = model.decode_albedo(detached)
+    verts.requires_grad_()
+    albedo.requires_grad_()
+    pose = codes.pose.detach().requires_grad_()
+    light = codes.light.detach().requires_grad_()
+    parts["renderer"] = timed(lambda: model.render(verts, albedo, pose, light).image.sum().backward(), steps)
+    recon = model(batch.images)
+    recon_fixed = type(recon)(
+        codes=codes,
+        vertices=recon.vertices.detach().requires_grad_(),
+        albedo=recon.albedo.detach().requires_grad_(),
+        rendering=type(recon.rendering)(
+            **{
+                k: (v.detach().requires_grad_() if v.is_floating_point() else v)
+                for k, v in vars(recon.rendering).items()
+            }
+        ),
+    )
+
+    def losses_part() -> None:
+        total = sum(loss.weight * loss(batch, recon_fixed, context) for loss in comps.losses.values())
+        total.backward()
+
+    parts["losses"] = timed(losses_part, steps)
+    if comps.critic is not None:
+        adversarial = next(loss for loss in comps.losses.values() if getattr(loss, "has_critic", False))
+        fake = recon.vertices.detach()
+        real = comps.face_model.sample(fake.shape[0]).to(fake)
+        parts["critic step"] = timed(
+            lambda: adversarial.critic_loss(real, fake, comps.critic).backward(), steps
+        )
+    return {"step": t_step, "flops": flops, "batch": b, "image_size": size, **parts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", choices=["demo", "paper", "both"], default="demo")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-train-step"))
+    args = parser.parse_args()
+    names = ["demo", "paper"] if args.config == "both" else [args.config]
+    ceiling = gemm_flops()
+    print(
+        f"machine: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
+    print(f"GEMM ceiling (2048^2 float32): {ceiling / 1e9:.1f} GFLOP/s\n")
+    print("| config | batch | px | s/step | GFLOP/step | GFLOP/s | % of GEMM | split (s, fwd+bwd each) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in names:
+        r = measure(name, args.steps, args.out)
+        achieved = r["flops"] / r["step"]
+        split = ", ".join(
+            f"{k} {r[k]:.3f}"
+            for k in ("encoder", "shape decoder", "albedo decoder", "renderer", "losses", "critic step")
+            if k in r
+        )
+        print(
+            f"| {name} | {r['batch']} | {r['image_size']} | {r['step']:.3f} | {r['flops'] / 1e9:.2f} | "
+            f"{achieved / 1e9:.1f} | {100 * achieved / ceiling:.0f}% | {split} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
