@@ -7,6 +7,7 @@ import sys
 import typer
 
 from facerep.cli.bench_cmd import bench
+from facerep.cli.data_cmd import data_app
 from facerep.cli.plugins_cmd import plugins_app
 from facerep.cli.recipe_cmd import recipe_app
 from facerep.cli.run_cmd import run
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(plugins_app, name="plugins")
 app.add_typer(recipe_app, name="recipe")
+app.add_typer(data_app, name="data")
 app.command("run")(run)
 app.command("bench")(bench)
 
