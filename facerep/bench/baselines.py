@@ -3,18 +3,25 @@
 - **mean face**: the face model's mean shape, scored like any prediction. Every method should beat it.
 - **linear 3DMM fit** of each ground-truth scan: the floor any model restricted to the linear 3DMM's
   span can reach on that scan. The scan has its own topology, so correspondence is established by
-  closest point after alignment, iteratively (a rigid-then-linear non-rigid ICP):
+  closest point after alignment, iteratively (rigid-then-linear non-rigid ICP):
 
-  1. align the current shape (the mean at first) to the cropped scan (`score_shape`: landmarks, ICP);
-  2. each model vertex inside the crop sphere takes as target its closest point on the scan surface
-     (pairs farther than `max_distance` mm are ignored); vertices outside the crop keep their current
-     position, so they neither pull the fit nor are left undetermined;
-  3. the targets are mapped back to the model's frame with the inverse similarity and
-     ``face_model.fit`` returns the least-squares identity and expression coefficients; the fitted
-     shape ``face_model.shape(alpha_id, alpha_exp)`` is the next current shape.
-
-  Steps 2-3 repeat `inner` times per alignment (so the vertices outside the crop converge to the
-  masked least-squares solution), and the whole loop `iterations` times.
+  1. align the current shape (the mean at first) to the cropped scan (`score_shape`: landmarks, then
+     similarity ICP);
+  2. each model vertex inside the crop sphere is paired with its closest point q on the scan surface
+     and the scan normal n there (pairs farther than `max_distance` mm are dropped; at most
+     `max_points` vertices, a fixed subset, for speed);
+  3. with the pairs mapped into the model's frame by the inverse similarity, the identity and
+     expression coefficients c = (alpha_id, alpha_exp) minimise
+     ``sum_i ((m_i + B_i c - q_i) . n_i)^2 + w sum_i |m_i + B_i c - q_i|^2 + ridge sum_k (c_k / std_k)^2``
+     (point-to-plane plus a little point-to-point, `w` = `point_weight`, plus the 68 landmark pairs
+     when the scan has landmarks; the tiny ridge only fixes
+     directions the cropped region does not see), jointly with a small similarity correction of
+     the current shape (7 more unknowns, discarded afterwards: the next round's ICP applies it), so
+     that the coefficients do not absorb residual misalignment. Plain vertex least squares
+     (``face_model.fit``)
+     is not used here: closest-point targets carry tangential sliding that it would fit as
+     shape; point-to-plane ignores it, so the rounds converge to the true best fit;
+  4. the fitted shape ``face_model.shape(alpha_id, alpha_exp)`` is the next current shape.
 """
 
 from __future__ import annotations
@@ -42,20 +49,40 @@ def linear_fit(
     face_model: FaceModel,
     scan: CroppedScan,
     *,
-    iterations: int = 3,
-    inner: int = 3,
+    iterations: int = 4,
     max_distance: float = 10.0,
+    point_weight: float = 0.05,
+    landmark_weight: float = 0.2,
+    ridge: float = 1e-4,
+    max_points: int = 6000,
+    seed: int = 0,
 ) -> np.ndarray:
     """(N, 3) mm: the face model's best linear fit of a cropped scan, in the model's frame.
 
     Args:
-        face_model: provides mean, triangles, landmarks, nose_tip, ``fit`` and ``shape``.
+        face_model: provides mean, bases and their stds, triangles, landmarks, nose_tip, ``shape``.
         scan: the cropped ground truth.
-        iterations: alignment / correspondence rounds.
-        inner: fits per round (vertices outside the crop follow the fit).
-        max_distance: correspondences farther than this (mm) are ignored.
+        iterations: alignment / correspondence / fit rounds.
+        max_distance: correspondences farther than this (mm) are dropped.
+        point_weight: weight of the point-to-point term relative to point-to-plane.
+        landmark_weight: total weight of the 68 landmark pairs (model landmark vertex -> scan
+            landmark, point-to-point) relative to all surface pairs; they pin the tangential
+            directions that closest points cannot (0 disables; unused for scans without landmarks).
+        ridge: weight of the prior term (per unit of (coefficient / std)^2, relative to one vertex).
+        max_points: vertices used per round (a fixed random subset).
+        seed: seed of that subset.
     """
-    shape = mean_face(face_model)
+    mean = mean_face(face_model)
+    basis = np.concatenate(
+        [
+            np.asarray(face_model.id_basis, dtype=np.float64),
+            np.asarray(face_model.exp_basis, dtype=np.float64),
+        ]
+    )  # (K, N, 3)
+    std = np.concatenate([np.asarray(face_model.id_std), np.asarray(face_model.exp_std)]).astype(np.float64)
+    k_id = int(np.asarray(face_model.id_basis).shape[0])
+    rng = np.random.default_rng(seed)
+    shape = mean
     triangles = np.asarray(face_model.triangles)
     for _ in range(iterations):
         score = score_shape(
@@ -65,24 +92,57 @@ def linear_fit(
             landmark_vertices=face_model.landmarks,
             nose_tip_vertex=int(face_model.nose_tip),
         )
-        transform = score.transform
-        inverse = transform.inverse()
-        aligned = score.aligned
-        inside = np.linalg.norm(aligned - scan.center, axis=1) <= scan.radius
-        cp = scan.surface.closest(aligned[inside])
+        inside = np.flatnonzero(np.linalg.norm(score.aligned - scan.center, axis=1) <= scan.radius)
+        if inside.size > max_points:
+            inside = np.sort(rng.choice(inside, size=max_points, replace=False))
+        cp = scan.surface.closest(score.aligned[inside])
         near = cp.distances <= max_distance
-        targets_scan = cp.points[near]
-        rows = np.flatnonzero(inside)[near]
+        rows = inside[near]
         if rows.size < 3:
             break
-        targets_model = inverse.apply(targets_scan)
-        current = shape
-        for _ in range(inner):
-            target = current.copy()
-            target[rows] = targets_model
-            with torch.no_grad():
-                alpha_id, alpha_exp = face_model.fit(torch.as_tensor(target[None], dtype=torch.float32))
-                fitted = face_model.shape(alpha_id, alpha_exp)
-            current = fitted[0].detach().double().cpu().numpy()
-        shape = current
+        inverse = score.transform.inverse()
+        q = inverse.apply(cp.points[near])  # (M, 3) targets in the model's frame
+        n = inverse.apply_vectors(scan.surface.normals_at(cp)[near])  # rotations keep unit length
+        # unknowns: K coefficients, then a small similarity correction of the current shape x
+        # (rotation w: w x x_i, scale: sigma x_i, translation: tau), solved jointly so that the
+        # coefficients are not distorted by a misalignment that the next round's ICP will remove
+        x = shape[rows]
+        pose = np.stack(
+            [np.cross(np.eye(3)[a], x) for a in range(3)]
+            + [x]
+            + [np.broadcast_to(np.eye(3)[a], x.shape) for a in range(3)]
+        )  # (7, M, 3)
+        b = np.concatenate([basis[:, rows], pose])  # (K + 7, M, 3)
+        r = q - mean[rows]  # what the columns should reach
+        a_plane = np.einsum("kmc,mc->mk", b, n)  # (M, K + 7)
+        y_plane = np.einsum("mc,mc->m", r, n)
+        gram = a_plane.T @ a_plane + point_weight * np.einsum("kmc,lmc->kl", b, b)
+        rhs = a_plane.T @ y_plane + point_weight * np.einsum("kmc,mc->k", b, r)
+        if scan.landmarks is not None and landmark_weight > 0:
+            lm_rows = np.asarray(face_model.landmarks, dtype=np.int64)
+            ok = np.isfinite(scan.landmarks).all(axis=1)
+            lm_rows = lm_rows[ok]
+            x_l = shape[lm_rows]
+            b_l = np.concatenate(
+                [
+                    basis[:, lm_rows],
+                    np.stack(
+                        [np.cross(np.eye(3)[a], x_l) for a in range(3)]
+                        + [x_l]
+                        + [np.broadcast_to(np.eye(3)[a], x_l.shape) for a in range(3)]
+                    ),
+                ]
+            )
+            r_l = inverse.apply(scan.landmarks[ok]) - mean[lm_rows]
+            w_l = landmark_weight * len(rows) / max(len(lm_rows), 1)
+            gram += w_l * np.einsum("kmc,lmc->kl", b_l, b_l)
+            rhs += w_l * np.einsum("kmc,mc->k", b_l, r_l)
+        prior = np.zeros(len(b))
+        prior[: len(std)] = ridge / np.maximum(std, 1e-12) ** 2
+        gram += np.diag(prior)
+        coeffs = np.linalg.solve(gram, rhs)[: len(std)]
+        with torch.no_grad():
+            alpha_id = torch.as_tensor(coeffs[None, :k_id], dtype=torch.float32)
+            alpha_exp = torch.as_tensor(coeffs[None, k_id:], dtype=torch.float32)
+            shape = face_model.shape(alpha_id, alpha_exp)[0].double().cpu().numpy()
     return shape

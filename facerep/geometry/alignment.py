@@ -250,13 +250,14 @@ class MeshSurface:
         rows = np.arange(len(points))
         return q[rows, best], cand[rows, best], bary[rows, best], d[rows, best]
 
-    def closest(self, points: np.ndarray, k: int = 8, max_k: int = 64) -> ClosestPoints:
+    def closest(self, points: np.ndarray, k: int = 8, max_pairs: int = 200_000) -> ClosestPoints:
         """Exact closest surface points of (M, 3) queries.
 
         The k triangles with the nearest centroids are tested first; a query is accepted when its
         best distance is at most (k-th centroid distance - `max_radius`), since no untested triangle
-        can then be nearer. Others are retried with twice the candidates up to `max_k`, and any query
-        still undecided tests every triangle within (best distance + `max_radius`) of it.
+        can then be nearer. The others are retried with twice the candidates, until every query is
+        accepted or all triangles were tested. Queries are processed in chunks of at most
+        `max_pairs` (query, triangle) pairs to bound memory.
         """
         pts = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
         m = len(pts)
@@ -268,27 +269,21 @@ class MeshSurface:
         pending = np.arange(m)
         k = max(1, min(k, num_f))
         while pending.size:
-            dist_c, cand = self.tree.query(pts[pending], k=k)
-            if k == 1:
-                dist_c, cand = dist_c[:, None], cand[:, None]
-            q, t, b, d = self._test(pts[pending], cand)
-            out_q[pending], out_t[pending], out_b[pending], out_d[pending] = q, t, b, d
-            if k >= num_f:
+            still = []
+            step = max(1, max_pairs // k)
+            for start in range(0, pending.size, step):
+                chunk = pending[start : start + step]
+                dist_c, cand = self.tree.query(pts[chunk], k=k)
+                if k == 1:
+                    dist_c, cand = dist_c[:, None], cand[:, None]
+                q, t, b, d = self._test(pts[chunk], cand)
+                out_q[chunk], out_t[chunk], out_b[chunk], out_d[chunk] = q, t, b, d
+                if k < num_f:
+                    still.append(chunk[d > dist_c[:, -1] - self.max_radius])
+            if k >= num_f or not still:
                 break
-            ok = d <= dist_c[:, -1] - self.max_radius
-            pending = pending[~ok]
-            if k >= max_k:
-                break
+            pending = np.concatenate(still)
             k = min(2 * k, num_f)
-        for i in pending if k < num_f else ():  # rare stubborn queries (far from the surface)
-            cand = np.asarray(
-                self.tree.query_ball_point(pts[i], out_d[i] + self.max_radius + 1e-9), dtype=np.int64
-            )
-            if cand.size == 0:
-                continue
-            q, t, b, d = self._test(pts[i : i + 1], cand[None, :])
-            if d[0] < out_d[i]:
-                out_q[i], out_t[i], out_b[i], out_d[i] = q[0], t[0], b[0], d[0]
         return ClosestPoints(out_q, out_t, out_b, out_d)
 
     def normals_at(self, closest: ClosestPoints) -> np.ndarray:
