@@ -57,6 +57,12 @@ def check_face_model(meta: dict[str, Any], face_model: Any | None, root: str | P
             f"{Path(root)}: its 3DMM parameters belong to the {wanted!r} face model (meta.json), but the run "
             f"uses {have!r}; set the recipe's face_model to type {wanted!r} or use another dataset"
         )
+    wanted_seed, have_seed = meta["face_model"].get("seed"), getattr(face_model, "seed", None)
+    if wanted_seed is not None and have_seed is not None and int(wanted_seed) != int(have_seed):
+        raise DataError(
+            f"{Path(root)}: its 3DMM parameters belong to the {wanted!r} face model with seed {wanted_seed} "
+            f"(meta.json), but the run's face model has seed {have_seed}: set face_model.seed accordingly"
+        )
 
 
 def fit_params(values: np.ndarray, size: int | None, name: str, where: str | Path) -> np.ndarray:

@@ -55,7 +55,10 @@ def sample_lights(
 
 def sample_backgrounds(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     """(n, size, size, 3) float backgrounds: smooth random colour fields with some texture and stripes."""
-    coarse = torch.from_numpy(rng.uniform(0.05, 0.95, (n, 3, 4, 4)).astype(np.float32))
+    colours = rng.uniform(0.05, 0.95, (n, 3, 4, 4))
+    grey = colours.mean(axis=1, keepdims=True)
+    saturation = rng.uniform(0.15, 0.6, (n, 1, 1, 1))
+    coarse = torch.from_numpy((grey + saturation * (colours - grey)).astype(np.float32))
     field = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
     fine = torch.from_numpy(
         rng.normal(0.0, 1.0, (n, 3, max(2, size // 8), max(2, size // 8))).astype(np.float32)

@@ -101,7 +101,7 @@ PRESETS: dict[str, WorldPreset] = {
     "tiny": WorldPreset("tiny", 32, 2000, 4000, 6, 4, 4, 3, 3, 4),
     "demo": WorldPreset("demo", 64, 2000, 8000, 150, 8, 250, 4, 12, 12),
     "standard": WorldPreset("standard", 128, 5000, 20000, 3000, 12, 1500, 8, 30, 40, supersample=2),
-    "paper": WorldPreset("paper", 224, 37202, 80000, 10176, 20, 3837, 16, 53, 60, supersample=2),
+    "paper": WorldPreset("paper", 224, 37202, 60000, 10176, 20, 3837, 16, 53, 60, supersample=2),
 }
 
 
@@ -185,11 +185,12 @@ class _Studio:
         *,
         hair: np.ndarray,
         glasses: np.ndarray,
-        noise: float = 0.01,
+        noise: float | np.ndarray = 0.01,
         occluder_seeds: np.ndarray | None = None,
     ):  # noqa: ANN201 - generator of tuples, see below
         """Yield, per row, (rgb uint8 (S, S, 3), mask (S, S), landmarks (68, 2) exact) in batches."""
         n = len(pose)
+        noise = np.broadcast_to(np.asarray(noise, dtype=np.float64), (n,))
         for lo in range(0, n, self.batch):
             hi = min(n, lo + self.batch)
             colour, cover, lms = self.render(
@@ -203,7 +204,7 @@ class _Studio:
                 if hair[k] or glasses[k]:
                     occ_rng = rng if occluder_seeds is None else np.random.default_rng(int(occluder_seeds[k]))
                     img, mask = draw_occluders(occ_rng, img, mask, lms[j], bool(hair[k]), bool(glasses[k]))
-                img = img + rng.normal(0.0, noise, img.shape)
+                img = img + rng.normal(0.0, noise[k], img.shape)
                 rgb = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
                 yield rgb, mask, lms[j]
 
@@ -338,6 +339,39 @@ VIDEO_STYLES: dict[str, dict[str, float]] = {
 }  # fmt: skip
 
 
+def _video_plan(
+    rng: np.random.Generator, fm: Any, condition: str, frames: int, a_id: np.ndarray, a_tex: np.ndarray,
+    wears_glasses: bool,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per-frame parameters of one MICC-like video (pose path, talking expression, light, occluders)."""
+    st = VIDEO_STYLES[condition]
+    t = np.linspace(0.0, 1.0, frames)
+    pose = np.zeros((frames, 6), dtype=np.float32)
+    if condition == "Indoor-Cooperative":  # a slow turn: one profile, frontal, the other profile
+        pose[:, 1] = np.sin(2 * math.pi * t - math.pi / 2) * -st["yaw"] * DEG
+    else:
+        walk = np.cumsum(rng.normal(0.0, 1.0, (frames, 3)), axis=0)
+        walk = walk / max(1.0, np.abs(walk).max())
+        pose[:, 0] = walk[:, 0] * 10 * DEG
+        pose[:, 1] = walk[:, 1] * st["yaw"] * DEG
+        pose[:, 2] = walk[:, 2] * 6 * DEG
+    pose[:, 3:5] = rng.normal(0.0, 0.06, 2) + rng.normal(0.0, 0.01, (frames, 2))
+    pose[:, 5] = math.log(st["scale"]) + rng.normal(0.0, 0.03, frames)
+    exp_keys = _coefficients(rng, fm.exp_std, 3, st["expr"])
+    w = np.stack([np.clip(1 - np.abs(t * 2 - c), 0, 1) for c in (0.0, 1.0, 2.0)], axis=1)
+    return {
+        "id": np.repeat(a_id[None], frames, 0),
+        "tex": np.repeat(a_tex[None], frames, 0),
+        "exp": (w @ exp_keys).astype(np.float32),
+        "pose": pose,
+        "light": np.repeat(sample_lights(rng, 1, st["light"], st["colour"]), frames, axis=0),
+        "glasses": np.full(frames, wears_glasses and rng.random() < st["glasses"] * 2),
+        "hair": np.full(frames, rng.random() < st["hair"]),
+        "occ": np.full(frames, rng.integers(0, 2**62)),
+        "noise": np.full(frames, st["noise"]),
+    }
+
+
 def write_micc(
     out: Path, studio: _Studio, preset: WorldPreset, seed: int, advance: Callable[[int], None],
     record: dict[str, Any] | None = None,
@@ -350,6 +384,8 @@ def write_micc(
     dense = _face_model(preset.scan_vertices, seed)
     root = out / "micc"
     canvas = 2 * preset.image_size
+    plans: list[dict[str, np.ndarray]] = []
+    videos: list[tuple[Path, dict[str, float]]] = []
     for s in range(n_sub):
         subject = root / f"subject_{s + 1:02d}"
         with torch.no_grad():
@@ -369,38 +405,23 @@ def write_micc(
             record[f"subject_{s + 1:02d}"] = {"id_params": a_id[s], "scan": noisy}
         wears_glasses = rng.random() < 0.5
         for condition in CONDITIONS:
-            st = VIDEO_STYLES[condition]
-            t = np.linspace(0.0, 1.0, frames)
-            pose = np.zeros((frames, 6), dtype=np.float32)
-            if condition == "Indoor-Cooperative":  # a slow left-to-right turn: frontal and both profiles
-                pose[:, 1] = np.sin(2 * math.pi * t - math.pi / 2) * -st["yaw"] * DEG
-            else:
-                walk = np.cumsum(rng.normal(0.0, 1.0, (frames, 3)), axis=0)
-                walk = walk / max(1.0, np.abs(walk).max())
-                pose[:, 0] = walk[:, 0] * 10 * DEG
-                pose[:, 1] = walk[:, 1] * st["yaw"] * DEG
-                pose[:, 2] = walk[:, 2] * 6 * DEG
-            pose[:, 3:5] = rng.normal(0.0, 0.06, 2) + rng.normal(0.0, 0.01, (frames, 2))
-            pose[:, 5] = math.log(st["scale"]) + rng.normal(0.0, 0.03, frames)
-            exp_keys = _coefficients(rng, fm.exp_std, 3, st["expr"])
-            w = np.stack([np.clip(1 - np.abs(t * 2 - c), 0, 1) for c in (0.0, 1.0, 2.0)], axis=1)
-            a_exp = (w @ exp_keys).astype(np.float32)
-            light = np.repeat(sample_lights(rng, 1, st["light"], st["colour"]), frames, axis=0)
-            glasses = np.full(frames, wears_glasses and rng.random() < st["glasses"] * 2)
-            hair = np.full(frames, rng.random() < st["hair"])
-            occ = np.full(frames, rng.integers(0, 2**62))
-            ids, texs = np.repeat(a_id[s : s + 1], frames, 0), np.repeat(a_tex[s : s + 1], frames, 0)
-            photos = studio.photos(rng, ids, a_exp, texs, pose, light, canvas, hair=hair, glasses=glasses,
-                                   noise=st["noise"], occluder_seeds=occ)  # fmt: skip
-            video = subject / "Video" / f"{condition}.mjpg"
-            video.parent.mkdir(parents=True, exist_ok=True)
-            landmarks = {}
-            with open(video, "wb") as fh:
-                for k, (rgb, _mask, lm) in enumerate(photos):
-                    fh.write(encode_jpeg(rgb, int(st["quality"])))
-                    landmarks[k] = detector_noise(rng, lm, st["lm"] * canvas)
-                    advance(1)
-            write_video_landmarks(video_landmarks_path(video), landmarks)
+            plans.append(_video_plan(rng, fm, condition, frames, a_id[s], a_tex[s], wears_glasses))
+            videos.append((subject / "Video" / f"{condition}.mjpg", VIDEO_STYLES[condition]))
+    # all frames in one rendering pass (large batches), then split back into the videos in order
+    cat = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]}
+    photos = studio.photos(rng, cat["id"], cat["exp"], cat["tex"], cat["pose"], cat["light"], canvas,
+                           hair=cat["hair"], glasses=cat["glasses"], noise=cat["noise"],
+                           occluder_seeds=cat["occ"])  # fmt: skip
+    for video, st in videos:
+        video.parent.mkdir(parents=True, exist_ok=True)
+        landmarks = {}
+        with open(video, "wb") as fh:
+            for k in range(frames):
+                rgb, _mask, lm = next(photos)
+                fh.write(encode_jpeg(rgb, int(st["quality"])))
+                landmarks[k] = detector_noise(rng, lm, st["lm"] * canvas)
+                advance(1)
+        write_video_landmarks(video_landmarks_path(video), landmarks)
     write_meta(root, {**_model_meta(preset, seed), "scan_model": {"type": "synthetic",
                "vertices": preset.scan_vertices, "seed": seed}})  # fmt: skip
 
