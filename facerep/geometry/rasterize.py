@@ -11,8 +11,8 @@
    coordinates of every covered pixel centre in its triangle; `interpolate` blends per-vertex
    attributes with them. Gradients therefore reach vertex positions (through the barycentrics),
    attributes, and everything upstream of them, but NOT the discrete choice of triangle per pixel:
-   coverage and occlusion boundaries have no gradient (see `soft_ring` for the optional remedy at
-   silhouettes).
+   coverage and occlusion boundaries have no gradient (see `facerep.geometry.rasterize_antialias`
+   for the optional remedy at silhouettes).
 
 Image-space conventions are those of `facerep.geometry.camera`: points in pixels, x right, y down,
 origin at the top-left corner of the image; depth larger = nearer the camera. Triangles are
@@ -202,8 +202,6 @@ class Fragments:
         bary: (P, 3) barycentric coordinates of the pixel centre (differentiable w.r.t. the points).
         area2: (P,) twice the signed pixel area of the sample's triangle (differentiable).
         corners: (P, 3, 2) the triangle's corners in pixels (differentiable).
-        ring: (P,) bool, True for samples outside their triangle (the soft anti-aliasing ring), whose
-            ``bary`` have negative entries; their attributes should use `clamped_bary`.
     """
 
     pix_to_face: Tensor
@@ -214,57 +212,25 @@ class Fragments:
     bary: Tensor
     area2: Tensor
     corners: Tensor
-    ring: Tensor
-
-    def clamped_bary(self) -> Tensor:
-        """(P, 3) barycentrics clamped to >= 0 and renormalised (equal to ``bary`` inside triangles)."""
-        w = self.bary.clamp_min(0.0)
-        return w / w.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
-def ring_faces(pix_to_face: Tensor) -> Tensor:
-    """Triangle of a covered 4-neighbour for uncovered pixels next to coverage: (B, H, W) -> (B, H, W).
-
-    Order of preference: left, right, up, down neighbour; -1 for covered pixels and pixels with no
-    covered neighbour.
-    """
-    f = pix_to_face
-    pad = torch.nn.functional.pad(f[:, None].float(), (1, 1, 1, 1), value=-1.0)[:, 0].long()
-    out = torch.full_like(f, -1)
-    for dy, dx in ((1, 0), (1, 2), (0, 1), (2, 1)):  # left, right, up, down
-        neighbour = pad[:, dy : dy + f.shape[1], dx : dx + f.shape[2]]
-        out = torch.where((out < 0) & (neighbour >= 0), neighbour, out)
-    return torch.where(f >= 0, torch.full_like(f, -1), out)
-
-
-def fragments(
-    points: Tensor, triangles: Tensor, pix_to_face: Tensor, extra_faces: Tensor | None = None
-) -> Fragments:
-    """Differentiable barycentrics of every covered pixel centre (and optional extra samples).
+def fragments(points: Tensor, triangles: Tensor, pix_to_face: Tensor) -> Fragments:
+    """Differentiable barycentrics of every covered pixel centre.
 
     Args:
         points: (B, N, 2) projected vertices in pixels (gradients flow into them).
         triangles: (F, 3) long.
         pix_to_face: (B, H, W) from `rasterize`.
-        extra_faces: optional (B, H, W) long, triangle per pixel for additional ``ring`` samples
-            (e.g. `ring_faces`), -1 elsewhere.
 
     Returns:
-        `Fragments` with P = covered pixels (+ ring pixels).
+        `Fragments` with P = covered pixels, sorted by flat pixel index.
     """
     batch, height, width = pix_to_face.shape
     num_n = points.shape[1]
     tri = triangles.to(device=points.device, dtype=torch.long)
     flat = pix_to_face.reshape(-1)
     pixels = (flat >= 0).nonzero().squeeze(1)
-    ring = torch.zeros(pixels.shape[0], dtype=torch.bool, device=points.device)
     faces = flat[pixels]
-    if extra_faces is not None:
-        extra = extra_faces.reshape(-1)
-        extra_pixels = (extra >= 0).nonzero().squeeze(1)
-        pixels = torch.cat([pixels, extra_pixels])
-        faces = torch.cat([faces, extra[extra_pixels]])
-        ring = torch.cat([ring, torch.ones(extra_pixels.shape[0], dtype=torch.bool, device=points.device)])
     hw = height * width
     rows = torch.div(pixels, hw, rounding_mode="floor")
     within = pixels - rows * hw
@@ -277,19 +243,13 @@ def fragments(
     w0 = _cross(b[:, 0] - cx, b[:, 1] - cy, c[:, 0] - cx, c[:, 1] - cy) / area
     w1 = _cross(c[:, 0] - cx, c[:, 1] - cy, a[:, 0] - cx, a[:, 1] - cy) / area
     bary = torch.stack([w0, w1, 1.0 - w0 - w1], -1)
-    return Fragments(pix_to_face, pixels, rows, faces, vertex_index, bary, area, corners, ring)
+    return Fragments(pix_to_face, pixels, rows, faces, vertex_index, bary, area, corners)
 
 
-def interpolate(attributes: Tensor, frags: Fragments, clamp_ring: bool = True) -> Tensor:
-    """Blend per-vertex attributes at the samples: (B, N, C) -> (P, C) (differentiable).
-
-    Ring samples (outside their triangle) use clamped barycentrics when ``clamp_ring``.
-    """
+def interpolate(attributes: Tensor, frags: Fragments) -> Tensor:
+    """Blend per-vertex attributes at the samples: (B, N, C) -> (P, C) (differentiable)."""
     values = attributes.reshape(-1, attributes.shape[-1])[frags.vertex_index]  # (P, 3, C)
-    w = frags.bary
-    if clamp_ring and bool(frags.ring.any()):
-        w = torch.where(frags.ring[:, None], frags.clamped_bary(), w)
-    return (w[..., None] * values).sum(1)
+    return (frags.bary[..., None] * values).sum(1)
 
 
 def to_image(values: Tensor, frags: Fragments, background: float = 0.0) -> Tensor:
@@ -327,7 +287,6 @@ __all__ = [
     "fragments",
     "interpolate",
     "rasterize",
-    "ring_faces",
     "signed_areas",
     "to_image",
     "triangle_neighbours",

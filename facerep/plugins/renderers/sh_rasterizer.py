@@ -24,11 +24,11 @@ Gradients that exist:
     - landmarks_2d / vertices_2d: exact (pure projection).
 Gradients that do NOT exist (piecewise-constant choices):
     - which triangle covers a pixel: coverage, silhouettes and self-occlusion boundaries move without
-      gradient, unless ``soft_edges > 0``: then pixels within about ``soft_edges`` pixels of a
-      silhouette edge (an edge on the mesh boundary or between a front- and a back-facing triangle)
-      get a coverage ``alpha = clamp(0.5 + d / soft_edges, 0, 1)`` from their signed distance ``d`` to
-      that edge, on both sides (a one-pixel ring outside the hard coverage is added), so image losses
-      do pull silhouettes. Occlusion boundaries inside the mesh (the nose over a cheek) stay hard.
+      gradient, unless ``antialias=True``: then `facerep.geometry.rasterize_antialias` blends the
+      colours and coverage of 4-adjacent pixel pairs across every silhouette (mesh boundary, edges
+      between front- and back-facing triangles, including where the nose occludes a cheek) with a
+      one-pixel ramp whose position is differentiable in the silhouette-edge vertices, so image and
+      mask losses do pull silhouettes (the soft area's derivative equals the true area's).
     - visibility (a boolean).
 With ``clamp`` the colour is clamped to [0, 1] in the forward pass with a straight-through
 (identity) gradient, so saturated pixels still pass gradients.
@@ -51,11 +51,10 @@ from facerep.geometry.rasterize import (
     fragments,
     interpolate,
     rasterize,
-    ring_faces,
-    signed_areas,
     to_image,
     triangle_neighbours,
 )
+from facerep.geometry.rasterize_antialias import antialias
 from facerep.geometry.sh import DEFAULT_AMBIENT, light_coefficients, sh_basis
 
 
@@ -74,8 +73,8 @@ class SHRasterizer(Renderer):
         max_candidates: most (triangle, pixel) pairs the rasteriser tests at once (bounds memory;
             about 150 bytes each).
         cull_backfaces: skip triangles facing away from the camera.
-        soft_edges: width in pixels of the silhouette anti-aliasing ramp (0 = hard edges, no
-            silhouette gradients).
+        antialias: blend across silhouettes with a one-pixel ramp (gives silhouette gradients; about
+            1.5-2x the cost of a hard render).
         shading: "pixel" (interpolate normals, shade per pixel) or "vertex" (shade per vertex and
             interpolate colours, Gouraud; cheaper).
         clamp: clamp colours to [0, 1] (straight-through gradient).
@@ -90,7 +89,7 @@ class SHRasterizer(Renderer):
         ambient: float = DEFAULT_AMBIENT,
         max_candidates: int = 1 << 20,
         cull_backfaces: bool = True,
-        soft_edges: float = 0.0,
+        antialias: bool = False,
         shading: str = "pixel",
         clamp: bool = True,
         visibility_tolerance: float = 2.0,
@@ -102,14 +101,12 @@ class SHRasterizer(Renderer):
             raise ValueError(f"sh_rasterizer: shading must be 'pixel' or 'vertex', got {shading!r}")
         if int(image_size) <= 0:
             raise ValueError(f"sh_rasterizer: image_size must be positive, got {image_size}")
-        if soft_edges < 0:
-            raise ValueError(f"sh_rasterizer: soft_edges must be >= 0 pixels, got {soft_edges}")
         triangles = np.asarray(face_model.triangles, dtype=np.int64)
         self.image_size = int(image_size)
         self.ambient = float(ambient)
         self.max_candidates = int(max_candidates)
         self.cull_backfaces = bool(cull_backfaces)
-        self.soft_edges = float(soft_edges)
+        self.antialias = bool(antialias)
         self.shading = shading
         self.clamp = bool(clamp)
         self.visibility_tolerance = float(visibility_tolerance)
@@ -131,7 +128,7 @@ class SHRasterizer(Renderer):
     def extra_repr(self) -> str:
         return (
             f"image_size={self.image_size}, triangles={self.triangles.shape[0]}, ambient={self.ambient}, "
-            f"soft_edges={self.soft_edges}, shading={self.shading!r}"
+            f"antialias={self.antialias}, shading={self.shading!r}"
         )
 
     def forward(
@@ -180,8 +177,7 @@ class SHRasterizer(Renderer):
         normals = vertex_normals(vertices, tri) @ rotation.transpose(-1, -2)
 
         pix_to_face = rasterize(points, depth, tri, size, self.cull_backfaces, self.max_candidates)
-        extra = ring_faces(pix_to_face) if self.soft_edges > 0 else None
-        frags = fragments(points, tri, pix_to_face, extra)
+        frags = fragments(points, tri, pix_to_face)
 
         # Shading.
         gamma = light_coefficients(light, self.ambient)  # (B, 3, 9)
@@ -199,16 +195,22 @@ class SHRasterizer(Renderer):
         if self.clamp:
             colour = _straight_through_clamp(colour)
 
-        alpha = self._alpha(frags, points) if self.soft_edges > 0 else None
-        if alpha is not None:
-            colour = colour * alpha[:, None]
         image = to_image(colour, frags)
-        if alpha is not None:
-            mask = to_image(alpha[:, None], frags)
-        else:
-            mask = (pix_to_face >= 0)[:, None].to(vertices.dtype)
-        hard = (pix_to_face >= 0)[:, None].to(vertices.dtype)
-        depth_map = to_image(interpolate(depth[..., None], frags), frags) * hard  # 0 where uncovered
+        mask = (pix_to_face >= 0)[:, None].to(vertices.dtype)
+        depth_map = to_image(interpolate(depth[..., None], frags), frags)  # (B, 1, H, W), 0 where uncovered
+        if self.antialias:
+            tol = self.visibility_tolerance / focal(pose.detach(), size)
+            image, mask = antialias(
+                image,
+                mask,
+                depth_map,
+                points,
+                depth,
+                tri,
+                self.neighbours,
+                pix_to_face,
+                occlusion_tolerance=tol,
+            )
         visibility = self._visibility(points, depth, normals, pix_to_face, pose)
         landmarks_2d = points[:, self.landmarks] if self.landmarks.numel() else points.new_zeros(batch, 0, 2)
         return Rendering(
@@ -240,24 +242,6 @@ class SHRasterizer(Renderer):
             uv_map, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=False
         )  # (B, 3, H, W)
         return sampled.permute(0, 2, 3, 1).reshape(-1, uv_map.shape[1])[frags.pixels]
-
-    def _alpha(self, frags: Any, points: Tensor) -> Tensor:
-        """Soft coverage (P,) from signed distances (pixels) to silhouette edges."""
-        with torch.no_grad():
-            front = signed_areas(points.detach(), self.triangles) < 0  # (B, F)
-            nb = self.neighbours[frags.faces]  # (P, 3)
-            nb_front = front[frags.batch[:, None], nb.clamp_min(0)] & (nb >= 0)
-            silhouette = ~nb_front
-        corners = frags.corners
-        # Edge k is opposite corner k: joins corners k+1 and k+2.
-        edge = corners[:, [2, 0, 1]] - corners[:, [1, 2, 0]]
-        length = edge.norm(dim=-1).clamp_min(1e-9)
-        dist = frags.bary * frags.area2.abs()[:, None] / length  # (P, 3) signed distance, + inside
-        big = torch.full_like(dist, 1e6)
-        inside_d = torch.where(silhouette, dist, big).amin(-1)
-        ring_d = dist.amin(-1)
-        d = torch.where(frags.ring, ring_d, inside_d)
-        return (0.5 + d / self.soft_edges).clamp(0.0, 1.0)
 
     def _visibility(
         self, points: Tensor, depth: Tensor, normals: Tensor, pix_to_face: Tensor, pose: Tensor
