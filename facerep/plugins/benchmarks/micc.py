@@ -187,19 +187,19 @@ class MiccBenchmark(Benchmark):
                 bar.update(task, description=f"{subject}: scan and baselines")
                 scan = source.scan(subject)
                 panels: dict[tuple[str, str], list[ErrorPanel]] = {}
-                baseline_scores: dict[str, ShapeScore] = {}
+                baseline_scores: dict[str, tuple[ShapeScore, np.ndarray]] = {}
                 if self.baselines:
                     shapes = {"mean_face": baseline_shapes.mean_face(face_model)}
                     shapes["linear_fit"] = baseline_shapes.linear_fit(
                         face_model, scan, iterations=self.linear_fit_iterations
                     )
                     for name, shape in shapes.items():
-                        baseline_scores[name] = self._score(shape, face_model, scan)
+                        baseline_scores[name] = (self._score(shape, face_model, scan), shape)
                 for condition in source.conditions:
                     title = CONDITION_TITLES[condition]
                     bar.update(task, description=f"{subject} {title}")
                     frames = source.frames(subject, condition)
-                    for name, sc in baseline_scores.items():
+                    for name, (sc, shape) in baseline_scores.items():
                         for protocol in self.protocols:
                             scores.append(
                                 Score(
@@ -214,7 +214,7 @@ class MiccBenchmark(Benchmark):
                             )
                             if subject in map_subjects:
                                 panels.setdefault((protocol, title), []).append(
-                                    ErrorPanel(name, sc.aligned, face_model.triangles, sc.error.per_vertex)
+                                    ErrorPanel(name, shape, face_model.triangles, sc.error.per_vertex)
                                 )
                     if frames is None:
                         bar.advance(task)
