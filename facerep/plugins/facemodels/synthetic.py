@@ -1,0 +1,259 @@
+"""The embedded synthetic face model (facemodel ``synthetic``): a procedural 3DMM plus a nonlinear truth.
+
+`synthetic(vertices, seed, ...)` meshes the continuous procedural face of `procedural_face` at the
+requested vertex count and returns a `SyntheticFaceModel`: a `LinearFaceModel` (the prior handed to the
+learner, like BFM + FaceWarehouse in the paper) that also knows each synthetic identity's *true* shape and
+albedo, which are not in the linear span::
+
+    true_shape(a, e) = mean + A_id a + A_exp e + r(a)       r(a) = sum_r c_r tanh(W a / std_id)_r R_r
+
+r is smooth, identity-specific, about ``residual_mm`` RMS over the prior and orthogonal to the span of
+A_id and A_exp. Two models with the same seed and different vertex counts describe the same faces (the
+fields are continuous functions of the surface parameters ``surface_params``); the MICC-like ground-truth
+scans are this model evaluated at a denser vertex count.
+
+Conventions: mm, x to the subject's left, y up, z towards the camera; the mean is exactly mirror
+symmetric; basis vectors have 1 mm RMS over the vertices (orthonormal in the continuous sense) and the
+stds are in mm (albedo: in albedo units), falling.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from facerep.core.registry import Component, hookimpl
+from facerep.plugins.facemodels.linear import LinearFaceModel
+from facerep.plugins.facemodels.procedural_face import FACE_A, FACE_B, ProceduralFace, face_lattice
+
+#: iBUG-68 landmark positions in surface parameters (x, y) mm for the subject's right half (x <= 0)
+#: and the midline; the left half mirrors them (see `IBUG_MIRROR`).
+_IBUG_RIGHT: dict[int, tuple[float, float]] = {
+    # nose bridge and tip (midline)
+    27: (0.0, 24.0),
+    28: (0.0, 7.0),
+    29: (0.0, -9.0),
+    30: (0.0, -25.0),
+    33: (0.0, -35.0),
+    # nose base
+    31: (-13.0, -30.0),
+    32: (-7.0, -33.5),
+    # right brow, outer to inner
+    17: (-50.0, 37.0),
+    18: (-42.0, 41.0),
+    19: (-33.0, 43.0),
+    20: (-24.0, 42.0),
+    21: (-15.0, 39.0),
+    # right eye: outer corner, upper lid, inner corner, lower lid
+    36: (-44.0, 20.0),
+    37: (-37.0, 24.0),
+    38: (-27.0, 24.0),
+    39: (-20.0, 20.0),
+    40: (-27.0, 16.5),
+    41: (-37.0, 16.5),
+    # outer lips
+    48: (-25.0, -50.0),
+    49: (-15.0, -45.0),
+    50: (-6.0, -43.0),
+    51: (0.0, -44.0),
+    57: (0.0, -60.5),
+    58: (-7.0, -59.5),
+    59: (-16.0, -56.5),
+    # inner lips
+    60: (-21.0, -50.0),
+    61: (-8.0, -48.5),
+    62: (0.0, -48.5),
+    66: (0.0, -51.5),
+    67: (-8.0, -51.5),
+}
+#: iBUG-68 left-right correspondence (landmark k mirrors to landmark IBUG_MIRROR[k]).
+IBUG_MIRROR = np.array(
+    [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]  # jaw
+    + [26, 25, 24, 23, 22, 21, 20, 19, 18, 17]  # brows
+    + [27, 28, 29, 30, 35, 34, 33, 32, 31]  # nose
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]  # eyes
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]  # outer lips
+    + [64, 63, 62, 61, 60, 67, 66, 65],  # inner lips
+    dtype=np.int64,
+)
+
+
+def _jaw_points() -> dict[int, tuple[float, float]]:
+    """Jaw contour 0..8 (subject's right side to the chin) on the ellipse at 93% of the rim."""
+    out = {}
+    for k in range(9):
+        phi = np.radians(-100.0 + k * 100.0 / 8.0)  # -100 deg (ear level) .. 0 (chin)
+        out[k] = (0.93 * FACE_A * float(np.sin(phi)), -0.93 * FACE_B * float(np.cos(phi)))
+    return out
+
+
+def _snap_landmarks(xy: np.ndarray, mirror: np.ndarray, nose_tip: int) -> np.ndarray:
+    """68 vertex indices: right-half and midline targets snapped to the nearest vertex, left = mirror."""
+    targets = {**_jaw_points(), **_IBUG_RIGHT}
+    lm = -np.ones(68, dtype=np.int64)
+    mid = np.flatnonzero(xy[:, 0] == 0)
+    right = np.flatnonzero(xy[:, 0] < 0)
+    for k, (tx, ty) in targets.items():
+        pool = mid if tx == 0 else right
+        d = (xy[pool, 0] - tx) ** 2 + (xy[pool, 1] - ty) ** 2
+        lm[k] = pool[int(np.argmin(d))]
+    lm[30] = nose_tip
+    for k in range(68):
+        if lm[k] < 0:
+            lm[k] = mirror[lm[IBUG_MIRROR[k]]]
+    return lm
+
+
+class SyntheticFaceModel(LinearFaceModel):
+    """The procedural linear 3DMM at one resolution, plus the nonlinear truth of each identity.
+
+    Extra attributes: ``surface_params`` (N, 2) the (x, y) surface parameters of the vertices, mm;
+    ``procedural`` the continuous `ProceduralFace`; ``res_basis`` (R, N, 3) the residual fields (1 mm
+    RMS); ``albedo_res_basis`` (R_tex, N, 3).
+    """
+
+    def __init__(
+        self,
+        vertices: int = 2000,
+        seed: int = 0,
+        n_id: int = 80,
+        n_exp: int = 29,
+        n_tex: int = 40,
+        residual_mm: float = 2.0,
+    ) -> None:
+        if not 500 <= vertices <= 60_000:
+            raise ValueError(f"synthetic face model: vertices must be within [500, 60000], got {vertices}")
+        proc = _procedural(int(seed), int(n_id), int(n_exp), int(n_tex), float(residual_mm))
+        lattice = face_lattice(int(vertices))
+        f = proc.evaluate(lattice.xy, lattice.mirror)
+        xy = lattice.xy
+        midline = np.flatnonzero(xy[:, 0] == 0)
+        nose_tip = int(midline[np.argmax(f["mean"][midline, 2])])
+        landmarks = _snap_landmarks(xy, lattice.mirror, nose_tip)
+        uv = np.stack([(xy[:, 0] / FACE_A + 1) / 2, (xy[:, 1] / FACE_B + 1) / 2], axis=1)
+        super().__init__(
+            name="synthetic",
+            mean=f["mean"],
+            triangles=lattice.triangles,
+            id_basis=f["id_basis"],
+            id_std=proc.identity.std,
+            exp_basis=f["exp_basis"],
+            exp_std=proc.expression.std,
+            albedo_mean=f["albedo_mean"],
+            albedo_basis=f["albedo_basis"],
+            albedo_std=proc.albedo.std,
+            landmarks=landmarks,
+            mirror=lattice.mirror,
+            nose_tip=nose_tip,
+            uv=uv,
+            exp_names=proc.expression.names,
+            info={
+                "source": "procedural",
+                "seed": int(seed),
+                "residual_mm": float(residual_mm),
+                "lattice_spacing_mm": lattice.spacing,
+            },
+        )
+        self.id_names = list(proc.identity.names)
+        self.albedo_names = list(proc.albedo.names)
+        self.surface_params = xy.astype(np.float32)
+        self.procedural = proc
+        self.res_basis = f["res_basis"].astype(np.float32)
+        self.albedo_res_basis = f["albedo_res_basis"].astype(np.float32)
+        self.res_mix = proc.res_mix.astype(np.float32)
+        self.res_scale = proc.res_scale.astype(np.float32)
+        self.tex_res_mix = proc.tex_res_mix.astype(np.float32)
+        self.tex_res_scale = proc.tex_res_scale.astype(np.float32)
+        self.seed = int(seed)
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def _residual_weights(self, alpha_id: Tensor, mix: str, scale: str) -> Tensor:
+        self._check_batch(alpha_id, self.num_id, "alpha_id")
+        dev, dt = alpha_id.device, alpha_id.dtype
+        u = (alpha_id / self.tensor("id_std", dev, dt)) @ self.tensor(mix, dev, dt).T
+        return torch.tanh(u) * self.tensor(scale, dev, dt)
+
+    def residual(self, alpha_id: Tensor) -> Tensor:
+        """Nonlinear identity residual r(alpha_id): (B, K_id) -> (B, N, 3) mm, orthogonal to the span."""
+        w = self._residual_weights(alpha_id, "res_mix", "res_scale")
+        return torch.einsum("br,rnc->bnc", w, self.tensor("res_basis", alpha_id.device, alpha_id.dtype))
+
+    def true_shape(self, alpha_id: Tensor, alpha_exp: Tensor | None = None) -> Tensor:
+        """The synthetic identity's true shape: linear shape + residual, (B, N, 3) mm."""
+        return self.shape(alpha_id, alpha_exp) + self.residual(alpha_id)
+
+    def albedo_residual(self, alpha_id: Tensor) -> Tensor:
+        """Nonlinear, identity-specific albedo detail (B, N, 3) (albedo units, ~0.02 RMS)."""
+        w = self._residual_weights(alpha_id, "tex_res_mix", "tex_res_scale")
+        return torch.einsum(
+            "br,rnc->bnc", w, self.tensor("albedo_res_basis", alpha_id.device, alpha_id.dtype)
+        )
+
+    def true_albedo(self, alpha_tex: Tensor, alpha_id: Tensor) -> Tensor:
+        """The identity's true albedo: linear albedo + nonlinear detail, clipped to [0, 1], (B, N, 3)."""
+        return (self.albedo(alpha_tex, clamp=False) + self.albedo_residual(alpha_id)).clamp(0.0, 1.0)
+
+    def true_shape_at(
+        self, surface_params: np.ndarray, alpha_id: Tensor, alpha_exp: Tensor | None = None
+    ) -> Tensor:
+        """True shapes at arbitrary surface parameters (M, 2) mm -> (B, M, 3) mm (fields in float64)."""
+        f = self.procedural.evaluate(np.asarray(surface_params, dtype=np.float64))
+        dev, dt = alpha_id.device, alpha_id.dtype
+
+        def t(a: np.ndarray) -> Tensor:
+            return torch.as_tensor(a, device=dev, dtype=dt)
+
+        out = t(f["mean"]) + torch.einsum("bk,kmc->bmc", alpha_id, t(f["id_basis"]))
+        if alpha_exp is not None:
+            out = out + torch.einsum("bk,kmc->bmc", alpha_exp.to(dt), t(f["exp_basis"]))
+        w = self._residual_weights(alpha_id, "res_mix", "res_scale")
+        return out + torch.einsum("br,rmc->bmc", w, t(f["res_basis"]))
+
+
+@functools.lru_cache(maxsize=4)
+def _procedural(seed: int, n_id: int, n_exp: int, n_tex: int, residual_mm: float) -> ProceduralFace:
+    return ProceduralFace(seed=seed, n_id=n_id, n_exp=n_exp, n_tex=n_tex, residual_mm=residual_mm)
+
+
+@functools.lru_cache(maxsize=8)
+def _synthetic_cached(
+    vertices: int, seed: int, n_id: int, n_exp: int, n_tex: int, residual_mm: float
+) -> SyntheticFaceModel:
+    return SyntheticFaceModel(vertices, seed, n_id, n_exp, n_tex, residual_mm)
+
+
+def synthetic(
+    vertices: int = 2000,
+    seed: int = 0,
+    n_id: int = 80,
+    n_exp: int = 29,
+    n_tex: int = 40,
+    residual_mm: float = 2.0,
+) -> SyntheticFaceModel:
+    """The embedded procedural face model (memoised in-process by its arguments; treat it as read-only).
+
+    Args:
+        vertices: template vertex count (500..60,000; the paper's template has 37,202).
+        seed: seed of the random parts (same seed -> same faces at every vertex count).
+        n_id: identity components (named features first, then random smooth fields).
+        n_exp: expression components (jaw_open, smile, pout, brow_raise, eye_close, ...; see ``exp_names``).
+        n_tex: albedo components.
+        residual_mm: RMS of the nonlinear identity residual over the prior, mm.
+    """
+    return _synthetic_cached(int(vertices), int(seed), int(n_id), int(n_exp), int(n_tex), float(residual_mm))
+
+
+def _facemodel_summary() -> str:
+    return "procedural 3DMM (any resolution) with a nonlinear identity residual; the embedded default"
+
+
+@hookimpl
+def facerep_components() -> list[Component]:
+    return [Component("facemodel", "synthetic", synthetic, _facemodel_summary())]
+
+
+__all__ = ["IBUG_MIRROR", "SyntheticFaceModel", "synthetic"]
