@@ -93,7 +93,9 @@ class LinearDecoder(nn.Module):
 
     def forward(self, identity: Tensor, expression: Tensor) -> Tensor:
         self.calls.append((identity, expression))
-        return self.face_model.shape(identity[:, :3], expression[:, :2])
+        return self.face_model.shape(
+            identity[:, : self.face_model.num_id], expression[:, : self.face_model.num_exp]
+        )
 
 
 class SmallCritic(Critic):
