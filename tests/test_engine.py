@@ -23,6 +23,7 @@ data:
   world:
     preset: tiny
   image_size: 32
+  num_workers: 0
   batch:
     identities: 2
     photos_per_identity: 2

@@ -15,9 +15,12 @@ def adam(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
+    foreach: bool = True,
 ) -> torch.optim.Optimizer:
-    """Adam (the paper's model optimiser, lr 1e-4)."""
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+    """Adam (the paper's model optimiser, lr 1e-4). ``foreach`` batches the update (faster on CPU too)."""
+    return torch.optim.Adam(
+        params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=foreach
+    )
 
 
 def adamw(
@@ -26,9 +29,12 @@ def adamw(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 1e-2,
+    foreach: bool = True,
 ) -> torch.optim.Optimizer:
     """AdamW (decoupled weight decay)."""
-    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+    return torch.optim.AdamW(
+        params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=foreach
+    )
 
 
 def rmsprop(
@@ -38,10 +44,11 @@ def rmsprop(
     eps: float = 1e-8,
     momentum: float = 0.0,
     weight_decay: float = 0.0,
+    foreach: bool = True,
 ) -> torch.optim.Optimizer:
     """RMSprop (the paper's critic optimiser, lr 5e-5)."""
     return torch.optim.RMSprop(
-        params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay
+        params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, weight_decay=weight_decay, foreach=foreach
     )
 
 
@@ -51,9 +58,12 @@ def sgd(
     momentum: float = 0.9,
     nesterov: bool = False,
     weight_decay: float = 0.0,
+    foreach: bool = True,
 ) -> torch.optim.Optimizer:
     """Stochastic gradient descent with momentum."""
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    return torch.optim.SGD(
+        params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay, foreach=foreach
+    )
 
 
 @hookimpl
