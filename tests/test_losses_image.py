@@ -137,7 +137,7 @@ def test_landmark_matches_a_hand_computed_value(tiny: TinyFaceModel) -> None:
     moved = target[8] + torch.tensor([3.0, 4.0])  # a jaw landmark moves 5 px
     recon.rendering.landmarks_2d[0, 8] = moved
     ctx = make_context(tiny)
-    l2 = 25.0 / 68 / 50.0**2
+    l2 = 25.0 / 50.0**2  # the squared norm sums over the 68 landmarks
     assert LandmarkLoss(gdl_weight=0.0)(batch, recon, ctx).item() == pytest.approx(l2, rel=1e-5)
 
     def dist(p: torch.Tensor, q: torch.Tensor) -> float:
@@ -145,7 +145,7 @@ def test_landmark_matches_a_hand_computed_value(tiny: TinyFaceModel) -> None:
 
     gap = (dist(moved, target[7]) - dist(target[8], target[7])) ** 2
     gap += (dist(moved, target[9]) - dist(target[8], target[9])) ** 2
-    gdl = gap / 113.0 / 50.0**2
+    gdl = gap / 50.0**2  # contour pairs (7, 8) and (8, 9) have weight 1
     assert LandmarkLoss()(batch, recon, ctx).item() == pytest.approx(l2 + gdl, rel=1e-4)
     assert LandmarkLoss(gdl_weight=3.0)(batch, recon, ctx).item() == pytest.approx(l2 + 3 * gdl, rel=1e-4)
 

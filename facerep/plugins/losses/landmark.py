@@ -1,8 +1,9 @@
 """Sparse landmark loss (paper eq. 6): projected landmark vertices vs detected 2D landmarks, plus GDL.
 
-L_lmk = mean_k ||s^_2D[:, L_k] - U_k||^2 / size^2 + gdl_weight * L_gdl,lmk, per row, averaged over the
-batch. ``size`` is the diagonal of the detected landmarks' bounding box (pixels), so the value does not
-depend on the image resolution or the face's size in the image. The landmark GDL compares distances
+L_lmk = ||s^_2D[:, L] - U||^2 / size^2 + gdl_weight * L_gdl,lmk per row (the squared norm sums over the
+68 landmarks, as eq. 6 writes it), averaged over the batch. ``size`` is the diagonal of the detected
+landmarks' bounding box (pixels), so the value does not depend on the image resolution or on the face's
+size in the image. The landmark GDL compares distances
 between pairs of landmarks with the detected ones: neighbours along every iBUG-68 contour (the landmark
 analogue of image gradients) and, weighted `OPENING_WEIGHT` times more, the eyelid (upper vs lower lid)
 and lip (upper vs lower lip) pairs whose distances are the eyes' and mouth's openings.
@@ -85,9 +86,11 @@ class LandmarkLoss(Loss):
 
     Inputs: (B, 68, 2) projected and detected landmarks in pixels (iBUG order). Per row b with face
     size d_b (`face_size` of the detected landmarks):
-    l2_b = mean_k ||p^_k - p_k||^2 / d_b^2 and
-    gdl_b = sum_(i,j) w_ij (|p^_i - p^_j| - |p_i - p_j|)^2 / sum w_ij / d_b^2 over `landmark_pairs`.
-    Returns the unweighted mean over rows of l2_b + gdl_weight * gdl_b (dimensionless).
+    l2_b = sum_k ||p^_k - p_k||^2 / d_b^2 and
+    gdl_b = sum_(i,j) w_ij (|p^_i - p^_j| - |p_i - p_j|)^2 / d_b^2 over `landmark_pairs` (w = 1 for
+    contour neighbours, `OPENING_WEIGHT` for eyelid and lip openings).
+    Returns the unweighted mean over rows of l2_b + gdl_weight * gdl_b (dimensionless). For scale: every
+    landmark off by 2 % of the face size gives l2 = 68 * 0.0004 = 0.027; off by 20 %, 2.7.
     """
 
     applies_to = "all"
@@ -116,11 +119,11 @@ class LandmarkLoss(Loss):
                 "(set gdl_weight: 0 for other landmark sets)"
             )
         scale = face_size(target).pow(2)  # (B,)
-        per_row = (pred - target).pow(2).sum(dim=-1).mean(dim=-1) / scale
+        per_row = (pred - target).pow(2).sum(dim=(1, 2)) / scale
         if self.gdl_weight != 0.0:
             w = self.pair_weights.to(pred.dtype)
             gap = pair_distances(pred, self.pairs) - pair_distances(target, self.pairs)
-            per_row = per_row + self.gdl_weight * (gap.pow(2) * w).sum(dim=-1) / w.sum() / scale
+            per_row = per_row + self.gdl_weight * (gap.pow(2) * w).sum(dim=-1) / scale
         value = per_row.mean()
         return check_finite(
             NAME,
