@@ -3,10 +3,10 @@
 L_lmk = ||s^_2D[:, L] - U||^2 / size^2 + gdl_weight * L_gdl,lmk per row (the squared norm sums over the
 68 landmarks, as eq. 6 writes it), averaged over the batch. ``size`` is the diagonal of the detected
 landmarks' bounding box (pixels), so the value does not depend on the image resolution or on the face's
-size in the image. The landmark GDL compares distances
-between pairs of landmarks with the detected ones: neighbours along every iBUG-68 contour (the landmark
-analogue of image gradients) and, weighted `OPENING_WEIGHT` times more, the eyelid (upper vs lower lid)
-and lip (upper vs lower lip) pairs whose distances are the eyes' and mouth's openings.
+size in the image. The landmark GDL compares distances between pairs of landmarks with the detected
+ones: neighbours along every iBUG-68 contour (the landmark analogue of image gradients) and, weighted
+`OPENING_WEIGHT` times more, the eyelid (upper vs lower lid) and lip (upper vs lower lip) pairs whose
+distances are the eyes' and mouth's openings.
 """
 
 from __future__ import annotations
