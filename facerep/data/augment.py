@@ -56,9 +56,13 @@ class MirrorParams:
             return v[..., mirror, :] * sign
 
         mean = np.asarray(fm.mean, dtype=np.float64)
-        pinv = np.linalg.pinv(flat)
-        self.matrix = (pinv @ _mirror(basis).reshape(k, -1).T).astype(np.float32)  # (K, K)
-        self.offset = (pinv @ (_mirror(mean) - mean).reshape(-1)).astype(np.float32)  # (K,)
+        gram = flat.T @ flat  # normal equations: (K, K), cheap even for 37k-vertex models
+        rhs = np.concatenate(
+            [flat.T @ _mirror(basis).reshape(k, -1).T, flat.T @ (_mirror(mean) - mean).reshape(-1, 1)], 1
+        )
+        solved = np.linalg.lstsq(gram, rhs, rcond=None)[0]
+        self.matrix = solved[:, :k].astype(np.float32)  # (K, K)
+        self.offset = solved[:, k].astype(np.float32)  # (K,)
         self.num_id = int(fm.id_basis.shape[0])
 
     def __call__(self, id_params: Tensor, exp_params: Tensor) -> tuple[Tensor, Tensor]:
