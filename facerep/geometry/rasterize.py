@@ -95,12 +95,14 @@ def rasterize(
     tri = triangles.to(device=device, dtype=torch.long)
 
     # Per-triangle corners (B*F, 3, 2), depths (B*F, 3) and doubled signed area.
-    corners = p[:, tri].reshape(batch * num_f, 3, 2)
-    zs = z[:, tri].reshape(batch * num_f, 3)
+    flat_tri = tri.reshape(-1)
+    corners = p.index_select(1, flat_tri).reshape(batch * num_f, 3, 2)
+    zs = z.index_select(1, flat_tri).reshape(batch * num_f, 3)
     a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
     area = _cross(b[:, 0] - a[:, 0], b[:, 1] - a[:, 1], c[:, 0] - a[:, 0], c[:, 1] - a[:, 1])
     valid = area < 0 if cull_backfaces else area != 0
-    valid &= torch.isfinite(corners).all(-1).all(-1) & torch.isfinite(zs).all(-1)
+    finite = torch.isfinite(p).all(-1) & torch.isfinite(z)  # (B, N); NaN areas already fail above
+    valid &= finite.index_select(1, flat_tri).reshape(batch * num_f, 3).all(-1)
 
     # Bounding boxes in pixel-centre indices: centre i + 0.5 inside [min, max].
     lo = corners.amin(1)
@@ -114,79 +116,92 @@ def rasterize(
 
     keys = torch.full((batch * height * width,), _EMPTY, dtype=torch.int64, device=device)
     if sel.numel() > 0:
-        x0 = ix0[sel].long()
-        y0 = iy0[sel].long()
-        bw = ix1[sel].long() - x0 + 1
-        counts = bw * (iy1[sel].long() - y0 + 1)
-        ends = counts.cumsum(0)
-        ends_cpu = ends.cpu()
+        x0, y0 = ix0[sel], iy0[sel]
+        bw = (ix1[sel] - x0).long() + 1
+        counts = bw * ((iy1[sel] - y0).long() + 1)
+        coef = _plane_coefficients(corners[sel], zs[sel], area[sel], x0 + 0.5, y0 + 0.5)
+        base = torch.div(sel, num_f, rounding_mode="floor") * (height * width) + y0.long() * width + x0.long()
+        ends_cpu = counts.cumsum(0).cpu()
         start = 0
         num_sel = sel.numel()
         while start < num_sel:
-            base = int(ends_cpu[start - 1]) if start > 0 else 0
-            stop = int(torch.searchsorted(ends_cpu, base + max_candidates, right=True))
+            done = int(ends_cpu[start - 1]) if start > 0 else 0
+            stop = int(torch.searchsorted(ends_cpu, done + max_candidates, right=True))
             stop = min(max(stop, start + 1), num_sel)
-            _rasterize_chunk(
-                keys,
-                sel[start:stop],
-                x0[start:stop],
-                y0[start:stop],
-                bw[start:stop],
-                counts[start:stop],
-                int(ends_cpu[stop - 1]) - base,
-                a,
-                b,
-                c,
-                area,
-                zs,
-                num_f,
-                height,
-                width,
-            )
+            part = slice(start, stop)
+            total = int(ends_cpu[stop - 1]) - done
+            _rasterize_chunk(keys, sel[part], base[part], bw[part], counts[part], total, coef[part], width)
             start = stop
     hit = keys != _EMPTY
     face = torch.where(hit, (keys & 0xFFFFFFFF) % num_f, torch.full_like(keys, -1))
     return face.reshape(batch, height, width)
 
 
+def _plane_coefficients(corners: Tensor, zs: Tensor, area: Tensor, ox: Tensor, oy: Tensor) -> Tensor:
+    """Affine edge functions and depth over each triangle, in coordinates relative to (ox, oy).
+
+    The edge functions are the unnormalised barycentrics ``E_k = w_k |area|`` (non-negative inside),
+    computed without division so that pixel centres exactly on an edge are classified exactly for
+    simple coordinates; the local origin keeps the constants small.
+
+    Args:
+        corners: (T, 3, 2) pixels; zs: (T, 3) depths; area: (T,) doubled signed area; ox, oy: (T,)
+            local origins (the first pixel centre of each bounding box).
+
+    Returns:
+        (T, 4, 3): for E0, E1, E2 and depth, (q_x, q_y, q_0) with q(x, y) = q_x x + q_y y + q_0 for local
+        x, y.
+    """
+    ax, ay = corners[:, 0, 0] - ox, corners[:, 0, 1] - oy
+    bx, by = corners[:, 1, 0] - ox, corners[:, 1, 1] - oy
+    cx, cy = corners[:, 2, 0] - ox, corners[:, 2, 1] - oy
+    sign = torch.sign(area)[:, None]
+    e0 = torch.stack([by - cy, cx - bx, bx * cy - by * cx], -1) * sign
+    e1 = torch.stack([cy - ay, ax - cx, cx * ay - cy * ax], -1) * sign
+    e2 = -e0 - e1
+    e2[:, 2] += area.abs()
+    depth = (e0 * zs[:, 0:1] + e1 * zs[:, 1:2] + e2 * zs[:, 2:3]) / area.abs()[:, None]
+    return torch.stack([e0, e1, e2, depth], 1)
+
+
 def _rasterize_chunk(
     keys: Tensor,
     gid: Tensor,
-    x0: Tensor,
-    y0: Tensor,
+    base: Tensor,
     bw: Tensor,
     counts: Tensor,
     total: int,
-    a: Tensor,
-    b: Tensor,
-    c: Tensor,
-    area: Tensor,
-    zs: Tensor,
-    num_f: int,
-    height: int,
+    coef: Tensor,
     width: int,
 ) -> None:
-    """Test one chunk of (triangle, pixel centre) candidates and reduce them into ``keys``."""
+    """Test one chunk of (triangle, pixel centre) candidates and reduce them into ``keys``.
+
+    Args:
+        keys: (B*H*W,) int64 z-buffer keys, updated in place.
+        gid: (T,) global triangle ids ``b * F + f``; base: (T,) flat pixel index of each bounding box's
+            first pixel; bw: (T,) box widths; counts: (T,) box sizes; total: counts.sum();
+        coef: (T, 4, 3) from `_plane_coefficients`; width: image width.
+    """
     device = keys.device
     local_tri = torch.repeat_interleave(torch.arange(gid.numel(), device=device), counts, output_size=total)
     first = counts.cumsum(0) - counts
-    offset = torch.arange(total, device=device) - first[local_tri]
-    w = bw[local_tri]
-    px = x0[local_tri] + offset % w
-    py = y0[local_tri] + torch.div(offset, w, rounding_mode="floor")
-    g = gid[local_tri]
-    cx = px.to(a.dtype) + 0.5
-    cy = py.to(a.dtype) + 0.5
-    pa, pb, pc = a[g], b[g], c[g]
-    inv = 1.0 / area[g]
-    w0 = _cross(pb[:, 0] - cx, pb[:, 1] - cy, pc[:, 0] - cx, pc[:, 1] - cy) * inv
-    w1 = _cross(pc[:, 0] - cx, pc[:, 1] - cy, pa[:, 0] - cx, pa[:, 1] - cy) * inv
-    w2 = 1.0 - w0 - w1
-    inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
-    z = zs[g]
-    zc = w0 * z[:, 0] + w1 * z[:, 1] + w2 * z[:, 2]
-    pix = torch.div(g, num_f, rounding_mode="floor") * (height * width) + py * width + px
-    keys.scatter_reduce_(0, pix[inside], _depth_keys(zc[inside], g[inside]), reduce="amax")
+    offset = torch.arange(total, device=device) - first.index_select(0, local_tri)
+    w = bw.index_select(0, local_tri)
+    oy = torch.div(offset, w, rounding_mode="floor")
+    ox = offset - oy * w
+    cf = coef.reshape(-1, 12).index_select(0, local_tri)
+    fx, fy = ox.to(cf.dtype), oy.to(cf.dtype)
+    inside = (cf[:, 0] * fx + cf[:, 1] * fy + cf[:, 2]) >= 0
+    inside &= (cf[:, 3] * fx + cf[:, 4] * fy + cf[:, 5]) >= 0
+    inside &= (cf[:, 6] * fx + cf[:, 7] * fy + cf[:, 8]) >= 0
+    hit = inside.nonzero().squeeze(1)
+    if hit.numel() == 0:
+        return
+    cf, fx, fy = cf[hit], fx[hit], fy[hit]
+    zc = cf[:, 9] * fx + cf[:, 10] * fy + cf[:, 11]
+    local = local_tri[hit]
+    pix = base.index_select(0, local) + oy[hit] * width + ox[hit]
+    keys.scatter_reduce_(0, pix, _depth_keys(zc, gid.index_select(0, local)), reduce="amax")
 
 
 @dataclass
@@ -237,7 +252,7 @@ def fragments(points: Tensor, triangles: Tensor, pix_to_face: Tensor) -> Fragmen
     cy = torch.div(within, width, rounding_mode="floor").to(points.dtype) + 0.5
     cx = (within % width).to(points.dtype) + 0.5
     vertex_index = rows[:, None] * num_n + tri[faces]
-    corners = points.reshape(-1, 2)[vertex_index]  # (P, 3, 2)
+    corners = points.reshape(-1, 2).index_select(0, vertex_index.reshape(-1)).reshape(-1, 3, 2)  # (P, 3, 2)
     a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
     area = _cross(b[:, 0] - a[:, 0], b[:, 1] - a[:, 1], c[:, 0] - a[:, 0], c[:, 1] - a[:, 1])
     w0 = _cross(b[:, 0] - cx, b[:, 1] - cy, c[:, 0] - cx, c[:, 1] - cy) / area
@@ -248,8 +263,11 @@ def fragments(points: Tensor, triangles: Tensor, pix_to_face: Tensor) -> Fragmen
 
 def interpolate(attributes: Tensor, frags: Fragments) -> Tensor:
     """Blend per-vertex attributes at the samples: (B, N, C) -> (P, C) (differentiable)."""
-    values = attributes.reshape(-1, attributes.shape[-1])[frags.vertex_index]  # (P, 3, C)
-    return (frags.bary[..., None] * values).sum(1)
+    channels = attributes.shape[-1]
+    flat = attributes.reshape(-1, channels)
+    values = flat.index_select(0, frags.vertex_index.reshape(-1)).reshape(-1, 3, channels)  # (P, 3, C)
+    w = frags.bary.to(values.dtype)
+    return values[:, 0] * w[:, 0:1] + values[:, 1] * w[:, 1:2] + values[:, 2] * w[:, 2:3]
 
 
 def to_image(values: Tensor, frags: Fragments, background: float = 0.0) -> Tensor:

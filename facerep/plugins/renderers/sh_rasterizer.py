@@ -179,25 +179,33 @@ class SHRasterizer(Renderer):
         pix_to_face = rasterize(points, depth, tri, size, self.cull_backfaces, self.max_candidates)
         frags = fragments(points, tri, pix_to_face)
 
-        # Shading.
+        # Deferred shading: one gather + blend for every per-vertex attribute.
         gamma = light_coefficients(light, self.ambient)  # (B, 3, 9)
+        # "pixel": interpolate normals; "vertex": interpolate the per-vertex irradiance (B, N, 3).
+        vertex_shading = self.shading == "vertex"
+        shading_attr = sh_basis(normals) @ gamma.transpose(-1, -2) if vertex_shading else normals
+        attrs = [shading_attr, depth[..., None]]
+        if uv_map is None:
+            attrs.append(albedo.to(vertices.dtype))
+        else:
+            attrs.append(self._vertex_uvs(uvs, batch, num_n).to(vertices.dtype))
+        values = interpolate(torch.cat(attrs, -1), frags)  # (P, 3 + 1 + 3|2)
+        shade_in, depth_px, surface = values[:, :3], values[:, 3:4], values[:, 4:]
         if self.shading == "pixel":
-            n = interpolate(normals, frags)
-            n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            shade = (sh_basis(n)[:, None, :] * gamma[frags.batch]).sum(-1)  # (P, 3)
+            n = shade_in / shade_in.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            g = gamma.reshape(batch, 27).index_select(0, frags.batch).reshape(-1, 3, 9)
+            shade = (g * sh_basis(n)[:, None, :]).sum(-1)  # (P, 3)
         else:
-            vertex_shade = sh_basis(normals) @ gamma.transpose(-1, -2)  # (B, N, 3)
-            shade = interpolate(vertex_shade, frags)
+            shade = shade_in
         if uv_map is not None:
-            colour = self._sample_uv_map(uv_map, uvs, frags, batch, num_n) * shade
-        else:
-            colour = interpolate(albedo, frags) * shade
+            surface = self._sample_uv_map(uv_map, surface, frags)
+        colour = surface * shade
         if self.clamp:
             colour = _straight_through_clamp(colour)
 
         image = to_image(colour, frags)
         mask = (pix_to_face >= 0)[:, None].to(vertices.dtype)
-        depth_map = to_image(interpolate(depth[..., None], frags), frags)  # (B, 1, H, W), 0 where uncovered
+        depth_map = to_image(depth_px, frags)  # (B, 1, H, W), 0 where uncovered
         if self.antialias:
             tol = self.visibility_tolerance / focal(pose.detach(), size)
             image, mask = antialias(
@@ -223,25 +231,27 @@ class SHRasterizer(Renderer):
             visibility=visibility,
         )
 
-    def _sample_uv_map(
-        self, uv_map: Tensor, uvs: Tensor | None, frags: Any, batch: int, num_n: int
-    ) -> Tensor:
-        """Bilinear samples (P, 3) of the UV albedo map at the interpolated UVs of the samples."""
+    def _vertex_uvs(self, uvs: Tensor | None, batch: int, num_n: int) -> Tensor:
+        """(B, N, 2) texture coordinates: ``uvs`` (N, 2) / (B, N, 2), or the face model's."""
         if uvs is None:
             if self.uv.shape[0] != num_n:
                 raise ValueError(
                     "sh_rasterizer: uv_map given but the face model has no per-vertex uv; pass uvs"
                 )
             uvs = self.uv
-        uvs = uvs.to(uv_map.dtype)
-        if uvs.ndim == 2:
-            uvs = uvs.expand(batch, num_n, 2)
-        uv = interpolate(uvs, frags)  # (P, 2)
-        grid = to_image(torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1), frags)  # (B, 2, H, W)
+        if uvs.shape[-2:] != (num_n, 2):
+            raise ValueError(
+                f"sh_rasterizer: uvs must be (N, 2) or (B, N, 2) with N={num_n}, got {tuple(uvs.shape)}"
+            )
+        return uvs.expand(batch, num_n, 2) if uvs.ndim == 2 else uvs
+
+    def _sample_uv_map(self, uv_map: Tensor, uv: Tensor, frags: Any) -> Tensor:
+        """Bilinear samples (P, C) of the UV albedo map (B, C, H_uv, W_uv) at per-sample UVs (P, 2)."""
+        grid = to_image(torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1).to(uv_map.dtype), frags)
         sampled = torch.nn.functional.grid_sample(
             uv_map, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=False
-        )  # (B, 3, H, W)
-        return sampled.permute(0, 2, 3, 1).reshape(-1, uv_map.shape[1])[frags.pixels]
+        )  # (B, C, H, W)
+        return sampled.permute(0, 2, 3, 1).reshape(-1, uv_map.shape[1]).index_select(0, frags.pixels)
 
     def _visibility(
         self, points: Tensor, depth: Tensor, normals: Tensor, pix_to_face: Tensor, pose: Tensor
