@@ -169,7 +169,9 @@ def test_mesh_decoder_on_a_hand_built_hierarchy_starts_at_zero_and_learns(graph:
     net = MeshDecoder(h, in_dim=4, channels=(8, 8), K=3, out_channels=3)
     code = torch.randn(6, 4)
     assert net(code).shape == (6, n, 3) and net(code).abs().max() == 0
-    target = torch.randn(6, n, 3) * 0.1
+    xy = torch.from_numpy(grid_mesh(7)[0][:, :2]).float()
+    field = torch.stack([torch.sin(xy[:, 0] / 3), torch.cos(xy[:, 1] / 3), xy.sum(1) / 12], dim=1)  # smooth
+    target = code[:, :1, None] * field  # (6, n, 3): a code-dependent smooth field
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     first = None
     for _ in range(30):
@@ -178,4 +180,4 @@ def test_mesh_decoder_on_a_hand_built_hierarchy_starts_at_zero_and_learns(graph:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert loss.item() < 0.5 * first
+    assert loss.item() < 0.2 * first, (first, loss.item())
