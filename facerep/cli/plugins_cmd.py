@@ -83,3 +83,8 @@ def _parameter_count(registry, comp, context: dict) -> str:  # noqa: ANN001
     if params is None:
         return ""
     return f"{sum(p.numel() for p in params() if p.requires_grad):,}"
+
+
+from facerep.testing.cli import check as _check_command  # noqa: E402 - `facerep plugins check NAME`
+
+plugins_app.command("check")(_check_command)

@@ -533,6 +533,7 @@ def check_loss_without_rows(subject: Subject) -> None:
     call = adapter.make_call(subject, 8, "cpu", labelled_rows=labelled_rows)
     value = adapter.run(module, call)
     _shape(subject, "loss value", value, (), torch.float32)
+    value = value.detach()
     if not bool(torch.isfinite(value)) or float(value) != 0.0:
         raise subject.fail(
             f"applies to {applies} rows, a batch without any gives {float(value)!r}, expected 0"

@@ -44,7 +44,8 @@ class Subject:
         kind: component kind (``shape_decoder``, ``loss``, ...).
         node: the recipe node ``{type: NAME, **kwargs}``.
         registry: the registry that builds it (the process-wide one by default).
-        context_overrides: entries replacing those of the tiny context (e.g. ``image_size``).
+        context_overrides: entries replacing those of the tiny context (e.g. ``image_size``); a None
+            value removes the entry (e.g. ``face_model: None`` builds a dataset without a face model).
     """
 
     kind: str
@@ -72,14 +73,21 @@ class Subject:
         if self._context is None:
             from facerep.testing.fixtures import tiny_context
 
-            context = tiny_context(registry=self.registry)
-            context.update(self.context_overrides)
-            self._context = context
+            overrides = self.context_overrides
+            face_model = overrides.get("face_model")
+            context = tiny_context(face_model, registry=self.registry)
+            context.update(overrides)
+            self._context = {k: v for k, v in context.items() if v is not None}
         return {**self._context, "device": torch.device(device)}
 
     @property
     def face_model(self) -> Any:
-        return self.context()["face_model"]
+        context = self.context()
+        if "face_model" in context:
+            return context["face_model"]
+        from facerep.testing.fixtures import tiny_face_model
+
+        return tiny_face_model(registry=self.registry)
 
     def build(self, seed: int = 0, device: str | torch.device = "cpu") -> Any:
         """Build the component from its node through the registry, with torch seeded by `seed`."""
