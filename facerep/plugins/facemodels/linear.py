@@ -163,13 +163,14 @@ class LinearFaceModel(FaceModel):
 
     def _fit_matrix(self, prior_weight: float) -> np.ndarray:
         """(K_id + K_exp, 3N) matrix P with coefficients = P @ (v - mean).ravel() (regularised LS)."""
-        b = np.concatenate([self.id_basis, self.exp_basis], axis=0).reshape(self.num_id + self.num_exp, -1)
-        b = b.astype(np.float64)
+        k = self.num_id + self.num_exp
+        b = torch.from_numpy(np.concatenate([self.id_basis, self.exp_basis], axis=0).reshape(k, -1))
+        b = b.to(torch.float64)
         gram = b @ b.T
         if prior_weight > 0:
-            std = np.concatenate([self.id_std, self.exp_std]).astype(np.float64)
-            gram = gram + prior_weight * np.diag(1.0 / np.maximum(std, 1e-12) ** 2)
-        return np.linalg.solve(gram, b)
+            std = torch.from_numpy(np.concatenate([self.id_std, self.exp_std]).astype(np.float64))
+            gram = gram + prior_weight * torch.diag(1.0 / std.clamp_min(1e-12) ** 2)
+        return torch.linalg.solve(gram, b).numpy()
 
     @staticmethod
     def _check_batch(x: Tensor, k: int, what: str) -> Tensor:
