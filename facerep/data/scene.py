@@ -43,10 +43,12 @@ def sample_lights(
 ) -> np.ndarray:
     """(n, 27) SH lights: a brightening DC term, a mostly white directional band 1, a weak band 2.
 
-    `strength` scales the directional part (0: flat light); `colour` the per-channel deviations.
+    `strength` scales the directional part (0: flat light); `colour` the per-channel deviations. The DC
+    term shrinks as the directional part grows, so strong lights add contrast rather than overexposure.
     """
     gamma = np.zeros((n, 3, 9), dtype=np.float64)
-    gamma[:, :, 0] = 0.3 + rng.normal(0.0, 0.08, (n, 1)) + rng.normal(0.0, colour, (n, 3))
+    dc = 0.3 - 0.15 * max(0.0, strength - 1.0)
+    gamma[:, :, 0] = dc + rng.normal(0.0, 0.08, (n, 1)) + rng.normal(0.0, colour, (n, 3))
     direction = rng.normal(0.0, 0.22 * strength, (n, 1, 3))
     gamma[:, :, 1:4] = direction + rng.normal(0.0, colour * strength * 0.5, (n, 3, 3))
     gamma[:, :, 4:] = rng.normal(0.0, 0.05 * strength, (n, 1, 5)) + rng.normal(0.0, 0.01, (n, 3, 5))

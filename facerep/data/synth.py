@@ -187,6 +187,7 @@ class _Studio:
         glasses: np.ndarray,
         noise: float | np.ndarray = 0.01,
         occluder_seeds: np.ndarray | None = None,
+        background_seeds: np.ndarray | None = None,
     ):  # noqa: ANN201 - generator of tuples, see below
         """Yield, per row, (rgb uint8 (S, S, 3), mask (S, S), landmarks (68, 2) exact) in batches."""
         n = len(pose)
@@ -196,7 +197,14 @@ class _Studio:
             colour, cover, lms = self.render(
                 alpha_id[lo:hi], alpha_exp[lo:hi], alpha_tex[lo:hi], pose[lo:hi], light[lo:hi], size
             )
-            backgrounds = sample_backgrounds(rng, hi - lo, size)
+            if background_seeds is None:
+                backgrounds = sample_backgrounds(rng, hi - lo, size)
+            else:  # one background per seed (a static camera: the same for every frame of a video)
+                seeds = background_seeds[lo:hi]
+                cache = {
+                    int(q): sample_backgrounds(np.random.default_rng(int(q)), 1, size)[0] for q in set(seeds)
+                }
+                backgrounds = np.stack([cache[int(q)] for q in seeds])
             for j in range(hi - lo):
                 k = lo + j
                 img = colour[j] * cover[j][..., None] + backgrounds[j] * (1 - cover[j][..., None])
@@ -334,7 +342,7 @@ VIDEO_STYLES: dict[str, dict[str, float]] = {
                                glasses=0.0, hair=0.0, quality=92, noise=0.008),
     "PTZ-Indoor": dict(yaw=30, expr=0.5, light=0.9, colour=0.05, scale=0.45, lm=0.006,
                        glasses=0.3, hair=0.2, quality=85, noise=0.015),
-    "PTZ-Outdoor": dict(yaw=40, expr=0.7, light=1.6, colour=0.1, scale=0.4, lm=0.008,
+    "PTZ-Outdoor": dict(yaw=40, expr=0.7, light=1.3, colour=0.1, scale=0.4, lm=0.008,
                         glasses=0.3, hair=0.4, quality=75, noise=0.025),
 }  # fmt: skip
 
@@ -368,6 +376,7 @@ def _video_plan(
         "glasses": np.full(frames, wears_glasses and rng.random() < st["glasses"] * 2),
         "hair": np.full(frames, rng.random() < st["hair"]),
         "occ": np.full(frames, rng.integers(0, 2**62)),
+        "background": np.full(frames, rng.integers(0, 2**62)),
         "noise": np.full(frames, st["noise"]),
     }
 
@@ -411,7 +420,7 @@ def write_micc(
     cat = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]}
     photos = studio.photos(rng, cat["id"], cat["exp"], cat["tex"], cat["pose"], cat["light"], canvas,
                            hair=cat["hair"], glasses=cat["glasses"], noise=cat["noise"],
-                           occluder_seeds=cat["occ"])  # fmt: skip
+                           occluder_seeds=cat["occ"], background_seeds=cat["background"])  # fmt: skip
     for video, st in videos:
         video.parent.mkdir(parents=True, exist_ok=True)
         landmarks = {}
