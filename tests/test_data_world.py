@@ -11,7 +11,7 @@ import torch
 
 from facerep.core.errors import DataError
 from facerep.data.hybrid import HybridDataset
-from facerep.data.synth import PRESETS, generate_world
+from facerep.data.synth import PRESETS, WORLD_FORMAT, generate_world
 from facerep.plugins.datasets.celeba import CelebA
 from facerep.plugins.datasets.micc import MICC
 from facerep.plugins.datasets.w300lp import W300LP
@@ -159,7 +159,7 @@ def _fake_generate(calls: list):
     def fake(out, preset, seed, *, progress=None, record=None):
         calls.append((Path(out).name, preset.name, seed))
         (Path(out) / "celeba").mkdir(parents=True)
-        (Path(out) / "world.json").write_text(json.dumps({"generator": {"format": 1}}))
+        (Path(out) / "world.json").write_text(json.dumps({"generator": {"format": WORLD_FORMAT}}))
         if progress:
             progress(1)
         return Path(out)

@@ -56,7 +56,7 @@ from facerep.data.sidecars import (
     write_video_landmarks,
 )
 
-WORLD_FORMAT = 1
+WORLD_FORMAT = 2
 SUBSETS = ("AFW", "HELEN", "IBUG", "LFPW")
 CONDITIONS = ("Indoor-Cooperative", "PTZ-Indoor", "PTZ-Outdoor")
 
