@@ -45,11 +45,9 @@ def resolve_micc_root(root: str | Path, *, preset: str = "demo", seed: int = 0) 
         if not path.is_dir():
             raise DataError(f"{path}: MICC data root not found")
         return path
-    from facerep.data.world import ensure_world
+    from facerep.data.world import ensure_world, source_root
 
-    world = ensure_world(preset, seed)
-    base = Path(getattr(world, "micc", None) or getattr(world, "root", None) or world)
-    micc = base / "micc" if (base / "micc").is_dir() else base
+    micc = source_root(ensure_world(preset, seed), "micc")
     if not micc.is_dir():
         raise DataError(f"{micc}: the synthetic world has no MICC folder")
     return micc
