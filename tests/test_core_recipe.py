@@ -232,3 +232,10 @@ def test_show_with_origins_annotates_every_leaf(base: Path) -> None:
     assert f"# {base}:3" in text  # seed
     plain = load_recipe(base).to_yaml()
     assert "depth: 50" in plain and "#" not in plain
+
+
+@pytest.mark.parametrize("name", builtin_recipe_names())
+def test_every_builtin_recipe_validates_against_the_registry(name: str) -> None:
+    checked = validate(load_recipe(name))
+    kinds = {entry.split(":")[0] for _, _, entry in checked}
+    assert {"facemodel", "dataset", "encoder", "shape_decoder", "albedo_decoder", "renderer", "loss"} <= kinds

@@ -44,18 +44,8 @@ train:
   steps_per_epoch: 2
   log_every: 1
   sample_every: 1000
-  checkpoint_every: 1
+  checkpoint_every: 1000
   keep_checkpoints: 2
-"""
-
-STAGES = """
-stages:
-  gcn_albedo:
-    train:
-      epochs: 2
-  unet_albedo:
-    train:
-      epochs: 1
 """
 
 CRITIC = """
@@ -65,8 +55,19 @@ critic:
 """
 
 
-def tiny_recipe(tmp_path: Path, parent: str = "full", extra: str = "", name: str = "tiny.yaml") -> Path:
-    text = TINY.format(parent=parent) + (STAGES if parent in ("full", "demo") else "")
+def tiny_recipe(
+    tmp_path: Path,
+    parent: str = "full",
+    epochs: tuple[int, int] = (2, 1),
+    train: str = "",
+    extra: str = "",
+    name: str = "tiny.yaml",
+) -> Path:
+    """A tiny recipe extending `parent` (2 steps per epoch; `epochs` per stage; `train` lines added)."""
+    text = TINY.format(parent=parent) + "".join(f"  {line}\n" for line in train.splitlines() if line)
+    text += f"stages:\n  gcn_albedo:\n    train:\n      epochs: {epochs[0]}\n"
+    if parent != "gcn_albedo_only":
+        text += f"  unet_albedo:\n    train:\n      epochs: {epochs[1]}\n"
     if parent not in ("no_adv",):
         text += CRITIC
     path = tmp_path / name
@@ -105,7 +106,7 @@ class _KilledError(Exception):
 
 
 def test_resume_reaches_the_same_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    recipe = tiny_recipe(tmp_path, parent="gcn_albedo_only", extra="train:\n  epochs: 3\n")
+    recipe = tiny_recipe(tmp_path, parent="gcn_albedo_only", epochs=(2, 0), train="checkpoint_every: 3")
     reference = weights(train(recipe, tmp_path / "ref"))
 
     original = Trainer._step
@@ -113,7 +114,7 @@ def test_resume_reaches_the_same_weights(tmp_path: Path, monkeypatch: pytest.Mon
 
     def dying_step(self, *args, **kwargs):  # noqa: ANN001, ANN202
         calls["n"] += 1
-        if calls["n"] == 4:  # mid-epoch, after the checkpoint of step 3
+        if calls["n"] == 4:  # mid-epoch (second epoch), after the checkpoint of step 3
             raise _KilledError
         return original(self, *args, **kwargs)
 
@@ -129,7 +130,7 @@ def test_resume_reaches_the_same_weights(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:
-    recipe = tiny_recipe(tmp_path, parent="gcn_albedo_only", extra="train:\n  epochs: 1\n")
+    recipe = tiny_recipe(tmp_path, parent="gcn_albedo_only", epochs=(1, 0), train="checkpoint_every: 1")
     run = train(recipe, tmp_path / "run")
     paths = ckpt.list_checkpoints(run / "checkpoints")
     paths[-1].write_bytes(b"not a checkpoint")
@@ -147,7 +148,7 @@ def test_nonfinite_loss_stops_with_names_or_is_skipped(
 
     loss_cls = get_registry().get("loss", "landmark").factory
     monkeypatch.setattr(loss_cls, "forward", lambda self, batch, recon, ctx: torch.tensor(float("nan")))
-    recipe = tiny_recipe(tmp_path, parent="gcn_albedo_only", extra="train:\n  epochs: 1\n")
+    recipe = tiny_recipe(tmp_path, parent="gcn_albedo_only", epochs=(1, 0))
     with pytest.raises(NonFiniteLossError) as info:
         train(recipe, tmp_path / "stop")
     message = str(info.value)
@@ -156,7 +157,8 @@ def test_nonfinite_loss_stops_with_names_or_is_skipped(
     skip = tiny_recipe(
         tmp_path,
         parent="gcn_albedo_only",
-        extra="train:\n  epochs: 1\n  on_nonfinite: skip\n",
+        epochs=(1, 0),
+        train="on_nonfinite: skip",
         name="skip.yaml",
     )
     run = train(skip, tmp_path / "skip")

@@ -19,6 +19,9 @@ def run(
     max_steps: int = typer.Option(None, "--max-steps", help="At most this many steps per stage."),
     precision: str = typer.Option(None, "--precision", help="32 or bf16-mixed (default: the recipe's)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display (logs still written)."),
+    compile_: bool = typer.Option(
+        False, "--compile", help="torch.compile the encoder and decoders (GPU speed)."
+    ),
 ) -> None:
     """Train a recipe stage by stage; checkpoints, metrics and sample sheets go to the run directory."""
     import os
@@ -36,5 +39,6 @@ def run(
         max_steps=max_steps,
         quiet=quiet,
         precision=precision,
+        compile=compile_,
     )
     Trainer(resolved, options).fit()

@@ -320,6 +320,9 @@ class Trainer:
     def _train_stage(self, index: int, name: str, stage: Recipe, comps: Components) -> None:
         config = train_config(stage)
         model = comps.model
+        if self.options.compile:
+            for part in (model.encoder, model.shape_decoder, model.albedo_decoder):
+                part.compile()  # in place: state-dict keys (and checkpoints) are unchanged
         sampler = comps.data.sampler
         per_epoch = int(config["steps_per_epoch"])  # 0: a full pass of the sampler
         total = (per_epoch or comps.data.epoch_length) * int(config["epochs"])
@@ -417,7 +420,10 @@ class Trainer:
             fake = recon.vertices.detach().float()
             for _ in range(int(config["n_critic"])):
                 real = comps.face_model.sample(fake.shape[0], generator=generator).to(fake)
-                critic_loss = adversarial[0].critic_loss(real, fake, comps.critic)
+                try:
+                    critic_loss = adversarial[0].critic_loss(real, fake, comps.critic)
+                except FloatingPointError:  # the loss's own NaN/Inf check (facerep.plugins.losses)
+                    return self._nonfinite("critic", batch, comps, config)
                 if not torch.isfinite(critic_loss):
                     return self._nonfinite("critic", batch, comps, config)
                 comps.critic_optimizer.zero_grad(set_to_none=True)
@@ -431,7 +437,10 @@ class Trainer:
             weight = float(getattr(loss, "weight", 1.0))
             if weight == 0.0:
                 continue
-            value = loss(batch, recon, context)
+            try:
+                value = loss(batch, recon, context)
+            except FloatingPointError:  # the loss's own NaN/Inf check (facerep.plugins.losses)
+                return self._nonfinite(role, batch, comps, config)
             if not torch.isfinite(value):
                 return self._nonfinite(role, batch, comps, config)
             record[f"loss/{role}"] = float(value.detach())
