@@ -92,7 +92,7 @@ def hflip(sample: dict[str, Any], mirror_params: MirrorParams | None = None) -> 
 def rescale(sample: dict[str, Any], factor: float) -> dict[str, Any]:
     """Shrink the content by `factor` (<= 1) about the image centre; the border repeats the edge pixels.
 
-    The content is resized to n = round(factor x H) px (antialiased bilinear), placed at offset
+    The content is resized to n = round(factor x H) px (bilinear), placed at offset
     (H - n) // 2, so landmarks map exactly to p' = p n / H + offset. The mask is padded with zeros.
     """
     image = sample["image"]
@@ -102,9 +102,10 @@ def rescale(sample: dict[str, Any], factor: float) -> dict[str, Any]:
         return dict(sample)
     top, left = (h - n_h) // 2, (w - n_w) // 2
     pad = (left, w - n_w - left, top, h - n_h - top)
-    small = F.interpolate(image[None], size=(n_h, n_w), mode="bilinear", align_corners=False, antialias=True)
+    # a shrink by at most 1/0.8: plain bilinear barely aliases and is several times cheaper than antialiased
+    small = F.interpolate(image[None], size=(n_h, n_w), mode="bilinear", align_corners=False)
     out = dict(sample)
-    out["image"] = F.pad(small, pad, mode="replicate")[0].clamp(0.0, 1.0)
+    out["image"] = F.pad(small, pad, mode="replicate")[0]
     if sample.get("mask") is not None:
         m = F.interpolate(sample["mask"][None], size=(n_h, n_w), mode="bilinear", align_corners=False)
         out["mask"] = F.pad(m, pad, mode="constant", value=0.0)[0]

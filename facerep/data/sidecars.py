@@ -56,29 +56,26 @@ def read_pts(path: str | Path, *, expected: int | None = NUM_LANDMARKS) -> np.nd
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise DataError(f"{path}: cannot read landmark file ({exc.strerror or exc})") from exc
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    head, brace, rest = text.partition("{")
+    body, close, _ = rest.partition("}")
+    if not brace or not close:
+        raise DataError(f"{path}: not an iBUG .pts file (missing '{{' / '}}' around the points)")
     n_points: int | None = None
-    try:
-        start = lines.index("{")
-        end = lines.index("}", start)
-    except ValueError:
-        raise DataError(f"{path}: not an iBUG .pts file (missing '{{' / '}}' around the points)") from None
-    for ln in lines[:start]:
+    for ln in head.splitlines():
         key, _, value = ln.partition(":")
         if key.strip().lower() == "n_points":
             try:
                 n_points = int(value)
             except ValueError:
-                raise DataError(f"{path}: bad n_points line {ln!r}") from None
-    rows = []
-    for ln in lines[start + 1 : end]:
-        parts = ln.replace(",", " ").split()
-        if len(parts) < 2:
-            raise DataError(f"{path}: bad point line {ln!r}")
-        try:
-            rows.append((float(parts[0]), float(parts[1])))
-        except ValueError:
-            raise DataError(f"{path}: bad point line {ln!r}") from None
+                raise DataError(f"{path}: bad n_points line {ln.strip()!r}") from None
+    tokens = body.replace(",", " ").split()
+    try:
+        values = np.array(tokens, dtype=np.float64)
+    except ValueError:
+        raise DataError(f"{path}: non-numeric point coordinate") from None
+    if values.size % 2:
+        raise DataError(f"{path}: odd number of coordinates ({values.size})")
+    rows = values
     points = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
     if n_points is not None and n_points != len(points):
         raise DataError(f"{path}: header says n_points {n_points} but the file has {len(points)} points")
