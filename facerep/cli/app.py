@@ -8,9 +8,12 @@ import typer
 
 from facerep.cli.bench_cmd import bench
 from facerep.cli.data_cmd import data_app
+from facerep.cli.facemodel_cmd import facemodel_app
 from facerep.cli.plugins_cmd import plugins_app
 from facerep.cli.recipe_cmd import recipe_app
+from facerep.cli.reconstruct_cmd import reconstruct
 from facerep.cli.run_cmd import run
+from facerep.cli.transfer_cmd import transfer
 from facerep.core.errors import FacerepError
 
 app = typer.Typer(
@@ -22,9 +25,12 @@ app = typer.Typer(
 )
 app.add_typer(plugins_app, name="plugins")
 app.add_typer(recipe_app, name="recipe")
+app.add_typer(facemodel_app, name="facemodel")
 app.add_typer(data_app, name="data")
 app.command("run")(run)
 app.command("bench")(bench)
+app.command("reconstruct")(reconstruct)
+app.command("transfer")(transfer)
 
 
 @app.command("version")
