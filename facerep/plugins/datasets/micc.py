@@ -82,9 +82,16 @@ class MICC(ImageFaceDataset):
                 if video is None:
                     self.bad(f"{self.root / subject / 'Video' / (condition + '.mjpg')}: video not found")
                     continue
+                marks_path = video_landmarks_path(video)
+                if not marks_path.is_file():
+                    self.bad(
+                        f"{marks_path}: per-frame landmarks not found "
+                        f"(run `facerep data landmarks {self.root}`)"
+                    )
+                    continue
                 try:
                     spans = index_mjpeg(video)
-                    marks = read_video_landmarks(video_landmarks_path(video))
+                    marks = read_video_landmarks(marks_path)
                 except DataError as exc:
                     self.bad(exc)
                     continue
