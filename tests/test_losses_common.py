@@ -5,6 +5,7 @@ Also holds the tiny hand-made face model and batch builders the other ``test_los
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -354,3 +355,34 @@ def test_losses_run_on_the_device_of_their_inputs(name: str, tiny: TinyFaceModel
     value = loss(batch.to(device), recon.to(device), ctx)
     assert value.device.type == "cuda"
     assert value.item() == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in ALL_NAMES if n not in ("pairwise", "wgan_div", "light_regularizer", "code_regularizer")],
+)
+def test_mixed_precision_outputs_are_compared_in_float32(name: str, tiny: TinyFaceModel) -> None:
+    loss = get_registry().build("loss", {"type": name}, build_context(tiny)).eval()
+    batch = make_batch()
+    batch.pair_index = torch.tensor([-1, -1, 3, 2])
+    recon = make_recon(batch, tiny)
+    for obj, fields in (
+        (recon, ("vertices", "albedo")),
+        (recon.codes, ("identity", "expression")),
+        (recon.rendering, ("image", "landmarks_2d")),
+    ):
+        for f in fields:
+            setattr(obj, f, getattr(obj, f).to(torch.bfloat16).float())
+    reference = loss(batch, recon, make_context(tiny))
+    low = dataclasses.replace(
+        recon, vertices=recon.vertices.to(torch.bfloat16), albedo=recon.albedo.to(torch.bfloat16)
+    )
+    low.codes = dataclasses.replace(recon.codes, identity=recon.codes.identity.to(torch.bfloat16))
+    low.rendering = dataclasses.replace(
+        recon.rendering,
+        image=recon.rendering.image.to(torch.bfloat16),
+        landmarks_2d=recon.rendering.landmarks_2d.to(torch.bfloat16),
+    )
+    value = loss(batch, low, make_context(tiny))
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(reference.item(), rel=1e-5, abs=1e-6)

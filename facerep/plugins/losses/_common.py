@@ -105,6 +105,17 @@ def check_finite(
     raise NonFiniteLossError(loss, f"value is {kind}: {where}", bad_inputs, samples)
 
 
+def full_precision(tensor: Tensor) -> Tensor:
+    """`tensor` as float32 when it is half or bfloat16 (mixed precision), else unchanged (differentiable).
+
+    Losses compare millimetre-scale shapes and small colour differences; reduced precision would round
+    both away.
+    """
+    if tensor.dtype in (torch.float16, torch.bfloat16):
+        return tensor.float()
+    return tensor
+
+
 def mean_vertex_l1(diff: Tensor) -> Tensor:
     """Mean over rows and vertices of the per-vertex L1 norm: (B, N, 3) mm -> scalar mm."""
     return diff.abs().sum(dim=-1).mean()

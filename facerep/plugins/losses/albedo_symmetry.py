@@ -10,7 +10,7 @@ from facerep.core.errors import FacerepError
 from facerep.core.interfaces import FaceModel, Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite, mean_vertex_l1
+from facerep.plugins.losses._common import check_finite, full_precision, mean_vertex_l1
 
 NAME = "albedo_symmetry"
 
@@ -39,7 +39,7 @@ class AlbedoSymmetryLoss(Loss):
 
     def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
         """(B, N, 3) albedo -> scalar (unweighted)."""
-        albedo = recon.albedo
+        albedo = full_precision(recon.albedo)
         mirror = self.mirror.to(albedo.device)
         value = mean_vertex_l1(albedo - albedo[:, mirror])
         return check_finite(NAME, value, {"recon.albedo": albedo}, batch.sample_ids)

@@ -18,7 +18,7 @@ from facerep.core.errors import FacerepError
 from facerep.core.interfaces import Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite, require_rendering
+from facerep.plugins.losses._common import check_finite, full_precision, require_rendering
 
 NAME = "landmark"
 
@@ -106,7 +106,7 @@ class LandmarkLoss(Loss):
     def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
         """Projected vs detected landmarks -> scalar (unweighted, dimensionless)."""
         rendering = require_rendering(NAME, recon)
-        pred = rendering.landmarks_2d
+        pred = full_precision(rendering.landmarks_2d)
         target = batch.landmarks.to(device=pred.device, dtype=pred.dtype)
         if pred.shape != target.shape:
             raise FacerepError(

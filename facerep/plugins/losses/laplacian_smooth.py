@@ -13,7 +13,7 @@ from facerep.core.interfaces import FaceModel, Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
 from facerep.geometry.laplacian import umbrella
-from facerep.plugins.losses._common import check_finite, mean_vertex_l1
+from facerep.plugins.losses._common import check_finite, full_precision, mean_vertex_l1
 from facerep.plugins.losses.template_smooth import MeanNeighbourCache
 
 NAME = "laplacian_smooth"
@@ -36,7 +36,7 @@ class LaplacianSmoothLoss(Loss):
 
     def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
         """(B, N, 3) decoded shapes -> scalar mm (unweighted)."""
-        vertices = recon.vertices
+        vertices = full_precision(recon.vertices)
         operator, _ = self.operators.get(vertices)
         value = mean_vertex_l1(umbrella(vertices, operator))
         return check_finite(NAME, value, {"recon.vertices": vertices}, batch.sample_ids)

@@ -15,7 +15,7 @@ from facerep.core.errors import FacerepError
 from facerep.core.interfaces import Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite, require_rendering
+from facerep.plugins.losses._common import check_finite, full_precision, require_rendering
 
 NAME = "photometric"
 
@@ -56,7 +56,7 @@ class PhotometricLoss(Loss):
     def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
         """Rendering vs input images -> scalar (unweighted, per masked pixel)."""
         rendering = require_rendering(NAME, recon)
-        pred = rendering.image
+        pred = full_precision(rendering.image)
         target = batch.images.to(device=pred.device, dtype=pred.dtype)
         if pred.shape != target.shape:
             raise FacerepError(

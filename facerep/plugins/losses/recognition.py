@@ -18,7 +18,7 @@ from facerep.core.errors import FacerepError
 from facerep.core.interfaces import Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite, zero_like_graph
+from facerep.plugins.losses._common import check_finite, full_precision, zero_like_graph
 
 NAME = "recognition"
 
@@ -79,7 +79,7 @@ class RecognitionLoss(Loss):
 
     def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
         """(B, D_id) identity codes, (B,) labels -> scalar (unweighted)."""
-        codes = recon.codes.identity
+        codes = full_precision(recon.codes.identity)
         labels = batch.identity.to(device=codes.device, dtype=torch.long)
         if labels.shape[0] != codes.shape[0]:
             raise FacerepError(

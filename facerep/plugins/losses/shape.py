@@ -9,7 +9,13 @@ from facerep.core.errors import FacerepError
 from facerep.core.interfaces import FaceModel, Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite, mean_vertex_l1, row_mask, zero_like_graph
+from facerep.plugins.losses._common import (
+    check_finite,
+    full_precision,
+    mean_vertex_l1,
+    row_mask,
+    zero_like_graph,
+)
 
 NAME = "shape"
 
@@ -39,7 +45,7 @@ class ShapeLoss(Loss):
 
     def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
         """Decoded vs 3DMM shapes of labelled rows -> scalar mm (unweighted)."""
-        vertices = recon.vertices
+        vertices = full_precision(recon.vertices)
         rows = row_mask(batch, self.applies_to).to(vertices.device)
         if not bool(rows.any()):
             return zero_like_graph(vertices)

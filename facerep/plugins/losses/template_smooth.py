@@ -15,7 +15,7 @@ from facerep.core.interfaces import FaceModel, Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
 from facerep.geometry.laplacian import mean_neighbour_matrix, to_torch_sparse, umbrella
-from facerep.plugins.losses._common import check_finite, mean_vertex_l1
+from facerep.plugins.losses._common import check_finite, full_precision, mean_vertex_l1
 
 NAME = "template_smooth"
 
@@ -67,7 +67,7 @@ class TemplateSmoothLoss(Loss):
 
     def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
         """(B, N, 3) decoded shapes -> scalar mm (unweighted)."""
-        vertices = recon.vertices
+        vertices = full_precision(recon.vertices)
         operator, target = self.operators.get(vertices)
         value = mean_vertex_l1(umbrella(vertices, operator) - target)
         return check_finite(NAME, value, {"recon.vertices": vertices}, batch.sample_ids)
