@@ -98,7 +98,7 @@ class WorldPreset:
 
 
 PRESETS: dict[str, WorldPreset] = {
-    "tiny": WorldPreset("tiny", 32, 2000, 4000, 6, 4, 4, 3, 3, 4),
+    "tiny": WorldPreset("tiny", 32, 600, 1500, 6, 4, 4, 3, 3, 4),
     "demo": WorldPreset("demo", 64, 2000, 8000, 150, 8, 250, 4, 12, 12),
     "standard": WorldPreset("standard", 128, 5000, 20000, 3000, 12, 1500, 8, 30, 40, supersample=2),
     "paper": WorldPreset("paper", 224, 37202, 60000, 10176, 20, 3837, 16, 53, 60, supersample=2),
