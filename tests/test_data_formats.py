@@ -144,3 +144,39 @@ def test_obj_round_trip(tmp_path) -> None:
     np.testing.assert_array_equal(f2, f)
     (tmp_path / "q.obj").write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nf 1/1 2/2 3/3 4/4\n")
     assert read_obj(tmp_path / "q.obj")[1].shape == (2, 3)
+
+
+def test_cli_data_landmarks_writes_sidecars_with_a_detector(tmp_path, monkeypatch) -> None:
+    """`facerep data landmarks` with a stand-in for face-alignment: .pts per image, CSV per video."""
+    import sys
+    import types
+
+    from facerep.cli.app import main
+    from facerep.data.sidecars import landmark_sidecar, video_landmarks_path
+
+    points = np.stack([np.linspace(2, 20, 68), np.linspace(3, 21, 68)], 1).astype(np.float32)
+
+    class FaceAlignment:
+        def __init__(self, kind, device="cpu", flip_input=False) -> None:
+            assert kind == "2D" and device == "cpu"
+
+        def get_landmarks_from_image(self, rgb):
+            if rgb.mean() < 10:  # a black frame: no face
+                return None
+            small, big = points * 0.5, points  # two faces: the larger one is kept
+            return [small, big]
+
+    fake = types.SimpleNamespace(LandmarksType=types.SimpleNamespace(TWO_D="2D"), FaceAlignment=FaceAlignment)
+    monkeypatch.setitem(sys.modules, "face_alignment", fake)
+    Image.new("RGB", (24, 24), (120, 90, 60)).save(tmp_path / "a.jpg")
+    (tmp_path / "sub").mkdir()
+    Image.new("RGB", (24, 24), (120, 90, 60)).save(tmp_path / "sub" / "b.png")
+    frames = [np.full((24, 24, 3), v, np.uint8) for v in (100, 0, 100)]
+    write_mjpeg(tmp_path / "v.mjpg", frames)
+    main(["data", "landmarks", str(tmp_path)])
+    # face-alignment's pixel centres sit on integers: facerep's are at +0.5
+    np.testing.assert_allclose(read_pts(landmark_sidecar(tmp_path, "a.jpg")), points + 0.5, atol=1e-4)
+    assert landmark_sidecar(tmp_path, "sub/b.png").is_file()
+    marks = read_video_landmarks(video_landmarks_path(tmp_path / "v.mjpg"))
+    assert sorted(marks) == [0, 2]
+    np.testing.assert_allclose(marks[2], points + 0.5, atol=1e-4)
