@@ -11,6 +11,7 @@ from facerep.data.augment import IBUG_FLIP, Augment, hflip, rescale
 from facerep.data.collate import Collate, collate_samples
 from facerep.data.hybrid import HybridDataset
 from facerep.data.sampler import HybridBatchSampler
+from facerep.data.world import ensure_world, source_root, write_world
 
 __all__ = [
     "IBUG_FLIP",
@@ -19,6 +20,9 @@ __all__ = [
     "HybridBatchSampler",
     "HybridDataset",
     "collate_samples",
+    "ensure_world",
     "hflip",
     "rescale",
+    "source_root",
+    "write_world",
 ]
