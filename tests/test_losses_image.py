@@ -183,6 +183,25 @@ def test_landmark_gdl_emphasises_the_eyelid_opening(tiny: TinyFaceModel) -> None
     assert gdl_only(37) > 2.0 * gdl_only(8)
 
 
+def test_landmark_rows_without_usable_landmarks_contribute_nothing(tiny: TinyFaceModel) -> None:
+    batch = make_batch(size=32)
+    recon = make_recon(batch, tiny)
+    loss = LandmarkLoss()
+    ctx = make_context(tiny)
+    alone = make_batch(labelled=[False, False], size=32)
+    alone.landmarks = batch.landmarks[:2].clone()
+    alone_recon = make_recon(alone, tiny)
+    alone_recon.rendering.landmarks_2d = recon.rendering.landmarks_2d[:2].clone()
+    batch.landmarks[2:] = 0.0  # failed detections
+    assert loss(batch, recon, ctx).item() == pytest.approx(loss(alone, alone_recon, ctx).item(), rel=1e-6)
+    batch.landmarks[:] = 0.0
+    points = recon.rendering.landmarks_2d.requires_grad_(True)
+    zero = loss(batch, recon, ctx)
+    assert zero.item() == 0.0
+    zero.backward()
+    assert torch.count_nonzero(points.grad) == 0
+
+
 def test_landmark_gradient_step_reduces_the_loss(tiny: TinyFaceModel) -> None:
     batch = make_batch(size=32)
     recon = make_recon(batch, tiny)

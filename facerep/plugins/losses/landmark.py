@@ -75,10 +75,15 @@ def pair_distances(points: Tensor, pairs: Tensor) -> Tensor:
     return (d.pow(2).sum(dim=-1) + DISTANCE_EPS).sqrt()
 
 
+#: Rows whose detected landmarks span less than this (px, bounding-box diagonal) have no usable landmarks
+#: (e.g. all zeros for a failed detection) and contribute nothing.
+MIN_FACE_SIZE: float = 1.0
+
+
 def face_size(landmarks: Tensor) -> Tensor:
-    """(B, K, 2) px -> (B,) diagonal of the landmarks' bounding box in px (at least 1 px)."""
+    """(B, K, 2) px -> (B,) diagonal of the landmarks' bounding box in px."""
     extent = landmarks.amax(dim=1) - landmarks.amin(dim=1)
-    return extent.norm(dim=-1).clamp_min(1.0)
+    return extent.norm(dim=-1)
 
 
 class LandmarkLoss(Loss):
@@ -89,8 +94,9 @@ class LandmarkLoss(Loss):
     l2_b = sum_k ||p^_k - p_k||^2 / d_b^2 and
     gdl_b = sum_(i,j) w_ij (|p^_i - p^_j| - |p_i - p_j|)^2 / d_b^2 over `landmark_pairs` (w = 1 for
     contour neighbours, `OPENING_WEIGHT` for eyelid and lip openings).
-    Returns the unweighted mean over rows of l2_b + gdl_weight * gdl_b (dimensionless). For scale: every
-    landmark off by 2 % of the face size gives l2 = 68 * 0.0004 = 0.027; off by 20 %, 2.7.
+    Returns the unweighted mean over rows of l2_b + gdl_weight * gdl_b (dimensionless); rows whose
+    detected landmarks are degenerate (face size below `MIN_FACE_SIZE`, e.g. all zeros) are left out.
+    For scale: every landmark off by 2 % of the face size gives l2 = 68 * 0.0004 = 0.027; off by 20 %, 2.7.
     """
 
     applies_to = "all"
@@ -118,13 +124,16 @@ class LandmarkLoss(Loss):
                 f"loss {NAME!r}: the landmark GDL needs the 68 iBUG landmarks, got {pred.shape[1]} "
                 "(set gdl_weight: 0 for other landmark sets)"
             )
-        scale = face_size(target).pow(2)  # (B,)
+        size = face_size(target)
+        usable = ~(size < MIN_FACE_SIZE)  # (B,); NaN stays usable, so NaN input is reported
+        scale = size.clamp_min(MIN_FACE_SIZE).pow(2)
         per_row = (pred - target).pow(2).sum(dim=(1, 2)) / scale
         if self.gdl_weight != 0.0:
             w = self.pair_weights.to(pred.dtype)
             gap = pair_distances(pred, self.pairs) - pair_distances(target, self.pairs)
             per_row = per_row + self.gdl_weight * (gap.pow(2) * w).sum(dim=-1) / scale
-        value = per_row.mean()
+        per_row = torch.where(usable, per_row, torch.zeros_like(per_row))
+        value = per_row.sum() / usable.sum().clamp_min(1)
         return check_finite(
             NAME,
             value,
