@@ -26,10 +26,10 @@ def face_normals(vertices: Tensor, triangles: Tensor | np.ndarray, normalise: bo
         (B, F, 3) normals.
     """
     tri = _triangles_tensor(triangles, vertices.device)
-    corners = vertices.index_select(1, tri.reshape(-1)).reshape(vertices.shape[0], -1, 3, 3)
-    e1 = corners[:, :, 1] - corners[:, :, 0]
-    e2 = corners[:, :, 2] - corners[:, :, 0]
-    n = torch.linalg.cross(e1, e2, dim=-1)
+    v0, v1, v2 = (vertices.index_select(1, tri[:, k].contiguous()) for k in range(3))
+    ax, ay, az = (v1 - v0).unbind(-1)
+    bx, by, bz = (v2 - v0).unbind(-1)
+    n = torch.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], -1)
     if normalise:
         n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return n

@@ -98,15 +98,15 @@ def rasterize(
     flat_tri = tri.reshape(-1)
     corners = p.index_select(1, flat_tri).reshape(batch * num_f, 3, 2)
     zs = z.index_select(1, flat_tri).reshape(batch * num_f, 3)
-    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
+    a, b, c = corners.unbind(1)
     area = _cross(b[:, 0] - a[:, 0], b[:, 1] - a[:, 1], c[:, 0] - a[:, 0], c[:, 1] - a[:, 1])
     valid = area < 0 if cull_backfaces else area != 0
     finite = torch.isfinite(p).all(-1) & torch.isfinite(z)  # (B, N); NaN areas already fail above
     valid &= finite.index_select(1, flat_tri).reshape(batch * num_f, 3).all(-1)
 
     # Bounding boxes in pixel-centre indices: centre i + 0.5 inside [min, max].
-    lo = corners.amin(1)
-    hi = corners.amax(1)
+    lo = torch.minimum(torch.minimum(a, b), c)
+    hi = torch.maximum(torch.maximum(a, b), c)
     ix0 = torch.ceil(lo[:, 0] - 0.5).clamp(min=0)
     iy0 = torch.ceil(lo[:, 1] - 0.5).clamp(min=0)
     ix1 = torch.floor(hi[:, 0] - 0.5).clamp(max=width - 1)
@@ -253,7 +253,7 @@ def fragments(points: Tensor, triangles: Tensor, pix_to_face: Tensor) -> Fragmen
     cx = (within % width).to(points.dtype) + 0.5
     vertex_index = rows[:, None] * num_n + tri[faces]
     corners = points.reshape(-1, 2).index_select(0, vertex_index.reshape(-1)).reshape(-1, 3, 2)  # (P, 3, 2)
-    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
+    a, b, c = corners.unbind(1)
     area = _cross(b[:, 0] - a[:, 0], b[:, 1] - a[:, 1], c[:, 0] - a[:, 0], c[:, 1] - a[:, 1])
     w0 = _cross(b[:, 0] - cx, b[:, 1] - cy, c[:, 0] - cx, c[:, 1] - cy) / area
     w1 = _cross(c[:, 0] - cx, c[:, 1] - cy, a[:, 0] - cx, a[:, 1] - cy) / area
@@ -265,9 +265,9 @@ def interpolate(attributes: Tensor, frags: Fragments) -> Tensor:
     """Blend per-vertex attributes at the samples: (B, N, C) -> (P, C) (differentiable)."""
     channels = attributes.shape[-1]
     flat = attributes.reshape(-1, channels)
-    values = flat.index_select(0, frags.vertex_index.reshape(-1)).reshape(-1, 3, channels)  # (P, 3, C)
-    w = frags.bary.to(values.dtype)
-    return values[:, 0] * w[:, 0:1] + values[:, 1] * w[:, 1:2] + values[:, 2] * w[:, 2:3]
+    v0, v1, v2 = flat.index_select(0, frags.vertex_index.reshape(-1)).reshape(-1, 3, channels).unbind(1)
+    w0, w1, w2 = frags.bary.to(flat.dtype).unbind(1)
+    return v0 * w0[:, None] + v1 * w1[:, None] + v2 * w2[:, None]
 
 
 def to_image(values: Tensor, frags: Fragments, background: float = 0.0) -> Tensor:

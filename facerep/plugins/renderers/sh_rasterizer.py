@@ -219,7 +219,7 @@ class SHRasterizer(Renderer):
                 pix_to_face,
                 occlusion_tolerance=tol,
             )
-        visibility = self._visibility(points, depth, normals, pix_to_face, pose)
+        visibility = self._visibility(points, depth, normals, depth_map, pose, pix_to_face)
         landmarks_2d = points[:, self.landmarks] if self.landmarks.numel() else points.new_zeros(batch, 0, 2)
         return Rendering(
             image=image,
@@ -254,50 +254,37 @@ class SHRasterizer(Renderer):
         return sampled.permute(0, 2, 3, 1).reshape(-1, uv_map.shape[1]).index_select(0, frags.pixels)
 
     def _visibility(
-        self, points: Tensor, depth: Tensor, normals: Tensor, pix_to_face: Tensor, pose: Tensor
+        self,
+        points: Tensor,
+        depth: Tensor,
+        normals: Tensor,
+        depth_map: Tensor,
+        pose: Tensor,
+        pix_to_face: Tensor,
     ) -> Tensor:
         """(B, N) bool: the vertex faces the camera, projects into the image and is not occluded.
 
-        Occlusion test against the triangle that the z-buffer kept at the vertex's pixel: the vertex is
-        visible when it is a corner of that triangle, or when it is not more than
-        ``visibility_tolerance`` pixel sizes (in mm) behind the smaller of (a) the triangle's plane at
-        the vertex's exact image position (robust to steep slopes) and (b) the triangle's depth at its
-        point nearest to the vertex (robust to sliver triangles, whose planes extrapolate badly).
+        Occlusion test against the z-buffer depth at the centre of the vertex's pixel: the vertex is
+        occluded when it lies behind it by more than ``visibility_tolerance`` pixel sizes (in mm) plus
+        the depth change of its own surface over the up to 0.75 px between the vertex and the pixel
+        centre (from the rotated vertex normal's slope, capped at 10), so steep but unoccluded surfaces
+        stay visible while occluders (tens of mm nearer) still hide what is behind them.
         """
         with torch.no_grad():
-            batch, height, width = pix_to_face.shape
-            num_n = points.shape[1]
+            batch, _, height, width = depth_map.shape
             pts = points.detach()
-            z = depth.detach()
             col = torch.floor(pts[..., 0]).long()
             row = torch.floor(pts[..., 1]).long()
             inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
-            flat = (row.clamp(0, height - 1) * width + col.clamp(0, width - 1)).reshape(batch, -1)
-            face = pix_to_face.reshape(batch, -1).gather(1, flat)  # (B, N)
-            covered = face >= 0
-            corners = self.triangles[face.clamp_min(0)]  # (B, N, 3)
-            index = corners + (torch.arange(batch, device=pts.device) * num_n)[:, None, None]
-            cp = pts.reshape(-1, 2)[index]  # (B, N, 3, 2)
-            cz = z.reshape(-1)[index]  # (B, N, 3)
-            a, b, c = cp.unbind(2)
-            px, py = pts[..., 0], pts[..., 1]
-            area = (b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (
-                c[..., 0] - a[..., 0]
-            )
-            area = torch.where(area.abs() > 1e-12, area, torch.full_like(area, 1e-12))
-            w0 = ((b[..., 0] - px) * (c[..., 1] - py) - (b[..., 1] - py) * (c[..., 0] - px)) / area
-            w1 = ((c[..., 0] - px) * (a[..., 1] - py) - (c[..., 1] - py) * (a[..., 0] - px)) / area
-            w = torch.stack([w0, w1, 1 - w0 - w1], -1)
-            plane = (w * cz).sum(-1)  # the triangle's plane at the vertex position
-            wc = w.clamp_min(0)
-            nearest = (wc * cz).sum(-1) / wc.sum(-1).clamp_min(
-                1e-12
-            )  # depth on the triangle, near the vertex
-            front_depth = torch.minimum(plane, nearest)
-            corner = (corners == torch.arange(num_n, device=pts.device)[None, :, None]).any(-1)
-            tol = self.visibility_tolerance / focal(pose.detach(), self.image_size)[:, None]
-            unoccluded = ~covered | corner | (z >= front_depth - tol)
-            return inside & (normals.detach()[..., 2] > 0) & unoccluded
+            flat = row.clamp(0, height - 1) * width + col.clamp(0, width - 1)
+            zbuf = depth_map.detach().reshape(batch, -1).gather(1, flat)
+            n = normals.detach()
+            facing = n[..., 2] > 0
+            slope = (n[..., :2].norm(dim=-1) / n[..., 2].clamp_min(1e-3)).clamp(max=10.0)
+            mm_per_px = 1.0 / focal(pose.detach(), self.image_size)[:, None]
+            tol = mm_per_px * (self.visibility_tolerance + 0.75 * slope)
+            covered = (pix_to_face.reshape(batch, -1) >= 0).gather(1, flat)
+            return inside & facing & (~covered | (depth.detach() >= zbuf - tol))
 
 
 @hookimpl
