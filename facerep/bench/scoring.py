@@ -73,6 +73,7 @@ def score_shape(
     icp_iterations: int = 30,
     icp_tolerance: float = 1e-4,
     icp_points: int | None = 4000,
+    init: Similarity | None = None,
 ) -> ShapeScore:
     """Align a prediction to a cropped scan and measure its point-to-plane error.
 
@@ -86,12 +87,14 @@ def score_shape(
         icp_iterations: ICP iteration cap (0 keeps the landmark alignment).
         icp_tolerance: ICP stops when the mean distance improves by less than this (mm).
         icp_points: predicted vertices used by ICP (a fixed subset), None for all.
+        init: start from this similarity instead of the landmark alignment.
 
     Returns:
         `ShapeScore`.
     """
     pred = np.asarray(prediction, dtype=np.float64)
-    init = initial_alignment(pred, scan, landmark_vertices, nose_tip_vertex)
+    if init is None:
+        init = initial_alignment(pred, scan, landmark_vertices, nose_tip_vertex)
     transform = init
     if icp_iterations > 0:
         result = icp_similarity(
