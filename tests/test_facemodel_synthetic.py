@@ -144,3 +144,12 @@ def test_deterministic_from_seed() -> None:
     assert np.array_equal(a.id_basis, b.id_basis) and np.array_equal(a.res_basis, b.res_basis)
     assert not np.allclose(a.res_basis, c.res_basis)
     assert np.array_equal(a.mean, c.mean)  # the mean face does not depend on the seed
+
+
+def test_pickles_by_its_arguments(fm: SyntheticFaceModel) -> None:
+    import pickle
+
+    fm.tensor("mean")  # a cached torch copy must not break pickling
+    blob = pickle.dumps(fm)
+    assert len(blob) < 10_000  # arguments, not arrays
+    assert pickle.loads(blob) is fm  # same process: the memoised instance

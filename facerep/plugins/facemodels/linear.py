@@ -246,6 +246,11 @@ class LinearFaceModel(FaceModel):
         dev = device if device is not None else (generator.device if generator is not None else "cpu")
         return torch.randn(n, self.num_tex, generator=generator, device=dev) * self.tensor("albedo_std", dev)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_torch"] = {}  # device copies are rebuilt on demand
+        return state
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.name!r}, vertices={self.num_vertices}, "

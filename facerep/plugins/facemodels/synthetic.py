@@ -20,6 +20,7 @@ stds are in mm (albedo: in albedo units), falling.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 import torch
@@ -168,6 +169,11 @@ class SyntheticFaceModel(LinearFaceModel):
         self.tex_res_mix = proc.tex_res_mix.astype(np.float32)
         self.tex_res_scale = proc.tex_res_scale.astype(np.float32)
         self.seed = int(seed)
+        self._args = (int(vertices), int(seed), int(n_id), int(n_exp), int(n_tex), float(residual_mm))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # rebuilt (memoised) from its arguments: the procedural fields hold functions, not data
+        return (_synthetic_cached, self._args)
 
     # ------------------------------------------------------------------------------------------------------
 
