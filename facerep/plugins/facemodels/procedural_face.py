@@ -626,15 +626,25 @@ class ProceduralFace:
         at unit RMS; ``albedo_mean`` (M, 3); ``albedo_basis`` (K_tex, M, 3); ``albedo_res_basis``.
         """
         x, y = np.asarray(xy[:, 0], dtype=np.float64), np.asarray(xy[:, 1], dtype=np.float64)
-        out = {
-            "mean": mean_shape(x, y),
-            "id_basis": self._evaluate_basis(self.identity, x, y, REFLECT_GEOMETRY),
-            "exp_basis": self._evaluate_basis(self.expression, x, y, REFLECT_GEOMETRY),
-            "res_basis": self._evaluate_basis(self.residual, x, y, REFLECT_GEOMETRY),
-            "albedo_mean": mean_albedo(x, y),
-            "albedo_basis": self._evaluate_basis(self.albedo, x, y, REFLECT_COLOUR),
-            "albedo_res_basis": self._evaluate_basis(self.albedo_res, x, y, REFLECT_COLOUR),
+        # with a mirror map only the x >= 0 half is evaluated; the other half is copied below
+        half = np.flatnonzero(x >= 0) if mirror is not None else np.arange(x.shape[0])
+        hx, hy = x[half], y[half]
+        parts = {
+            "mean": mean_shape(hx, hy),
+            "id_basis": self._evaluate_basis(self.identity, hx, hy, REFLECT_GEOMETRY),
+            "exp_basis": self._evaluate_basis(self.expression, hx, hy, REFLECT_GEOMETRY),
+            "res_basis": self._evaluate_basis(self.residual, hx, hy, REFLECT_GEOMETRY),
+            "albedo_mean": mean_albedo(hx, hy),
+            "albedo_basis": self._evaluate_basis(self.albedo, hx, hy, REFLECT_COLOUR),
+            "albedo_res_basis": self._evaluate_basis(self.albedo_res, hx, hy, REFLECT_COLOUR),
         }
+        if mirror is None:
+            return parts
+        out: dict[str, np.ndarray] = {}
+        for key, val in parts.items():
+            full = np.zeros((*val.shape[:-2], x.shape[0], 3), dtype=val.dtype)
+            full[..., half, :] = val
+            out[key] = full
         if mirror is not None:
             neg = x < 0
             src = mirror[neg]
