@@ -268,7 +268,7 @@ class MeshSurface:
         num_f = self.num_triangles
         pending = np.arange(m)
         k = max(1, min(k, num_f))
-        while pending.size:
+        while pending.size:  # (nothing to do for zero queries)
             still = []
             step = max(1, max_pairs // k)
             for start in range(0, pending.size, step):
@@ -359,25 +359,28 @@ def icp_similarity(
     transform = init if init is not None else Similarity.identity()
     center_arr = None if center is None else np.asarray(center, dtype=np.float64)
 
-    def matched(t: Similarity) -> tuple[np.ndarray, ClosestPoints, np.ndarray]:
+    def matched(t: Similarity) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(kept source indices, their closest surface points, distances) under transform t."""
         moved = t.apply(src)
-        cp = surface.closest(moved)
         keep = np.ones(len(src), dtype=bool)
         if center_arr is not None and radius is not None:
             keep &= np.linalg.norm(moved - center_arr, axis=1) <= radius
+        idx = np.flatnonzero(keep)
+        cp = surface.closest(moved[idx])
         if max_distance is not None:
-            keep &= cp.distances <= max_distance
-        return moved, cp, keep
+            near = cp.distances <= max_distance
+            return idx[near], cp.points[near], cp.distances[near]
+        return idx, cp.points, cp.distances
 
     history: list[float] = []
     converged = False
     best = (np.inf, transform)
     it = 0
     for it in range(1, max_iterations + 1):  # noqa: B007 - `it` is reported
-        _, cp, keep = matched(transform)
-        if keep.sum() < 3:
+        idx, points, dists = matched(transform)
+        if idx.size < 3:
             break
-        mean = float(cp.distances[keep].mean())
+        mean = float(dists.mean())
         history.append(mean)
         if mean < best[0]:
             improvement = best[0] - mean
@@ -388,9 +391,9 @@ def icp_similarity(
         else:  # no improvement: the previous transform stays the best
             converged = True
             break
-        transform = umeyama(src[keep], cp.points[keep], with_scale=with_scale)
+        transform = umeyama(src[idx], points, with_scale=with_scale)
     mean, transform = best
     if not np.isfinite(mean):
-        _, cp, keep = matched(transform)
-        mean = float(cp.distances[keep].mean()) if keep.any() else float(cp.distances.mean())
+        _, _, dists = matched(transform)
+        mean = float(dists.mean()) if dists.size else float("nan")
     return IcpResult(transform, mean, it, history, converged)
