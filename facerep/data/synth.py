@@ -20,7 +20,8 @@ renderer, three folders laid out like the real datasets (readable by the dataset
   (uncropped frames of rising difficulty) with ``VIDEO.landmarks68.csv``. Subjects are new identities.
 
 Each folder has a ``meta.json`` naming the face model its parameters belong to
-(``{"type": "synthetic", "vertices": V, "seed": S}``). The same (preset, seed) gives the same bytes.
+(``{"type": "synthetic", "vertices": V, "seed": S}``). The same (preset, seed) gives the same bytes on
+the same kind of device (rendering runs on CUDA when available).
 """
 
 from __future__ import annotations
@@ -130,17 +131,21 @@ def _coefficients(rng: np.random.Generator, std: np.ndarray, n: int, scale: floa
 class _Studio:
     """Renders true faces with the sh_rasterizer and composes photos (backgrounds, occluders, noise)."""
 
-    def __init__(self, face_model: Any, supersample: int = 1, batch: int = 48) -> None:
+    def __init__(
+        self, face_model: Any, supersample: int = 1, batch: int = 48, device: str | torch.device = "cpu"
+    ) -> None:
         self.fm = face_model
         self.supersample = int(supersample)
-        self.batch = int(batch)
+        self.device = torch.device(device)
+        self.batch = int(batch) * (4 if self.device.type == "cuda" else 1)
         self._renderers: dict[int, Any] = {}
 
     def renderer(self, size: int) -> Any:
         if size not in self._renderers:
             from facerep.plugins.renderers.sh_rasterizer import SHRasterizer
 
-            self._renderers[size] = SHRasterizer(self.fm, image_size=size, shading="vertex")
+            renderer = SHRasterizer(self.fm, image_size=size, shading="vertex")
+            self._renderers[size] = renderer.to(self.device)
         return self._renderers[size]
 
     @torch.no_grad()
@@ -156,7 +161,7 @@ class _Studio:
         """-> colour (B, S, S, 3) float, coverage (B, S, S) {0, 1}, landmarks (B, 68, 2) px (at `size`)."""
         ss = self.supersample
         big = size * ss
-        t = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in
+        t = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(self.device) for k, v in
              dict(i=alpha_id, e=alpha_exp, x=alpha_tex, p=pose, l=light).items()}  # fmt: skip
         vertices = self.fm.true_shape(t["i"], t["e"]).float()
         albedo = self.fm.true_albedo(t["x"], t["i"]).float().clamp(0.0, 1.0)
@@ -168,9 +173,9 @@ class _Studio:
             image = image / cover.clamp_min(1e-6)
         lm = out.landmarks_2d / ss
         return (
-            image.permute(0, 2, 3, 1).numpy(),
-            (cover[:, 0] > 0.5).float().numpy(),
-            lm.numpy(),
+            image.permute(0, 2, 3, 1).cpu().numpy(),
+            (cover[:, 0] > 0.5).float().cpu().numpy(),
+            lm.cpu().numpy(),
         )
 
     def photos(
@@ -442,6 +447,7 @@ def generate_world(
     *,
     progress: Callable[[int], None] | None = None,
     record: dict[str, Any] | None = None,
+    device: str | torch.device | None = None,
 ) -> Path:
     """Write the synthetic world into `out` (created; should be empty). Returns `out`.
 
@@ -452,13 +458,17 @@ def generate_world(
         progress: called with the number of images written since the last call.
         record: when given, filled with what was generated, per dataset ("celeba", "300w_lp", "micc"),
             keyed by relative file path (tests compare the readers' output with it).
+        device: where to render (default: CUDA when available, else CPU); the bytes written do not depend
+            on it beyond floating-point rounding.
     """
     preset = get_preset(preset)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     advance = progress or (lambda n: None)
     fm = _face_model(preset.vertices, seed)
-    studio = _Studio(fm, supersample=preset.supersample)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    studio = _Studio(fm, supersample=preset.supersample, device=device)
     threads = torch.get_num_threads()
     try:
         parts = {"celeba": write_celeba, "300w_lp": write_300w_lp, "micc": write_micc}
