@@ -233,6 +233,13 @@ class MeshSurface:
         #: largest distance from a triangle's centroid to one of its corners (the candidate bound)
         self.max_radius = float(np.linalg.norm(self.corners - self.centroids[:, None], axis=2).max())
         self.tree = cKDTree(self.centroids)
+        # first candidate count: enough centroids that, on the surface, the k-th lies beyond
+        # max_radius (a disc of that radius holds about pi r^2 / mean area triangles)
+        areas = 0.5 * np.linalg.norm(
+            np.cross(self.corners[:, 1] - self.corners[:, 0], self.corners[:, 2] - self.corners[:, 0]), axis=1
+        )
+        mean_area = float(areas.mean()) or 1.0
+        self.default_k = int(np.clip(np.ceil(1.3 * np.pi * self.max_radius**2 / mean_area), 8, 128))
         self.normals = vertex_normals(self.vertices, self.triangles)
 
     @property
@@ -250,10 +257,11 @@ class MeshSurface:
         rows = np.arange(len(points))
         return q[rows, best], cand[rows, best], bary[rows, best], d[rows, best]
 
-    def closest(self, points: np.ndarray, k: int = 8, max_pairs: int = 200_000) -> ClosestPoints:
+    def closest(self, points: np.ndarray, k: int | None = None, max_pairs: int = 200_000) -> ClosestPoints:
         """Exact closest surface points of (M, 3) queries.
 
-        The k triangles with the nearest centroids are tested first; a query is accepted when its
+        The k triangles (default `default_k`) with the nearest centroids are tested first; a query
+        is accepted when its
         best distance is at most (k-th centroid distance - `max_radius`), since no untested triangle
         can then be nearer. The others are retried with twice the candidates, until every query is
         accepted or all triangles were tested. Queries are processed in chunks of at most
@@ -267,7 +275,7 @@ class MeshSurface:
         out_d = np.empty(m)
         num_f = self.num_triangles
         pending = np.arange(m)
-        k = max(1, min(k, num_f))
+        k = max(1, min(self.default_k if k is None else k, num_f))
         while pending.size:  # (nothing to do for zero queries)
             still = []
             step = max(1, max_pairs // k)
