@@ -261,10 +261,9 @@ class MeshSurface:
         """Exact closest surface points of (M, 3) queries.
 
         The k triangles (default `default_k`) with the nearest centroids are tested first; a query
-        is accepted when its
-        best distance is at most (k-th centroid distance - `max_radius`), since no untested triangle
-        can then be nearer. The others are retried with twice the candidates, until every query is
-        accepted or all triangles were tested. Queries are processed in chunks of at most
+        is accepted when its best distance is at most (k-th centroid distance - `max_radius`), since
+        no untested triangle can then be nearer. The others are retried with twice the candidates,
+        until every query is accepted or all triangles were tested. Queries are processed in chunks of at most
         `max_pairs` (query, triangle) pairs to bound memory.
         """
         pts = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
