@@ -149,3 +149,28 @@ def test_straight_through_clamp_keeps_gradients_of_saturated_pixels() -> None:
     assert out.image.max() <= 1.0
     (grad,) = torch.autograd.grad(out.image.sum(), albedo)
     assert grad.abs().sum() > 0
+
+
+def test_antialiasing_gives_gradients_at_occlusion_boundaries() -> None:
+    from facerep.geometry.rasterize_primitives import grid_plane
+
+    back, tb = grid_plane(4, 4, 400.0, 400.0, z=0.0)
+    front, tf = grid_plane(2, 2, 61.0, 61.0, z=20.0)
+    tris = np.concatenate([tb, tf + len(back)])
+    model = mesh_model(np.concatenate([back, front]), tris)
+    renderer = SHRasterizer(model, 32, antialias=True)
+    scale = torch.ones((), requires_grad=True)
+    f = torch.from_numpy(front)
+    f = torch.cat([f[:, :2] * scale, f[:, 2:]], -1)
+    vertices = torch.cat([torch.from_numpy(back), f])[None]
+    albedo = torch.cat([torch.full((len(back), 3), 0.2), torch.full((len(front), 3), 0.9)])[None]
+    pose = pose_code(roll=17.0, degrees=True)
+    out = renderer(vertices, albedo, pose, torch.zeros(1, 27))
+    assert bool((out.mask == 1).all())  # both surfaces cover everything: no background edge
+    (grad,) = torch.autograd.grad(out.image.sum(), scale, retain_graph=True)
+    side_px = 61.0 * 32 / 200.0
+    expected = 3 * 2 * side_px**2 * (0.9 - 0.2) * 0.8 * 0.886227  # d(area)/d(scale) x contrast x channels
+    assert abs(grad.item() - expected) < 0.1 * expected, (grad.item(), expected)
+    hard = SHRasterizer(model, 32)(vertices, albedo, pose, torch.zeros(1, 27))
+    (grad_hard,) = torch.autograd.grad(hard.image.sum(), scale)
+    assert abs(grad_hard.item()) < 1e-3 * expected  # interior shading is flat: only the boundary moves

@@ -99,9 +99,18 @@ def antialias(
         q = torch.cat(qs)
         axis = torch.cat(axes)
         p_face, q_face = flat[p], flat[q]
-        keep = (q_face < 0) | (q_face != p_face)
-        p, q, axis, p_face, q_face = p[keep], q[keep], axis[keep], p_face[keep], q_face[keep]
         rows = torch.div(p, hw, rounding_mode="floor")
+        # Candidates: q is background, or q's surface is clearly behind p's (a depth step between the
+        # two pixel centres); the plane test below then separates occlusions from steep surfaces.
+        keep = (q_face < 0) | ((q_face != p_face) & (zflat[p] - zflat[q] > tol[rows]))
+        p, q, axis, p_face, q_face, rows = (
+            p[keep],
+            q[keep],
+            axis[keep],
+            p_face[keep],
+            q_face[keep],
+            rows[keep],
+        )
         cpx = (p % width).to(pts.dtype) + 0.5
         cpy = (torch.div(p, width, rounding_mode="floor") % height).to(pts.dtype) + 0.5
         cqx = (q % width).to(pts.dtype) + 0.5
