@@ -225,3 +225,18 @@ def test_collate_rejects_mixed_sizes() -> None:
     b = dict(a, image=torch.zeros(3, 4, 4), sample_id="b")
     with pytest.raises(DataError, match="different image sizes"):
         collate_samples([a, b])
+
+
+def test_single_kind_sources_and_bad_sizes() -> None:
+    only_labelled = HybridDataset([_labelled(20)])
+    s = only_labelled.sampler(identities_per_batch=4, photos_per_identity=2, labelled_pairs=2)
+    batches = [[i for i, _ in b] for b in s]
+    assert len(batches) == 20 // 4 and all(len(b) == 4 for b in batches)
+    assert sorted(i for b in batches for i in b) == list(range(20))  # one pass over the labelled set
+    only_photos = HybridDataset([_unlabelled(5, 3)])
+    s = only_photos.sampler(identities_per_batch=2, photos_per_identity=4, labelled_pairs=3)
+    for b in s:  # fewer photos than K: the identity's photos repeat within its group
+        ident = np.asarray(only_photos.identities)[[i for i, _ in b]]
+        assert len(b) == 8 and (ident[:4] == ident[0]).all() and (ident[4:] == ident[4]).all()
+    with pytest.raises(ValueError, match="6 distinct unlabelled identities"):
+        HybridBatchSampler([0, 1, 2], [False] * 3, identities_per_batch=6, labelled_pairs=0)
