@@ -141,9 +141,11 @@ class HybridDataset(torch.utils.data.Dataset):
         num_replicas: int | None = None,
         rank: int | None = None,
         pin_memory: bool = False,
+        generator: torch.Generator | None = None,
     ) -> torch.utils.data.DataLoader:
         """A DataLoader of hybrid `Batch`es; `batch` is a recipe's ``data.batch`` node
-        (identities, photos_per_identity, labelled_pairs)."""
+        (identities, photos_per_identity, labelled_pairs). Pass a private `generator` so that creating
+        an iterator (which seeds the workers) does not draw from the global torch RNG."""
         batch = dict(batch or {})
         unknown = set(batch) - {"identities", "photos_per_identity", "labelled_pairs"}
         if unknown:
@@ -163,4 +165,5 @@ class HybridDataset(torch.utils.data.Dataset):
             collate_fn=self.collate(),
             pin_memory=pin_memory,
             persistent_workers=num_workers > 0,
+            generator=generator,
         )
