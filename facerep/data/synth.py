@@ -57,7 +57,7 @@ from facerep.data.sidecars import (
     write_video_landmarks,
 )
 
-WORLD_FORMAT = 2
+WORLD_FORMAT = 3
 SUBSETS = ("AFW", "HELEN", "IBUG", "LFPW")
 CONDITIONS = ("Indoor-Cooperative", "PTZ-Indoor", "PTZ-Outdoor")
 
@@ -68,7 +68,7 @@ class WorldPreset:
 
     Attributes:
         name: preset name.
-        image_size: side of the CelebA / 300W-LP images (px); MICC frames are twice that.
+        image_size: side of the CelebA / 300W-LP images (px); MICC frames are 1.5 times that.
         vertices: template size of the face model the parameters belong to.
         scan_vertices: template size of the denser model the MICC scans are drawn from.
         identities: CelebA identities; photos_per_identity: photos each.
@@ -343,11 +343,11 @@ def write_300w_lp(
 #: Per video condition: yaw range (deg), expression scale, light strength / colour, face scale in the
 #: frame, landmark noise (fraction of the frame), glasses / hair probability, JPEG quality, sensor noise.
 VIDEO_STYLES: dict[str, dict[str, float]] = {
-    "Indoor-Cooperative": dict(yaw=45, expr=0.1, light=0.4, colour=0.02, scale=0.55, lm=0.004,
+    "Indoor-Cooperative": dict(yaw=45, expr=0.1, light=0.4, colour=0.02, scale=0.7, lm=0.004,
                                glasses=0.0, hair=0.0, quality=92, noise=0.008),
-    "PTZ-Indoor": dict(yaw=30, expr=0.5, light=0.9, colour=0.05, scale=0.45, lm=0.006,
+    "PTZ-Indoor": dict(yaw=30, expr=0.5, light=0.9, colour=0.05, scale=0.55, lm=0.006,
                        glasses=0.3, hair=0.2, quality=85, noise=0.015),
-    "PTZ-Outdoor": dict(yaw=40, expr=0.7, light=1.3, colour=0.1, scale=0.4, lm=0.008,
+    "PTZ-Outdoor": dict(yaw=40, expr=0.7, light=1.3, colour=0.1, scale=0.5, lm=0.008,
                         glasses=0.3, hair=0.4, quality=75, noise=0.025),
 }  # fmt: skip
 
@@ -397,7 +397,7 @@ def write_micc(
     a_tex = _coefficients(rng, fm.albedo_std, n_sub)
     dense = _face_model(preset.scan_vertices, seed)
     root = out / "micc"
-    canvas = 2 * preset.image_size
+    canvas = (3 * preset.image_size) // 2
     plans: list[dict[str, np.ndarray]] = []
     videos: list[tuple[Path, dict[str, float]]] = []
     for s in range(n_sub):
