@@ -172,7 +172,43 @@ def face_lattice(num_vertices: int) -> FaceLattice:
     mirror = at(j_all, mirror_i)
     if (mirror < 0).any():
         raise AssertionError("face lattice is not mirror symmetric")  # pragma: no cover
+    xy = _smooth_rim(xy, tri, mirror)
     return FaceLattice(xy=xy, triangles=tri, mirror=mirror, spacing=h)
+
+
+def _smooth_rim(xy: np.ndarray, tri: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    """Move the lattice's boundary vertices radially onto one ellipse (no staircase silhouette).
+
+    The ellipse is the face's, scaled to the boundary vertices' median elliptical radius, so the vertices
+    keep sampling the face region evenly (which the continuous orthonormalisation relies on).
+
+    A vertex whose move would fold or crush one of its triangles (area below a third of the original)
+    moves less (halving the step); the result is re-symmetrised exactly.
+    """
+    e = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
+    edges, counts = np.unique(e, axis=0, return_counts=True)
+    rim = np.unique(edges[counts == 1])
+    r = np.sqrt((xy[rim, 0] / FACE_A) ** 2 + (xy[rim, 1] / FACE_B) ** 2)
+    target = xy[rim] * (float(np.median(r)) / r)[:, None]  # onto the ellipse at the rim's median radius
+
+    def areas(p: np.ndarray) -> np.ndarray:
+        a, b, c = p[tri[:, 0]], p[tri[:, 1]], p[tri[:, 2]]
+        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+    base = areas(xy)
+    step = np.ones(rim.shape[0])
+    for attempt in range(9):
+        out = xy.copy()
+        out[rim] = xy[rim] + step[:, None] * (target - xy[rim])
+        bad_tri = areas(out) < base / 3.0
+        if not bad_tri.any():
+            break
+        bad = np.isin(rim, np.unique(tri[bad_tri]))
+        step[bad] = 0.0 if attempt == 7 else 0.5 * step[bad]  # the last try leaves them in place
+    neg = out[:, 0] < 0
+    out[neg] = out[mirror[neg]] * np.array([-1.0, 1.0])
+    out[xy[:, 0] == 0, 0] = 0.0
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------
