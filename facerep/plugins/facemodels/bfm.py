@@ -39,7 +39,7 @@ from facerep.plugins.facemodels.assemble import UNIT_SCALE, assemble_face_model,
 from facerep.plugins.facemodels.linear import LinearFaceModel
 
 WHERE_BFM = "the Basel Face Model 2009 from https://faces.dmi.unibas.ch/bfm/ (registration required)"
-WHERE_EXP = "Exp_Pca.bin from the Deep3DFaceRecon / 3DDFA releases (e.g. Guo et al.'s 3DDFA 'train.configs')"
+WHERE_EXP = "Exp_Pca.bin by Guo et al. (https://github.com/Juyong/3DFace), as used by Deep3DFaceRecon"
 
 
 def _loadmat(path: Path) -> dict[str, Any]:
