@@ -130,7 +130,14 @@ def test_3ddfa_pickle_with_and_without_param_std(tmp_path, fm) -> None:
     a, e = _coefs(fm, 2)
     assert torch.allclose(m.shape(a, e), fm.shape(a, e), atol=1e-3)
     assert np.allclose(m.id_std, fm.id_std) and np.array_equal(m.landmarks, fm.landmarks)
-    h = bfm(str(tmp_path / "bfm_noneck_v3.pkl"))
+    # 3DDFA_V2 keeps the rebuilt triangles in a separate tri.pkl; a stale 'tri' is a clear error
+    (tmp_path / "tri.pkl").write_bytes(pickle.dumps(fm.triangles.T.copy()))
+    d["tri"] = np.array([[0, 1, fm.num_vertices + 5]])
+    (tmp_path / "bfm_noneck_v3.pkl").write_bytes(pickle.dumps(d))
+    with pytest.raises(DataError, match="tri_path"):
+        bfm(str(tmp_path / "bfm_noneck_v3.pkl"))
+    h = bfm(str(tmp_path / "bfm_noneck_v3.pkl"), tri_path=str(tmp_path / "tri.pkl"))
+    assert np.array_equal(np.sort(h.triangles, axis=1), np.sort(fm.triangles, axis=1))
     assert "heuristic" in h.info["prior"]
     rms = np.sqrt((h.id_basis**2).sum(-1).mean(-1)) * h.id_std
     assert np.allclose(rms[0], 3.0, rtol=1e-3)  # 1-sigma RMS displacement of the first component

@@ -12,7 +12,8 @@ Three layouts are read (chosen from the file's keys):
    ``idBase`` (3N, 80), ``exBase`` (3N, 64) (bases already multiplied by their std: coefficients are
    N(0, 1)), ``meantex`` (1, 3N), ``texBase`` (3N, 80), ``tri`` (F, 3) 1-based, ``keypoints`` (1, 68)
    1-based; decimetres (micrometres / 1e5).
-3. ``bfm_noneck_v3.pkl`` (3DDFA): ``u`` (3N, 1), ``w_shp`` (3N, 40), ``w_exp`` (3N, 10), ``tri``,
+3. ``bfm_noneck_v3.pkl`` (3DDFA): ``u`` (3N, 1), ``w_shp`` (3N, 40), ``w_exp`` (3N, 10), ``tri`` (or
+   3DDFA_V2's rebuilt ``configs/tri.pkl`` via ``tri_path``),
    ``keypoints`` (204,) indices into the flattened (x, y, z) array; micrometres. The coefficient std is
    read from 3DDFA's ``param_mean_std_62d_120x120.pkl`` (``std``: 12 pose, 40 shape, 10 expression)
    when given; otherwise a heuristic prior (1-sigma RMS displacement 3 mm / sqrt(k+1) for identity and
@@ -142,6 +143,7 @@ def load_bfm_face_model(
     n_exp: int | None = None,
     n_tex: int | None = None,
     centre: bool = True,
+    tri_path: str | Path | None = None,
 ) -> LinearFaceModel:
     """Read a BFM-family file (see the module docstring) into a `LinearFaceModel` in mm."""
     p = Path(path)
@@ -157,9 +159,19 @@ def load_bfm_face_model(
         n = mean.shape[0]
         id_basis = _columns(_key(d, "w_shp", p), n, n_id)
         exp_basis = _columns(d["w_exp"], n, n_exp) if "w_exp" in d else None
-        tri = _key(d, "tri", p).astype(np.int64)
+        if tri_path:  # 3DDFA_V2 ships the rebuilt triangles of bfm_noneck_v3 in configs/tri.pkl
+            tri = np.asarray(load_pickle(Path(tri_path))).astype(np.int64)
+        elif "tri" in d:
+            tri = np.asarray(d["tri"]).astype(np.int64)
+        else:
+            raise DataError(f"{p}: no 'tri' key; give tri_path (3DDFA_V2's configs/tri.pkl)")
         tri = tri.T if tri.shape[0] == 3 and tri.shape[1] != 3 else tri
         tri = tri - 1 if tri.min() == 1 else tri
+        if tri.max() >= n:
+            raise DataError(
+                f"{tri_path or p}: triangles reference vertex {int(tri.max())} but the model has {n} "
+                "vertices; for bfm_noneck_v3.pkl give tri_path (3DDFA_V2's configs/tri.pkl)"
+            )
         if "keypoints" in d:
             kp = np.asarray(d["keypoints"]).astype(np.int64).ravel()
             kp = kp[::3] // 3 if kp.size == 204 else kp
@@ -295,6 +307,7 @@ def bfm(
     n_exp: int | None = None,
     n_tex: int | None = None,
     centre: bool = True,
+    tri_path: str | None = None,
 ) -> LinearFaceModel:
     """The Basel Face Model (2009 .mat, Deep3DFaceRecon's front .mat or 3DDFA's .pkl), in mm.
 
@@ -309,6 +322,7 @@ def bfm(
         crop_one_based: the crop list is 1-based (MATLAB).
         n_id, n_exp, n_tex: keep only the first components.
         centre: move the mean's (x, y) bounding-box centre to the origin.
+        tri_path: triangles pickle for the 3DDFA model (3DDFA_V2's ``configs/tri.pkl``).
     """
     if not path:
         raise DataError(
@@ -327,6 +341,7 @@ def bfm(
         n_exp,
         n_tex,
         centre,
+        tri_path,
     )
 
 
