@@ -9,6 +9,7 @@ costly; treat the shared objects as read-only):
 - ``tiny_face_batch``: a 4-row hybrid `Batch` (2 unlabelled rows of one identity, 2 labelled paired rows);
 - ``tiny_codes``: `Codes` for 4 rows; ``tiny_reconstruction``: a `Reconstruction` of leaf tensors that
   require gradients;
+- ``tiny_trained_run``: a run directory trained for two steps at tiny size (session-scoped);
 - ``facerep_check``: a function ``facerep_check(kind, node)`` that runs every contract check and fails
   the test with the list of broken ones.
 
@@ -73,6 +74,14 @@ def tiny_reconstruction(tiny_face_model: Any, tiny_face_batch: Any) -> Any:
     from facerep.testing.fixtures import tiny_reconstruction as make
 
     return make(tiny_face_model, tiny_face_batch)
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A run directory trained for 2 steps at tiny size (`facerep.testing.runs.train_tiny_run`; read-only)."""
+    from facerep.testing.runs import train_tiny_run
+
+    return train_tiny_run(tmp_path_factory.mktemp("facerep-tiny-run") / "run")
 
 
 @pytest.fixture
