@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from facerep.core import checkpoint as ckpt
 from facerep.core.engine import NonFiniteLossError, Trainer, TrainOptions
@@ -40,13 +41,14 @@ model:
   albedo_decoder:
     channels: [16, 8, 8, 8]
     K: 3
-train:
-  steps_per_epoch: 2
-  log_every: 1
-  sample_every: 1000
-  checkpoint_every: 1000
-  keep_checkpoints: 2
 """
+TRAIN = {
+    "steps_per_epoch": 2,
+    "log_every": 1,
+    "sample_every": 1000,
+    "checkpoint_every": 1000,
+    "keep_checkpoints": 2,
+}
 
 CRITIC = """
 critic:
@@ -64,7 +66,8 @@ def tiny_recipe(
     name: str = "tiny.yaml",
 ) -> Path:
     """A tiny recipe extending `parent` (2 steps per epoch; `epochs` per stage; `train` lines added)."""
-    text = TINY.format(parent=parent) + "".join(f"  {line}\n" for line in train.splitlines() if line)
+    options = {**TRAIN, **(yaml.safe_load(train) or {})}
+    text = TINY.format(parent=parent) + "train:\n" + "".join(f"  {k}: {v}\n" for k, v in options.items())
     text += f"stages:\n  gcn_albedo:\n    train:\n      epochs: {epochs[0]}\n"
     if parent != "gcn_albedo_only":
         text += f"  unet_albedo:\n    train:\n      epochs: {epochs[1]}\n"
@@ -163,7 +166,8 @@ def test_nonfinite_loss_stops_with_names_or_is_skipped(
     )
     run = train(skip, tmp_path / "skip")
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert records == [] or records[-1]["skipped_nonfinite"] >= 1
+    assert [r["nonfinite_loss"] for r in records] == ["landmark", "landmark"]
+    assert records[-1]["skipped_nonfinite"] == 2 and records[-1]["skipped_sample_ids"]
 
 
 @pytest.mark.parametrize(
@@ -172,7 +176,7 @@ def test_nonfinite_loss_stops_with_names_or_is_skipped(
         ("no_adv", lambda c: c.critic is None and "adversarial" not in c.losses),
         ("no_recog", lambda c: "recognition" not in c.losses and c.critic is not None),
         ("laplacian_smooth", lambda c: type(c.losses["smooth"]).__name__.lower().startswith("laplacian")),
-        ("no_mask_symm", lambda c: "albedo_symmetry" not in c.losses and not c.losses["photometric"].mask),
+        ("no_mask_symm", lambda c: "albedo_symmetry" not in c.losses and not c.losses["photometric"].use_mask),
         ("linear_3dmm", lambda c: type(c.model.shape_decoder).__name__.lower().startswith("linear")),
     ],
 )

@@ -105,6 +105,8 @@ def build_training_data(
         num_replicas=world_size,
         rank=rank,
     )
+    # A private generator: creating an iterator must not draw from the global RNG (exact resume).
+    loader.generator = torch.Generator().manual_seed(int(stage.get("seed", 0)))
     sampler = loader.batch_sampler
     return TrainingData(dataset, loader, sampler, image_size, dataset.num_identities, len(sampler))
 

@@ -405,7 +405,7 @@ class Trainer:
         config: dict[str, Any],
         generator: torch.Generator,
         precision: str,
-    ) -> dict[str, Any] | None:
+    ) -> dict[str, Any]:
         model.train()
         autocast = (
             torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -457,11 +457,16 @@ class Trainer:
             _synchronise_buffers([comps.model, *comps.losses.values()], self.world_size)
         return record
 
-    def _nonfinite(self, name: str, batch: Batch, comps: Components, config: dict[str, Any]) -> None:
+    def _nonfinite(
+        self, name: str, batch: Batch, comps: Components, config: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Skip the step (``on_nonfinite: skip``; returns its log record) or stop with a debug checkpoint."""
         if config["on_nonfinite"] == "skip":
             self.state.skipped_nonfinite += 1
             comps.model_optimizer.zero_grad(set_to_none=True)
-            return None
+            if comps.critic_optimizer is not None:
+                comps.critic_optimizer.zero_grad(set_to_none=True)
+            return {"nonfinite_loss": name, "skipped_sample_ids": list(batch.sample_ids)}
         debug = self.out / "checkpoints" / f"debug-step-{self.state.step:08d}.safetensors"
         if self.is_main:
             ckpt.save_checkpoint(debug, self._checkpoint_data(self.state.stage, "debug", comps, None))
