@@ -89,7 +89,7 @@ def test_reconstruct_synthetic_photos(model: FaceRep, synthetic_photos: list[Pat
     calls: list[int] = []
     results = reconstruct_photos(model, synthetic_photos, tmp_path, batch_size=2, progress=calls.append)
     assert calls == [2, 3]
-    assert [r.crop for r in results] == ["center"] * 3
+    assert [r.crop for r in results] == ["landmarks"] * 3  # the world's landmarks68/ sidecars
     for result in results:
         _check_folder(result.folder, model, result.photo)
     index = json.loads((tmp_path / "index.json").read_text())
@@ -112,6 +112,22 @@ def test_posed_mesh_projects_onto_the_rendered_landmarks(
     u, v = size / 2 + f * posed[:, 0], size / 2 - f * posed[:, 1]
     recon = model.reconstruct(load_face_photo(synthetic_photos[0], size).image)
     assert np.allclose(np.stack([u, v], 1), recon.rendering.vertices_2d[0].numpy(), atol=1e-3)
+
+
+def test_crop_choices(synthetic_photos: list[Path]) -> None:
+    from facerep.core.errors import DataError
+
+    photo = synthetic_photos[0]
+    auto, centre = load_face_photo(photo, 32), load_face_photo(photo, 32, crop="center")
+    assert (auto.crop, centre.crop) == ("landmarks", "center")
+    with Image.open(photo) as im:
+        assert centre.box == (0.0, (im.height - im.width) / 2, float(im.width)) or centre.box[2] == min(
+            im.size
+        )
+    bare = shared_data("photos", "identities", "amy", "amy1.png")
+    assert load_face_photo(bare, 32).crop == "center"
+    with pytest.raises(DataError, match="no landmarks"):
+        load_face_photo(bare, 32, crop="landmarks")
 
 
 def test_cli_reconstruct_a_folder(

@@ -250,3 +250,15 @@ def test_pytest_plugin_fixtures(tiny_face_batch, tiny_face_model, tiny_reconstru
     assert bool((tiny_face_batch.landmarks > 0).all() and (tiny_face_batch.landmarks < 32).all())
     results = facerep_check("optimizer", "adamw")
     assert all(r.passed for r in results)
+
+
+def test_pytest_option_adds_contract_tests(tmp_path) -> None:  # noqa: ANN001 - pytest's tmp_path
+    import subprocess
+    import sys
+
+    (tmp_path / "test_nothing.py").write_text("def test_placeholder():\n    pass\n")
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)]
+    command += ["--facerep-component", "optimizer:sgd", "-rA"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "optimizer:sgd-descent" in done.stdout and "5 passed" in done.stdout

@@ -2,8 +2,9 @@
 
 A photo becomes a square crop resized to the run's image size in one of three ways:
 
-- **landmark sidecar**: ``NAME.pts`` (iBUG / 300-W point file, 68 points) next to ``NAME.jpg``, or under
-  ``landmarks68/`` beside the photo's folder as facerep's datasets lay them out: the crop is a square
+- **landmark sidecar**: ``NAME.pts`` (iBUG / 300-W point file, 68 points) next to ``NAME.jpg``, or
+  ``ROOT/landmarks68/REL.pts`` for ``ROOT/REL.jpg`` as facerep's datasets (and ``facerep data landmarks``)
+  lay them out: the crop is a square
   around the landmarks (`facerep.data.imagefile.landmark_box`, side = ``crop_scale`` x their extent);
 - **detection** (``detect=True``, needs the optional ``face-alignment`` package, the ``[detect]`` extra):
   68 landmarks are detected, then cropped as above;
@@ -25,6 +26,8 @@ from facerep.data.imagefile import center_box, crop_resize, landmark_box, load_i
 
 #: File suffixes read as photos (case-insensitive).
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".webp", ".tif", ".tiff")
+#: Crop choices of `load_face_photo`.
+CROPS = ("auto", "landmarks", "center")
 
 
 @dataclass
@@ -72,9 +75,15 @@ def find_photos(target: str | Path, *, recursive: bool = True) -> list[Path]:
     return photos
 
 
-def landmark_sidecar(photo: Path) -> Path | None:
-    """The photo's 68-landmark ``.pts`` file: next to it, or in ``../landmarks68/`` (datasets' layout)."""
-    for candidate in (photo.with_suffix(".pts"), photo.parent.parent / "landmarks68" / f"{photo.stem}.pts"):
+def landmark_sidecar(photo: Path, max_depth: int = 4) -> Path | None:
+    """The photo's 68-landmark ``.pts`` file: ``NAME.pts`` next to it, or ``ROOT/landmarks68/REL.pts`` for
+    a photo at ``ROOT/REL.jpg`` (the datasets' layout, `facerep.data.sidecars`) with ROOT up to
+    `max_depth` folders above the photo."""
+    photo = Path(photo)
+    candidates = [photo.with_suffix(".pts")]
+    for root in list(photo.parents)[:max_depth]:
+        candidates.append(root / "landmarks68" / photo.relative_to(root).with_suffix(".pts"))
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
     return None
@@ -111,27 +120,46 @@ def load_face_photo(
     *,
     crop_scale: float = 1.5,
     detector: LandmarkDetector | None = None,
+    crop: str = "auto",
 ) -> FacePhoto:
-    """Read a photo and cut the network's square crop (see the module docstring for the three ways)."""
+    """Read a photo and cut the network's square crop (see the module docstring for the three ways).
+
+    `crop` is "auto" (landmarks when a sidecar or the detector gives them, else the centred square),
+    "landmarks" (an error without landmarks) or "center" (ignore landmarks for the crop).
+    """
     from facerep.data.sidecars import read_pts
 
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     path = Path(path)
     original = load_image(path)
     sidecar = landmark_sidecar(path)
     points = None
-    crop = "center"
+    how = "center"
     if sidecar is not None:
-        points, crop = read_pts(sidecar), "landmarks"
+        points, how = read_pts(sidecar), "landmarks"
     elif detector is not None:
-        points, crop = detector(original, path), "detected"
-    box = landmark_box(points, crop_scale) if points is not None else center_box(*original.size)
+        points, how = detector(original, path), "detected"
+    if crop == "landmarks" and points is None:
+        raise DataError(f"{path}: no landmarks to crop around (no .pts sidecar; try --detect)")
+    if crop == "center" or points is None:
+        box, how = center_box(*original.size), "center"
+    else:
+        box = landmark_box(points, crop_scale)
     image, landmarks, _ = crop_resize(original, box, int(image_size), points)
-    return FacePhoto(path, image, original, tuple(float(b) for b in box), crop, landmarks)
+    return FacePhoto(path, image, original, tuple(float(b) for b in box), how, landmarks)
 
 
 def load_face_photos(
-    paths: Iterable[str | Path], image_size: int, *, crop_scale: float = 1.5, detect: bool = False
+    paths: Iterable[str | Path],
+    image_size: int,
+    *,
+    crop_scale: float = 1.5,
+    detect: bool = False,
+    crop: str = "auto",
 ) -> list[FacePhoto]:
     """`load_face_photo` for several photos (one detector shared when ``detect``)."""
     detector = LandmarkDetector() if detect else None
-    return [load_face_photo(p, image_size, crop_scale=crop_scale, detector=detector) for p in paths]
+    return [
+        load_face_photo(p, image_size, crop_scale=crop_scale, detector=detector, crop=crop) for p in paths
+    ]

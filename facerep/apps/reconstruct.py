@@ -122,6 +122,7 @@ def reconstruct_photos(
     *,
     detect: bool = False,
     crop_scale: float = 1.5,
+    crop: str = "auto",
     batch_size: int = 8,
     texture_size: int = 256,
     on_error: str = "raise",
@@ -135,6 +136,7 @@ def reconstruct_photos(
         out: output folder (created).
         detect: detect 68 landmarks (face-alignment) for photos without a ``.pts`` sidecar.
         crop_scale: crop side / landmark extent for landmark crops.
+        crop: "auto", "landmarks" or "center" (see `facerep.apps.photos.load_face_photo`).
         batch_size: photos per forward pass.
         texture_size: side of baked UV albedo textures, texels.
         on_error: "raise", or "skip" to report unreadable photos in ``index.json`` and go on.
@@ -157,7 +159,9 @@ def reconstruct_photos(
         for path in paths[start : start + batch_size]:
             try:
                 chunk.append(
-                    load_face_photo(path, model.image_size, crop_scale=crop_scale, detector=detector)
+                    load_face_photo(
+                        path, model.image_size, crop_scale=crop_scale, detector=detector, crop=crop
+                    )
                 )
             except Exception as exc:
                 if on_error == "raise":
