@@ -39,7 +39,7 @@ class ImageFaceDataset(FaceDataset):
         image_size: int,
         on_bad_sample: str = "error",
         crop: str = "center",
-        crop_scale: float = 1.5,
+        crop_scale: float = 1.7,
     ) -> None:
         if on_bad_sample not in BAD_SAMPLE_POLICIES:
             raise DataError(f"on_bad_sample must be one of {BAD_SAMPLE_POLICIES}, got {on_bad_sample!r}")

@@ -50,7 +50,8 @@ class MICC(ImageFaceDataset):
         conditions: video names to read (default: all three, see `CONDITIONS`).
         frame_step: keep every `frame_step`-th frame with landmarks.
         on_bad_sample: "error" or "skip" (a missing/corrupt video or landmark file, a corrupt frame).
-        crop_scale: side of the landmark crop relative to the landmarks' extent.
+        crop_scale: side of the landmark crop relative to the landmarks' extent (1.7 frames faces as
+            the training photos of the synthetic world are framed).
     Samples: image, mask (landmark hull), landmarks, identity (subject position), sample_id
     ("subject_01/Video/PTZ-Indoor.mjpg#12"), subject ("subject_01"), condition ("PTZ-Indoor"), frame (int).
     """
@@ -64,7 +65,7 @@ class MICC(ImageFaceDataset):
         conditions: Sequence[str] = tuple(CONDITIONS),
         frame_step: int = 1,
         on_bad_sample: str = "error",
-        crop_scale: float = 1.5,
+        crop_scale: float = 1.7,
     ) -> None:
         super().__init__(root, image_size, on_bad_sample, "landmarks", crop_scale)
         unknown = [c for c in conditions if c not in CONDITIONS]
