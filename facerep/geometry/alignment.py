@@ -213,8 +213,22 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
 
 
+@dataclass
+class _TriangleGroup:
+    """Triangles of similar size, with their own centroid tree and candidate bound."""
+
+    ids: np.ndarray  # (F_g,) triangle indices into the mesh
+    tree: cKDTree
+    radius: float  # largest centroid-to-corner distance in the group
+    first_k: int  # candidates tested first
+
+
 class MeshSurface:
     """A triangle mesh prepared for exact closest-point queries and interpolated normals.
+
+    Triangles are grouped by size (centroid-to-corner radius within 2x, 4x, ... of the median), each
+    group with a cKDTree of its centroids, so that a few large triangles (common at scan borders) do
+    not loosen the candidate bound of all the others (see `closest`).
 
     Args:
         vertices: (N, 3) vertex positions.
@@ -230,16 +244,26 @@ class MeshSurface:
             raise ValueError(f"triangles must be a non-empty (F, 3) array, got {self.triangles.shape}")
         self.corners = self.vertices[self.triangles]  # (F, 3, 3)
         self.centroids = self.corners.mean(axis=1)
-        #: largest distance from a triangle's centroid to one of its corners (the candidate bound)
-        self.max_radius = float(np.linalg.norm(self.corners - self.centroids[:, None], axis=2).max())
-        self.tree = cKDTree(self.centroids)
-        # first candidate count: enough centroids that, on the surface, the k-th lies beyond
-        # max_radius (a disc of that radius holds about pi r^2 / mean area triangles)
+        radii = np.linalg.norm(self.corners - self.centroids[:, None], axis=2).max(axis=1)
+        #: largest distance from a triangle's centroid to one of its corners
+        self.max_radius = float(radii.max())
         areas = 0.5 * np.linalg.norm(
             np.cross(self.corners[:, 1] - self.corners[:, 0], self.corners[:, 2] - self.corners[:, 0]), axis=1
         )
         mean_area = float(areas.mean()) or 1.0
-        self.default_k = int(np.clip(np.ceil(1.3 * np.pi * self.max_radius**2 / mean_area), 8, 128))
+        median = float(np.median(radii)) or 1.0
+        size_class = np.floor(np.log2(np.maximum(radii / median, 1.0) + 1e-12)).astype(int)
+        self.groups: list[_TriangleGroup] = []
+        for c in np.unique(size_class):
+            ids = np.flatnonzero(size_class == c)
+            radius = float(radii[ids].max())
+            # enough centroids that, on the surface, the k-th lies beyond the group's radius (a disc
+            # of radius r holds about pi r^2 / mean area triangles of the whole mesh)
+            first_k = int(np.clip(np.ceil(1.3 * np.pi * radius**2 / mean_area), 8, 128))
+            self.groups.append(
+                _TriangleGroup(ids, cKDTree(self.centroids[ids]), radius, min(first_k, len(ids)))
+            )
+        self.groups.sort(key=lambda g: -len(g.ids))
         self.normals = vertex_normals(self.vertices, self.triangles)
 
     @property
@@ -260,37 +284,50 @@ class MeshSurface:
     def closest(self, points: np.ndarray, k: int | None = None, max_pairs: int = 200_000) -> ClosestPoints:
         """Exact closest surface points of (M, 3) queries.
 
-        The k triangles (default `default_k`) with the nearest centroids are tested first; a query
-        is accepted when its best distance is at most (k-th centroid distance - `max_radius`), since
-        no untested triangle can then be nearer. The others are retried with twice the candidates,
-        until every query is accepted or all triangles were tested. Queries are processed in chunks of at most
-        `max_pairs` (query, triangle) pairs to bound memory.
+        Per triangle group (largest first): a query whose nearest centroid in the group is farther
+        than (its best distance so far + the group's radius) skips the group; otherwise the k
+        triangles (default: the group's ``first_k``) with the nearest centroids are tested, and the
+        query is done with the group once its best distance is at most (k-th centroid distance -
+        radius), since no untested triangle of the group can then be nearer. Undecided queries are
+        retried with twice the candidates, until decided or the whole group was tested. Queries run
+        in chunks of at most `max_pairs` (query, triangle) pairs to bound memory.
         """
         pts = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
         m = len(pts)
-        out_q = np.empty((m, 3))
-        out_t = np.empty(m, dtype=np.int64)
-        out_b = np.empty((m, 3))
-        out_d = np.empty(m)
-        num_f = self.num_triangles
-        pending = np.arange(m)
-        k = max(1, min(self.default_k if k is None else k, num_f))
-        while pending.size:  # (nothing to do for zero queries)
-            still = []
-            step = max(1, max_pairs // k)
-            for start in range(0, pending.size, step):
-                chunk = pending[start : start + step]
-                dist_c, cand = self.tree.query(pts[chunk], k=k)
-                if k == 1:
-                    dist_c, cand = dist_c[:, None], cand[:, None]
-                q, t, b, d = self._test(pts[chunk], cand)
-                out_q[chunk], out_t[chunk], out_b[chunk], out_d[chunk] = q, t, b, d
-                if k < num_f:
-                    still.append(chunk[d > dist_c[:, -1] - self.max_radius])
-            if k >= num_f or not still:
-                break
-            pending = np.concatenate(still)
-            k = min(2 * k, num_f)
+        out_q = np.zeros((m, 3))
+        out_t = np.zeros(m, dtype=np.int64)
+        out_b = np.zeros((m, 3))
+        out_d = np.full(m, np.inf)
+        if m == 0:
+            return ClosestPoints(out_q, out_t, out_b, out_d)
+        for group in self.groups:
+            n_g = len(group.ids)
+            nearest, _ = group.tree.query(pts, k=1)
+            pending = np.flatnonzero(nearest - group.radius < out_d)
+            kk = max(1, min(group.first_k if k is None else k, n_g))
+            while pending.size:
+                still = []
+                step = max(1, max_pairs // kk)
+                for start in range(0, pending.size, step):
+                    chunk = pending[start : start + step]
+                    dist_c, local = group.tree.query(pts[chunk], k=kk)
+                    if kk == 1:
+                        dist_c, local = dist_c[:, None], local[:, None]
+                    q, t, b, d = self._test(pts[chunk], group.ids[local])
+                    better = d < out_d[chunk]
+                    rows = chunk[better]
+                    out_q[rows], out_t[rows], out_b[rows], out_d[rows] = (
+                        q[better],
+                        t[better],
+                        b[better],
+                        d[better],
+                    )
+                    if kk < n_g:
+                        still.append(chunk[out_d[chunk] > dist_c[:, -1] - group.radius])
+                if kk >= n_g or not still:
+                    break
+                pending = np.concatenate(still)
+                kk = min(2 * kk, n_g)
         return ClosestPoints(out_q, out_t, out_b, out_d)
 
     def normals_at(self, closest: ClosestPoints) -> np.ndarray:
