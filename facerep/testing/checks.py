@@ -868,7 +868,10 @@ class Check:
         return (self.fn.__doc__ or "").strip().splitlines()[0] if self.fn.__doc__ else ""
 
     def __call__(self, subject: Subject) -> None:
-        self.fn(subject)
+        """Run the check; the caller's torch RNG state is restored afterwards (checks seed torch)."""
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            self.fn(subject)
 
 
 _NETWORK_CHECKS = [
