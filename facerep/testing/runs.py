@@ -33,27 +33,27 @@ model:
   albedo_decoder:
     channels: [16, 8, 8, 8]
     K: 3
-critic:
-  channels: [8, 8, 8, 8]
-  K: 3
-train:
+{critic}train:
   epochs: 1
   steps_per_epoch: {steps}
   log_every: 1
   sample_every: 100000
   checkpoint_every: 100000
   keep_checkpoints: 1
-stages:
-  gcn_albedo:
-    train:
-      epochs: 1
-"""
+{stages}"""
 
 
 def tiny_recipe_text(parent: str = "gcn_albedo_only", steps: int = 2) -> str:
-    """The YAML of a tiny recipe extending `parent`: a built-in whose only stage is ``gcn_albedo`` (so
-    ``gcn_albedo_only``, ``no_adv``, ``no_recog``, ...), with the paper's GCN decoders and critic."""
-    return textwrap.dedent(TINY_RECIPE.format(parent=parent, steps=int(steps)))
+    """The YAML of a tiny recipe extending the built-in `parent` (one epoch of `steps` steps per stage;
+    the critic shrunk when the parent has one)."""
+    from facerep.core.recipe import load_recipe
+
+    base = load_recipe(parent)
+    critic = "critic:\n  channels: [8, 8, 8, 8]\n  K: 3\n" if base.get("critic") is not None else ""
+    names = base.stage_names() if base.get("stages") else []
+    stages = "stages:\n" + "".join(f"  {n}:\n    train:\n      epochs: 1\n" for n in names) if names else ""
+    text = TINY_RECIPE.format(parent=parent, steps=int(steps), critic=critic, stages=stages)
+    return textwrap.dedent(text)
 
 
 def train_tiny_run(
