@@ -236,7 +236,11 @@ def _markdown(rows: list[dict], ref: dict, extra: list[dict], args: argparse.Nam
 
 
 def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace the body of the "## Renderer" section of RESULTS.md (other sections untouched)."""
+    """Replace the body of the "## Renderer" section of RESULTS.md (other sections untouched).
+
+    Paragraphs of the old section written as block quotes (lines starting with "> ", e.g. figures
+    measured by other scripts) are kept, after the new text.
+    """
     content = path.read_text() if path.exists() else "# Benchmark results\n\n"
     lines = content.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if line.startswith(SECTION)), None)
@@ -244,7 +248,13 @@ def write_section(text: str, path: Path = RESULTS) -> None:
         content = content.rstrip("\n") + f"\n\n{SECTION} (`python benchmarks/renderer.py`)\n\n{text}"
     else:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        body = "\n" + text + ("\n" if end < len(lines) else "")
+        notes = "".join(line + "\n" for line in lines[start + 1 : end] if line.startswith("> "))
+        body = (
+            "\n"
+            + text
+            + ("\n" + notes.rstrip("\n") + "\n" if notes else "")
+            + ("\n" if end < len(lines) else "")
+        )
         content = "".join(lines[: start + 1]) + body + "".join(lines[end:])
     path.write_text(content)
 
