@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,49 @@ TINY_NODES: dict[tuple[str, str], dict[str, Any]] = {
     ("dataset", "micc"): {"type": "micc", "root": "builtin", "frame_step": 2},
     ("dataset", "aflw2000"): {"type": "aflw2000", "root": str(SHARED_DATA / "aflw2000")},
 }
+#: Face models read from files: the real ones in ../shared/data, and a BFM file written from the tiny
+#: synthetic model in Deep3DFaceRecon's BFM_model_front.mat layout (the real BFM cannot ship).
+BFM_FILE = Path(tempfile.gettempdir()) / f"facerep-contract-{os.getpid()}" / "BFM_model_front.mat"
+atexit.register(shutil.rmtree, BFM_FILE.parent, ignore_errors=True)
+FILE_NODES: dict[tuple[str, str], dict[str, Any]] = {
+    ("facemodel", "bfm"): {"type": "bfm", "path": str(BFM_FILE)},
+    ("facemodel", "npz"): {
+        "type": "npz",
+        "path": str(SHARED_DATA / "ict" / "ict_facemodel_light_face9409.npz"),
+        "units": "cm",
+    },
+    ("facemodel", "sfm"): {"type": "sfm", "path": str(SHARED_DATA / "sfm")},
+}
+TINY_NODES.update(FILE_NODES)
+
+
+def _write_bfm_front(path: Path) -> None:
+    """The tiny synthetic face model as a BFM_model_front.mat (decimetres, bases scaled by their std)."""
+    import numpy as np
+    import scipy.io
+
+    from facerep.testing import tiny_face_model
+
+    fm = tiny_face_model()
+
+    def columns(basis: np.ndarray, std: np.ndarray) -> np.ndarray:
+        return (basis * std[:, None, None]).reshape(basis.shape[0], -1).T.astype(np.float64)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(
+        path,
+        {
+            "meanshape": fm.mean.reshape(1, -1) / 100.0,
+            "idBase": columns(fm.id_basis, fm.id_std) / 100.0,
+            "exBase": columns(fm.exp_basis, fm.exp_std) / 100.0,
+            "meantex": fm.albedo_mean.reshape(1, -1) * 255.0,
+            "texBase": columns(fm.albedo_basis, fm.albedo_std) * 255.0,
+            "tri": fm.triangles + 1,
+            "keypoints": (fm.landmarks + 1).reshape(1, -1),
+        },
+    )
+
+
 #: Kinds whose checks need the generated synthetic world (or real files): slow.
 SLOW_KINDS = ("dataset",)
 #: Large networks: build, outputs and gradients in the fast suite, the other checks when slow tests run.
@@ -43,7 +90,12 @@ def _subject(kind: str, name: str) -> Subject:
     return make_subject(kind, TINY_NODES.get((kind, name), {"type": name}), context=context)
 
 
-LIGHT = [_subject(k, n) for k, n in _builtins() if k not in SLOW_KINDS and (k, n) not in HEAVY]
+LIGHT = [
+    _subject(k, n)
+    for k, n in _builtins()
+    if k not in SLOW_KINDS and (k, n) not in HEAVY and (k, n) not in FILE_NODES
+]
+FROM_FILES = [_subject(k, n) for k, n in _builtins() if (k, n) in FILE_NODES]
 HEAVY_SUBJECTS = [_subject(k, n) for k, n in _builtins() if (k, n) in HEAVY]
 DATASETS = [_subject(k, n) for k, n in _builtins() if k in SLOW_KINDS]
 
@@ -51,12 +103,22 @@ DATASETS = [_subject(k, n) for k, n in _builtins() if k in SLOW_KINDS]
 def test_every_builtin_is_checked() -> None:
     kinds = {k for k, _ in _builtins()}
     assert {"encoder", "shape_decoder", "albedo_decoder", "renderer", "critic", "loss", "facemodel"} <= kinds
-    covered = {(s.kind, s.name) for s in LIGHT + HEAVY_SUBJECTS + DATASETS}
+    covered = {(s.kind, s.name) for s in LIGHT + HEAVY_SUBJECTS + DATASETS + FROM_FILES}
     assert covered == set(_builtins())
 
 
 @parametrize_with_checks(LIGHT)
 def test_builtin_contract(subject, check) -> None:  # noqa: ANN001 - the kit's objects
+    check(subject)
+
+
+@parametrize_with_checks(FROM_FILES)
+def test_builtin_face_model_from_files_contract(subject, check) -> None:  # noqa: ANN001
+    path = Path(subject.node["path"])
+    if path == BFM_FILE and not path.exists():
+        _write_bfm_front(path)
+    if not path.exists():
+        pytest.skip(f"real third-party test data not found at {path}")
     check(subject)
 
 
