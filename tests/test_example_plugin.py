@@ -40,6 +40,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     command += ["--quiet", "--target", str(target), str(source)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"pip install of the example failed:\n{done.stdout}\n{done.stderr}"
+    _forget_example_modules()  # a copy installed in the environment (CI) must not shadow this one
     sys.path.insert(0, str(target))
     importlib.invalidate_caches()
     reset_registry()
