@@ -238,9 +238,7 @@ class MiccBenchmark(Benchmark):
                             if subject in map_subjects:
                                 panels.setdefault((protocol, title), []).insert(
                                     names.index(name),
-                                    ErrorPanel(
-                                        name, sc.aligned, model.face_model.triangles, sc.error.per_vertex
-                                    ),
+                                    ErrorPanel(name, shape, model.face_model.triangles, sc.error.per_vertex),
                                 )
                     bar.advance(task)
                 for (protocol, title), group in panels.items():
