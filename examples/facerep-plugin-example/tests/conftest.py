@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+from pathlib import Path
 
 import torch
 
@@ -16,7 +18,11 @@ def pytest_configure(config) -> None:  # noqa: ANN001 - pytest.Config
 
     registry = get_registry()
     if "spiral" not in registry.names("shape_decoder"):  # not installed: register the module directly
-        import facerep_plugin_example
+        try:
+            import facerep_plugin_example
+        except ImportError:  # a source checkout: import from src/
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+            import facerep_plugin_example
         from facerep_plugin_example import plugin
 
         registry.register(
