@@ -31,6 +31,22 @@ CONFIGS = {
 }
 
 
+class _FakeSampler:
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+
+
+class _FakeData:
+    """Stands in for the training data: the step is measured on random tensors of the recipe's sizes."""
+
+    def __init__(self, stage, face_model, **_: object) -> None:  # noqa: ANN001
+        batch = stage.get("data.batch") or {}
+        size = int(batch.get("identities", 8)) * int(batch.get("photos_per_identity", 4))
+        self.sampler = _FakeSampler(size + 2 * int(batch.get("labelled_pairs", 8)))
+        self.image_size = int(stage.get("data.image_size", 64))
+        self.num_identities = 10_000
+
+
 def gemm_flops(n: int = 2048, repeats: int = 5) -> float:
     """FLOP/s of an n x n float32 matrix multiply (the machine's practical ceiling)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -76,6 +92,9 @@ def measure(name: str, steps: int, out: Path) -> dict[str, float]:
     recipe_name, overrides = CONFIGS[name]
     recipe = load_recipe(recipe_name, overrides=overrides)
     stage_name, stage = next(recipe.stages())
+    import facerep.core.data_setup as data_setup
+
+    data_setup.build_training_data = _FakeData  # no synthetic world needed to time the compute
     comps = build_stage(stage, device=torch.device("cpu"))
     trainer = Trainer(recipe, TrainOptions(out=out / name, quiet=True))
     config = train_config(stage)
@@ -125,7 +144,7 @@ def measure(name: str, steps: int, out: Path) -> dict[str, float]:
     parts["renderer"] = timed(lambda: model.render(verts, albedo, pose, light).image.sum().backward(), steps)
     recon = model(batch.images)
     recon_fixed = type(recon)(
-        codes=codes,
+        codes=detached,
         vertices=recon.vertices.detach().requires_grad_(),
         albedo=recon.albedo.detach().requires_grad_(),
         rendering=type(recon.rendering)(

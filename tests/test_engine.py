@@ -35,10 +35,7 @@ data:
 model:
   encoder:
     depth: 18
-  shape_decoder:
-    channels: [16, 8, 8, 8]
-    K: 3
-  albedo_decoder:
+{shape_decoder}  albedo_decoder:
     channels: [16, 8, 8, 8]
     K: 3
 """
@@ -67,7 +64,9 @@ def tiny_recipe(
 ) -> Path:
     """A tiny recipe extending `parent` (2 steps per epoch; `epochs` per stage; `train` lines added)."""
     options = {**TRAIN, **(yaml.safe_load(train) or {})}
-    text = TINY.format(parent=parent) + "train:\n" + "".join(f"  {k}: {v}\n" for k, v in options.items())
+    gcn_shape = "  shape_decoder:\n    channels: [16, 8, 8, 8]\n    K: 3\n"
+    text = TINY.format(parent=parent, shape_decoder="" if parent == "linear_3dmm" else gcn_shape)
+    text += "train:\n" + "".join(f"  {k}: {v}\n" for k, v in options.items())
     text += f"stages:\n  gcn_albedo:\n    train:\n      epochs: {epochs[0]}\n"
     if parent != "gcn_albedo_only":
         text += f"  unet_albedo:\n    train:\n      epochs: {epochs[1]}\n"
@@ -176,7 +175,10 @@ def test_nonfinite_loss_stops_with_names_or_is_skipped(
         ("no_adv", lambda c: c.critic is None and "adversarial" not in c.losses),
         ("no_recog", lambda c: "recognition" not in c.losses and c.critic is not None),
         ("laplacian_smooth", lambda c: type(c.losses["smooth"]).__name__.lower().startswith("laplacian")),
-        ("no_mask_symm", lambda c: "albedo_symmetry" not in c.losses and not c.losses["photometric"].use_mask),
+        (
+            "no_mask_symm",
+            lambda c: "albedo_symmetry" not in c.losses and not c.losses["photometric"].use_mask,
+        ),
         ("linear_3dmm", lambda c: type(c.model.shape_decoder).__name__.lower().startswith("linear")),
     ],
 )

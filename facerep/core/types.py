@@ -84,8 +84,8 @@ class Codes(_Movable):
     Attributes:
         identity: (B, D_id) identity code (128 by default).
         expression: (B, D_exp) expression code (64 by default).
-        pose: (B, 6) pose code: pitch, yaw, roll in radians, tx, ty in pixels, log-scale
-            (see `facerep.geometry.camera`).
+        pose: (B, 6) pose code: pitch, yaw, roll in radians, tx, ty as fractions of the image size,
+            log-scale (see `facerep.geometry.camera`).
         light: (B, 27) SH lighting, channel-major (3 x 9) (see `facerep.geometry.sh`).
         skips: intermediate encoder feature maps, finest first, each (B, C_i, H_i, W_i); used by
             albedo decoders with skip connections.
