@@ -391,6 +391,11 @@ class Trainer:
                     self.state.epoch_step = 0
                 if self.state.stage_step < total and self.state.step % int(config["checkpoint_every"]) == 0:
                     self._checkpoint(index, name, comps, config, generator)
+        skipped = {k: v for k, v in comps.data.dataset.skipped().items() if v}
+        if skipped:  # recipe `on_bad_sample: skip`: say how many and which
+            self._log({"stage": name, "step": self.state.step, "skipped_samples": skipped})
+            count = sum(len(v) for v in skipped.values())
+            self.console.print(f"[yellow]stage {name}: skipped {count} bad sample(s); see metrics.jsonl[/]")
         comps.neutral_expression = self._neutral_expression(comps)  # type: ignore[attr-defined]
         self._checkpoint(index, name, comps, config, generator, final=True)
         if self.is_main:
