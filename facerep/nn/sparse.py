@@ -105,9 +105,7 @@ class SparseOperator(nn.Module):
     def _parts(self, transpose: bool) -> tuple[str, Tensor, Tensor, Tensor, tuple[int, int]]:
         if transpose and not self.symmetric:
             return "bwd", self.bwd_crow, self.bwd_col, self.bwd_val, (self.shape[1], self.shape[0])
-        if transpose:
-            return "fwd", self.fwd_crow, self.fwd_col, self.fwd_val, self.shape
-        return "fwd", self.fwd_crow, self.fwd_col, self.fwd_val, self.shape
+        return "fwd", self.fwd_crow, self.fwd_col, self.fwd_val, self.shape  # M, or M^T = M
 
     def scipy(self, transpose: bool = False, dtype: torch.dtype = torch.float32) -> sp.csr_matrix:
         """M (or M^T) as a scipy CSR matrix of `dtype` (cached; rebuilt if the buffers were replaced)."""
