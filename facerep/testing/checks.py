@@ -266,7 +266,6 @@ class LossKind(NetworkKind):
         """A shape decoder (``linear``) and critic (``gcn``, tiny) for the loss context, when registered."""
         key = (id(subject), str(device))
         if key not in self._helpers:
-            context = subject.context(device)
             found: dict[str, Any] = {}
             state = torch.get_rng_state()
             try:
@@ -276,12 +275,12 @@ class LossKind(NetworkKind):
                 ):
                     torch.manual_seed(0)
                     if node["type"] in subject.registry.names(kind):
-                        module = subject.registry.build(kind, node, context).to(device)
+                        module = subject.registry.build(kind, node, subject.context())
                         if role == "shape_decoder":  # a non-trivial decoder: its outputs depend on the codes
                             with torch.no_grad():
                                 for p in module.parameters():
-                                    p.normal_(0.0, 0.01)
-                        found[role] = module
+                                    p.normal_(0.0, 0.01)  # on the CPU: the same values on every device
+                        found[role] = module.to(device)
             finally:
                 torch.set_rng_state(state)
             self._helpers[key] = found
