@@ -108,3 +108,28 @@ def test_recipe_validates_and_the_decoder_trains(installed: Path) -> None:
         optimizer.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.slow
+def test_the_engine_trains_the_spiral_recipe(installed: Path, tmp_path: Path) -> None:
+    from facerep.core.engine import Trainer, TrainOptions
+    from facerep.core.run import load_run
+
+    tiny = tmp_path / "spiral_tiny.yaml"
+    tiny.write_text(
+        f"extends: {RECIPE}\n"
+        "face_model: {vertices: 600}\n"
+        "data: {world: {preset: tiny}, image_size: 32, batch: {identities: 2, photos_per_identity: 2,"
+        " labelled_pairs: 1}}\n"
+        "model:\n  shape_decoder: {channels: [16, 8, 8, 8]}\n"
+        "  albedo_decoder: {channels: [16, 8, 8, 8], K: 3}\n"
+        "critic: {channels: [8, 8, 8, 8], K: 3}\n"
+        "train: {steps_per_epoch: 2, sample_every: 100000, checkpoint_every: 100000}\n"
+        "stages: {gcn_albedo: {train: {epochs: 1}}, unet_albedo: {train: {epochs: 1}}}\n"
+    )
+    registry = Registry()
+    run = Trainer(load_recipe(tiny), TrainOptions(out=tmp_path / "run", quiet=True), registry=registry).fit()
+    loaded = load_run(run, registry=registry)
+    assert type(loaded.model.shape_decoder).__name__ == "SpiralShapeDecoder"
+    codes = loaded.model.encode(torch.rand(1, 3, 32, 32))
+    assert loaded.model.decode_shape(codes.identity, codes.expression).shape == (1, 600, 3)
