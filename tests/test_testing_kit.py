@@ -262,3 +262,19 @@ def test_pytest_option_adds_contract_tests(tmp_path) -> None:  # noqa: ANN001 - 
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "optimizer:sgd-descent" in done.stdout and "5 passed" in done.stdout
+
+
+def test_plugins_check_command(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from facerep.cli.app import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    main(["plugins", "check", "sgd", "--kind", "optimizer"])
+    out = capsys.readouterr().out
+    assert "optimizer sgd (facerep" in out and "state_roundtrip" in out and "all checks passed" in out
+    with pytest.raises(SystemExit) as info:
+        main(["plugins", "check", "sgd", "--set", "lr=-1.0", "--check", "descent"])
+    assert info.value.code == 1
+    assert "1 check(s) failed" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["plugins", "check", "sgdd"])
+    assert info.value.code == 2

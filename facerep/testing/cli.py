@@ -61,5 +61,5 @@ def check(
         failed += sum(r.failed for r in results)
     if failed:
         console.print(f"[bold red]{failed} check(s) failed[/]")
-        raise typer.Exit(1)
+        raise SystemExit(1)  # not typer.Exit: click returns its code silently when not standalone
     console.print("[green]all checks passed[/]")
