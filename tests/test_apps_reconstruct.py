@@ -227,3 +227,43 @@ def test_identity_codes_cluster_by_person_with_a_standard_run(tmp_path: Path) ->
     d = torch.cdist(x, x)
     same = (y[:, None] == y[None]) & ~torch.eye(len(y), dtype=torch.bool)
     assert float(d[same].mean()) < float(d[y[:, None] != y[None]].mean())
+
+
+def test_detect_uses_face_alignment_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--detect goes through face-alignment's API (a stand-in module here: the package is optional)."""
+    import sys
+    import types
+
+    from facerep.apps.photos import LandmarkDetector
+    from facerep.data.sidecars import read_pts
+
+    folder = shared_data("photos", "landmarks68")
+    truth = read_pts(folder / "einstein.pts")
+
+    class FaceAlignment:
+        def __init__(self, landmarks_type: object, device: str = "cpu") -> None:
+            assert landmarks_type == "2D" and device == "cpu"
+
+        def get_landmarks_from_image(self, image: np.ndarray) -> list[np.ndarray]:
+            assert image.ndim == 3 and image.shape[2] == 3
+            small = (truth - truth.mean(0)) * 0.2 + truth.mean(0)
+            return [small - 0.5, truth - 0.5]  # pixel indices; the larger face wins
+
+    fake = types.SimpleNamespace(LandmarksType=types.SimpleNamespace(TWO_D="2D"), FaceAlignment=FaceAlignment)
+    monkeypatch.setitem(sys.modules, "face_alignment", fake)
+    bare = folder.parent / "identities" / "amy" / "amy1.png"
+    photo = load_face_photo(bare, 32, detector=LandmarkDetector())
+    assert photo.crop == "detected" and photo.landmarks is not None
+    with_sidecar = load_face_photo(folder / "einstein.jpg", 32, detector=LandmarkDetector())
+    assert with_sidecar.crop == "landmarks"  # a sidecar wins over detection
+
+
+def test_detect_without_face_alignment_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from facerep.apps.photos import LandmarkDetector
+    from facerep.core.errors import DataError
+
+    monkeypatch.setitem(sys.modules, "face_alignment", None)  # import fails
+    with pytest.raises(DataError, match=r"facerep\[detect\]"):
+        LandmarkDetector()
