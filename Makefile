@@ -20,10 +20,14 @@ run: $(STAMP)
 	$(BIN)/facerep run recipes/demo.yaml --out runs/demo
 	$(BIN)/facerep bench runs/demo --out runs/demo/bench
 
+EXAMPLE := examples/facerep-plugin-example
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -x -q
+	$(BIN)/pip install --no-deps --no-build-isolation -q ./$(EXAMPLE)
+	$(BIN)/python -m pytest -x -q $(EXAMPLE)/tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -62,3 +62,12 @@ def test_plugins_lists_components_with_origin(capsys: pytest.CaptureFixture[str]
     main(["plugins", "--kind", "optimizer"])
     out = capsys.readouterr().out
     assert "rmsprop" in out and "facerep" in out
+
+
+def test_a_command_exit_code_reaches_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import facerep.cli.app as cli
+
+    monkeypatch.setattr(cli, "app", lambda args, standalone_mode: 3)  # a command that ended with Exit(3)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["anything"])
+    assert info.value.code == 3

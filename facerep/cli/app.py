@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except FacerepError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -61,3 +61,5 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code:  # a command's typer.Exit(n) comes back as a return value
+        sys.exit(code)
