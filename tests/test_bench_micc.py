@@ -76,8 +76,8 @@ def test_tables_rank_the_oracle_below_the_mean_face(bench: dict) -> None:
     # residual the model cannot express; the fixture's width component is nearly tangential, which
     # closest-point correspondences see only at the sides, hence the margin over the oracle)
     fit = _row(identity, "linear_fit").cells["Cooperative"].mean
-    assert fit < 0.3 * _row(identity, "mean_face").cells["Cooperative"].mean
-    assert fit <= _row(identity, "oracle").cells["Cooperative"].mean + 0.15
+    assert fit < 0.25 * _row(identity, "mean_face").cells["Cooperative"].mean
+    assert fit <= _row(identity, "oracle").cells["Cooperative"].mean + 0.2
     # the jittery model's identity is inconsistent over frames: larger spread (Table 2)
     t2 = bench["tables"].table2
     assert [r.method for r in t2] == ["oracle", "jittery"]

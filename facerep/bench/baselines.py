@@ -6,22 +6,23 @@
   closest point after alignment, iteratively (rigid-then-linear non-rigid ICP):
 
   1. align the current shape (the mean at first) to the cropped scan (`score_shape`: landmarks, then
-     similarity ICP);
+     ICP), rigidly: the bases model the face's size, and a free scale would trade off against them
+     (the shape shrinking while the alignment scale grows);
   2. each model vertex inside the crop sphere is paired with its closest point q on the scan surface
      and the scan normal n there (pairs farther than `max_distance` mm are dropped; at most
      `max_points` vertices, a fixed subset, for speed);
-  3. with the pairs mapped into the model's frame by the inverse similarity, the identity and
+  3. with the pairs mapped into the model's frame by the inverse transform, the identity and
      expression coefficients c = (alpha_id, alpha_exp) minimise
      ``sum_i ((m_i + B_i c - q_i) . n_i)^2 + w sum_i |m_i + B_i c - q_i|^2 + ridge sum_k (c_k / std_k)^2``
-     (point-to-plane plus a little point-to-point, `w` = `point_weight`, plus optionally the 68
-     landmark pairs; the ridge is a weak Gaussian prior, as if each pair had about 3 mm of noise,
-     which keeps the ~100 coefficients stable against scanner noise and fixes directions the
-     cropped region does not see), jointly with a small similarity correction of
-     the current shape (7 more unknowns, discarded afterwards: the next round's ICP applies it), so
-     that the coefficients do not absorb residual misalignment. Plain vertex least squares
-     (``face_model.fit``)
-     is not used here: closest-point targets carry tangential sliding that it would fit as
-     shape; point-to-plane ignores it, so the rounds converge to the true best fit;
+     (point-to-plane plus a little point-to-point, ``w`` = `point_weight`), plus a soft pull of the
+     vertices without a pair (outside the crop) towards their current place, so that they cannot
+     drift into the next round's crop, plus optionally the 68 landmark pairs. The ridge is a weak
+     Gaussian prior (as if each pair had ~3 mm of noise) that keeps the ~100 coefficients stable
+     against scanner noise. A small rigid correction of the current shape (6 more unknowns,
+     discarded afterwards: the next round's ICP applies it) is solved jointly, so the coefficients
+     do not absorb residual misalignment. Plain vertex least squares (``face_model.fit``) is not
+     used: closest-point targets carry tangential sliding that it would fit as shape, whereas
+     point-to-plane ignores it;
   4. the fitted shape ``face_model.shape(alpha_id, alpha_exp)`` is the next current shape.
 """
 
@@ -54,6 +55,7 @@ def linear_fit(
     max_distance: float = 10.0,
     point_weight: float = 0.05,
     landmark_weight: float = 0.0,
+    outside_weight: float = 0.1,
     ridge: float = 0.1,
     max_points: int = 6000,
     seed: int = 0,
@@ -71,6 +73,8 @@ def linear_fit(
             that closest points cannot, but pull towards the scan's own landmark definition (which
             differs between meshes of different resolution, by ~4 mm on the synthetic world), so the
             default is 0 (off); unused for scans without landmarks.
+        outside_weight: total weight (relative to the surface pairs) of a point-to-point pull of the
+            vertices without correspondence towards their current position.
         ridge: weight of the prior term (per unit of (coefficient / std)^2, relative to one vertex).
         max_points: vertices used per round (a fixed random subset).
         seed: seed of that subset.
@@ -96,6 +100,7 @@ def linear_fit(
             landmark_vertices=face_model.landmarks,
             nose_tip_vertex=int(face_model.nose_tip),
             init=transform,
+            with_scale=False,
         )
         transform = score.transform
         inside = np.flatnonzero(np.linalg.norm(score.aligned - scan.center, axis=1) <= scan.radius)
@@ -109,21 +114,31 @@ def linear_fit(
         inverse = score.transform.inverse()
         q = inverse.apply(cp.points[near])  # (M, 3) targets in the model's frame
         n = inverse.apply_vectors(scan.surface.normals_at(cp)[near])  # rotations keep unit length
-        # unknowns: K coefficients, then a small similarity correction of the current shape x
-        # (rotation w: w x x_i, scale: sigma x_i, translation: tau), solved jointly so that the
+        # unknowns: K coefficients, then a small rigid correction of the current shape x
+        # (rotation w: w x x_i, translation: tau), solved jointly so that the
         # coefficients are not distorted by a misalignment that the next round's ICP will remove
         x = shape[rows]
         pose = np.stack(
             [np.cross(np.eye(3)[a], x) for a in range(3)]
-            + [x]
             + [np.broadcast_to(np.eye(3)[a], x.shape) for a in range(3)]
-        )  # (7, M, 3)
-        b = np.concatenate([basis[:, rows], pose])  # (K + 7, M, 3)
+        )  # (6, M, 3)
+        b = np.concatenate([basis[:, rows], pose])  # (K + 6, M, 3)
         r = q - mean[rows]  # what the columns should reach
-        a_plane = np.einsum("kmc,mc->mk", b, n)  # (M, K + 7)
+        a_plane = np.einsum("kmc,mc->mk", b, n)  # (M, K + 6)
         y_plane = np.einsum("mc,mc->m", r, n)
         gram = a_plane.T @ a_plane + point_weight * np.einsum("kmc,lmc->kl", b, b)
         rhs = a_plane.T @ y_plane + point_weight * np.einsum("kmc,mc->k", b, r)
+        # vertices without a correspondence (outside the crop, or too far) keep their current place
+        # softly, so the fit cannot move them arbitrarily (they would enter the next round's crop)
+        free = np.setdiff1d(np.arange(len(mean)), rows)
+        if free.size > max_points:
+            free = np.sort(rng.choice(free, size=max_points, replace=False))
+        if free.size and outside_weight > 0:
+            b_f = basis[:, free]
+            r_f = shape[free] - mean[free]
+            w_f = outside_weight * len(rows) / free.size
+            gram[: len(std), : len(std)] += w_f * np.einsum("kmc,lmc->kl", b_f, b_f)
+            rhs[: len(std)] += w_f * np.einsum("kmc,mc->k", b_f, r_f)
         if scan.landmarks is not None and landmark_weight > 0:
             lm_rows = np.asarray(face_model.landmarks, dtype=np.int64)
             ok = np.isfinite(scan.landmarks).all(axis=1)
@@ -134,7 +149,6 @@ def linear_fit(
                     basis[:, lm_rows],
                     np.stack(
                         [np.cross(np.eye(3)[a], x_l) for a in range(3)]
-                        + [x_l]
                         + [np.broadcast_to(np.eye(3)[a], x_l.shape) for a in range(3)]
                     ),
                 ]

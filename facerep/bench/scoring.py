@@ -43,6 +43,8 @@ def initial_alignment(
     scan: CroppedScan,
     landmark_vertices: np.ndarray | None,
     nose_tip_vertex: int | None,
+    *,
+    with_scale: bool = True,
 ) -> Similarity:
     """Landmark-based start of the alignment (see the module docstring).
 
@@ -51,13 +53,14 @@ def initial_alignment(
         scan: the cropped scan (its ``landmarks`` (68, 3) may be None).
         landmark_vertices: (68,) vertex indices of the prediction's landmarks, or None.
         nose_tip_vertex: the prediction's nose-tip vertex, used when landmarks are unavailable.
+        with_scale: similarity (True) or rigid (False).
     """
     if scan.landmarks is not None and landmark_vertices is not None:
         lms = np.asarray(scan.landmarks, dtype=np.float64)
         idx = np.asarray(landmark_vertices, dtype=np.int64)
         ok = np.isfinite(lms).all(axis=1)
         if ok.sum() >= 3:
-            return umeyama(prediction[idx[ok]], lms[ok])
+            return umeyama(prediction[idx[ok]], lms[ok], with_scale=with_scale)
     anchor = prediction[nose_tip_vertex] if nose_tip_vertex is not None else prediction.mean(axis=0)
     return Similarity(1.0, np.eye(3), scan.center - anchor)
 
@@ -74,6 +77,7 @@ def score_shape(
     icp_tolerance: float = 1e-4,
     icp_points: int | None = 4000,
     init: Similarity | None = None,
+    with_scale: bool = True,
 ) -> ShapeScore:
     """Align a prediction to a cropped scan and measure its point-to-plane error.
 
@@ -88,13 +92,14 @@ def score_shape(
         icp_tolerance: ICP stops when the mean distance improves by less than this (mm).
         icp_points: predicted vertices used by ICP (a fixed subset), None for all.
         init: start from this similarity instead of the landmark alignment.
+        with_scale: similarity alignment (True, the protocol) or rigid (False, used by the linear fit).
 
     Returns:
         `ShapeScore`.
     """
     pred = np.asarray(prediction, dtype=np.float64)
     if init is None:
-        init = initial_alignment(pred, scan, landmark_vertices, nose_tip_vertex)
+        init = initial_alignment(pred, scan, landmark_vertices, nose_tip_vertex, with_scale=with_scale)
     transform = init
     if icp_iterations > 0:
         result = icp_similarity(
@@ -106,6 +111,7 @@ def score_shape(
             center=scan.center,
             radius=scan.radius,
             max_points=icp_points,
+            with_scale=with_scale,
         )
         transform = result.transform
     aligned = transform.apply(pred)
