@@ -75,7 +75,7 @@ def score_shape(
     direction: str = "pred_to_scan",
     icp_iterations: int = 30,
     icp_tolerance: float = 1e-3,
-    icp_points: int | None = 4000,
+    icp_points: int | None = 1500,
     init: Similarity | None = None,
     with_scale: bool = True,
 ) -> ShapeScore:
