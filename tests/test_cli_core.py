@@ -71,3 +71,10 @@ def test_a_command_exit_code_reaches_the_process(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(SystemExit) as info:
         cli.main(["anything"])
     assert info.value.code == 3
+
+
+def test_usage_errors_exit_2_with_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["recipe", "show"])
+    assert info.value.code == 2
+    assert "Missing argument" in capsys.readouterr().err

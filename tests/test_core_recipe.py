@@ -239,3 +239,9 @@ def test_every_builtin_recipe_validates_against_the_registry(name: str) -> None:
     checked = validate(load_recipe(name))
     kinds = {entry.split(":")[0] for _, _, entry in checked}
     assert {"facemodel", "dataset", "encoder", "shape_decoder", "albedo_decoder", "renderer", "loss"} <= kinds
+
+
+def test_exponent_floats_are_numbers_in_files_and_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path / "f.yaml", "optim:\n  model:\n    type: adam\n    lr: 1e-4\n")
+    recipe = load_recipe(path, overrides=["+seed=5e-1"])
+    assert recipe.get("optim.model.lr") == 1e-4 and recipe.get("seed") == 0.5

@@ -156,3 +156,8 @@ def test_third_party_entry_points_are_discovered_and_broken_ones_reported(
     assert broken and "ImportError: missing native lib" in broken[0].error
     assert reg.get("optimizer", "sgd").package == "facerep"
     sys.modules.pop("facerep_test_extra", None)
+
+
+def test_a_string_where_a_number_is_expected_is_a_recipe_error(registry: Registry) -> None:
+    with pytest.raises(RecipeError, match=r"'lr' must be a number, got the string 'fast'"):
+        registry.check("optimizer", {"type": "adam", "lr": "fast"}, address="optim.model")

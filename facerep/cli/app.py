@@ -41,6 +41,15 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _click_exception() -> type[Exception]:
+    """The ClickException class typer uses (typer >= 0.26 vendors click as typer._click)."""
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:
+        from click import ClickException
+    return ClickException
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one clear message and exit with status 2."""
     from rich.console import Console
@@ -54,12 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as exc:  # click usage errors surface here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except _click_exception() as exc:  # usage errors surface here in non-standalone mode
+        exc.show()
+        sys.exit(exc.exit_code)
     if isinstance(code, int) and code:  # a command's typer.Exit(n) comes back as a return value
         sys.exit(code)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import io
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -72,6 +73,29 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
 )
 
 _DIRECTIVES = ("extends", "unset")
+
+
+class RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading floats the YAML 1.2 way (``1e-4`` is a number, not a string)."""
+
+
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value parsed as YAML with `RecipeLoader` (``5e-4`` -> 0.0005)."""
+    return yaml.load(text, Loader=RecipeLoader)  # noqa: S506 - RecipeLoader is a SafeLoader
 
 
 def builtin_recipe_names() -> list[str]:
@@ -130,7 +154,7 @@ def load_yaml(path: Path) -> tuple[dict[str, Any], dict[Path_, str]]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RecipeError(f"cannot read recipe: {exc}", where=str(path)) from None
-    loader = yaml.SafeLoader(text)
+    loader = RecipeLoader(text)
     try:
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
@@ -142,7 +166,7 @@ def load_yaml(path: Path) -> tuple[dict[str, Any], dict[Path_, str]]:
     if node is None:
         return {}, {}
     origins: dict[Path_, str] = {}
-    loader = yaml.SafeLoader("")
+    loader = RecipeLoader("")
     data = _located(node, str(path), (), origins, loader)
     if not isinstance(data, dict):
         raise RecipeError(f"a recipe must be a mapping, got {type(data).__name__}", where=f"{path}:1")
@@ -253,7 +277,7 @@ def set_path(
         address = address[1:]
     path = _split(address)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = parse_value(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise RecipeError(f"value {raw!r} is not valid YAML: {exc}", where=where, address=address) from None
     parent = _get_parent(data, path, create=add, address=address, where=where)

@@ -286,6 +286,12 @@ class Registry:
                     where=locate(key_address),
                     address=key_address,
                 )
+            if key in allowed and _expects_number(allowed[key]) and isinstance(node[key], str):
+                raise RecipeError(
+                    f"{kind} {comp.name!r} argument {key!r} must be a number, got the string {node[key]!r}",
+                    where=locate(key_address),
+                    address=key_address,
+                )
         missing = [n for n, p in allowed.items() if p.default is inspect.Parameter.empty and n not in node]
         if missing:
             raise RecipeError(
@@ -319,6 +325,16 @@ class Registry:
                         address=address,
                     )
         return comp.factory(**kwargs)
+
+
+def _expects_number(param: inspect.Parameter) -> bool:
+    """True when a factory parameter is annotated as a plain number (``float``, ``int``, ``float | None``)."""
+    annotation = param.annotation
+    if annotation is inspect.Parameter.empty:
+        return False
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    parts = {part.strip() for part in text.split("|")} - {"None"}
+    return bool(parts) and parts <= {"float", "int"}
 
 
 _DEFAULT: Registry | None = None
