@@ -121,6 +121,16 @@ def mean_vertex_l1(diff: Tensor) -> Tensor:
     return diff.abs().sum(dim=-1).mean()
 
 
+def shape_l1(loss: str, pred: Tensor, target: Tensor) -> Tensor:
+    """`mean_vertex_l1` of decoded (B, N, 3) and 3DMM shapes (mm); differing templates are a clear error."""
+    if pred.shape != target.shape:
+        raise FacerepError(
+            f"loss {loss!r}: decoded shapes {tuple(pred.shape)} and 3DMM shapes "
+            f"{tuple(target.shape)} differ (decoder and face model must share the template)"
+        )
+    return mean_vertex_l1(pred - target)
+
+
 def require_rendering(loss: str, recon: object) -> object:
     """`recon.rendering`, or a clear error when the engine did not render this batch."""
     rendering = getattr(recon, "rendering", None)

@@ -10,7 +10,7 @@ from facerep.core.errors import FacerepError
 from facerep.core.interfaces import FaceModel, Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite, full_precision, mean_vertex_l1, zero_like_graph
+from facerep.plugins.losses._common import check_finite, full_precision, shape_l1, zero_like_graph
 from facerep.plugins.losses.shape import model_shape
 
 NAME = "pairwise"
@@ -61,12 +61,7 @@ class PairwiseShapeLoss(Loss):
         pred = full_precision(decoder(codes.identity[a], codes.expression[b]))
         a_p, b_p = a.to(batch.id_params.device), b.to(batch.exp_params.device)
         target = model_shape(self.face_model, batch.id_params[a_p], batch.exp_params[b_p], pred)
-        if pred.shape != target.shape:
-            raise FacerepError(
-                f"loss {NAME!r}: decoded shapes {tuple(pred.shape)} and 3DMM shapes "
-                f"{tuple(target.shape)} differ (decoder and face model must share the template)"
-            )
-        value = mean_vertex_l1(pred - target)
+        value = shape_l1(NAME, pred, target)
         return check_finite(
             NAME,
             value,

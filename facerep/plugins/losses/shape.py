@@ -12,8 +12,8 @@ from facerep.core.types import Batch, Reconstruction
 from facerep.plugins.losses._common import (
     check_finite,
     full_precision,
-    mean_vertex_l1,
     row_mask,
+    shape_l1,
     zero_like_graph,
 )
 
@@ -57,12 +57,7 @@ class ShapeLoss(Loss):
         rows_dev = rows.to(batch.id_params.device)
         target = model_shape(self.face_model, batch.id_params[rows_dev], batch.exp_params[rows_dev], vertices)
         pred = vertices[rows]
-        if pred.shape != target.shape:
-            raise FacerepError(
-                f"loss {NAME!r}: decoded shapes {tuple(pred.shape)} and 3DMM shapes "
-                f"{tuple(target.shape)} differ (decoder and face model must share the template)"
-            )
-        value = mean_vertex_l1(pred - target)
+        value = shape_l1(NAME, pred, target)
         return check_finite(
             NAME,
             value,
