@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 run: $(STAMP)
 	$(BIN)/facerep plugins
-	$(BIN)/facerep run recipes/demo.yaml --out runs/demo
+	$(BIN)/facerep run recipes/demo.yaml --out runs/demo --resume
 	$(BIN)/facerep bench runs/demo --out runs/demo/bench
 
 EXAMPLE := examples/facerep-plugin-example

@@ -12,6 +12,7 @@ import yaml
 
 from facerep.core import checkpoint as ckpt
 from facerep.core.engine import NonFiniteLossError, Trainer, TrainOptions
+from facerep.core.errors import FacerepError
 from facerep.core.recipe import load_recipe
 from facerep.core.run import load_run
 
@@ -124,8 +125,14 @@ def test_resume_reaches_the_same_weights(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(_KilledError):
         train(recipe, tmp_path / "resumed")
     monkeypatch.setattr(Trainer, "_step", original)
+    with pytest.raises(FacerepError, match="--resume"):
+        train(recipe, tmp_path / "resumed")  # an existing run is never overwritten
     train(recipe, tmp_path / "resumed", resume=True)
     resumed = weights(tmp_path / "resumed")
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == [1, 2, 3, 4]
     assert reference.keys() == resumed.keys()
     for key in reference:
         assert torch.equal(reference[key], resumed[key]), key

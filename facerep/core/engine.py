@@ -263,11 +263,24 @@ class Trainer:
                 if isinstance(value, int | float) and key not in ("step", "epoch"):
                     self._tb.add_scalar(key, value, record["step"])
 
+    def _truncate_metrics(self, step: int) -> None:
+        """On resume, drop log records of steps after the checkpoint (they will be trained again)."""
+        path = self.out / "metrics.jsonl"
+        if not self.is_main or not path.is_file():
+            return
+        kept = [line for line in path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
+        path.write_text("".join(line + "\n" for line in kept))
+
     # -- main loop --------------------------------------------------------------------------------
 
     def fit(self) -> Path:
         """Train every stage; returns the run directory."""
         torch.manual_seed(int(self.recipe.get("seed", 0)))
+        if not self.options.resume and ckpt.list_checkpoints(self.checkpoint_dir):
+            raise FacerepError(
+                f"{self.out} already holds a run's checkpoints: pass --resume to continue it, "
+                "or choose another --out (nothing was overwritten)"
+            )
         self._write_run_files()
         if self.is_main:
             self._tb = _tensorboard(self.out)
@@ -292,6 +305,7 @@ class Trainer:
                     skipped_nonfinite=meta.get("skipped_nonfinite", 0),
                 )
                 self.console.print(f"resuming from {path} (stage {meta['stage_name']}, step {meta['step']})")
+                self._truncate_metrics(int(meta["step"]))
         stages = list(self.recipe.stages())
         previous: Components | None = None
         for index, (name, stage) in enumerate(stages):
