@@ -198,3 +198,40 @@ def test_ablations_build_as_intended_and_train(tmp_path: Path, parent: str, chec
     assert check(comps)
     run = Trainer(recipe, TrainOptions(out=tmp_path / "run", quiet=True, max_steps=1)).fit()
     assert ckpt.list_checkpoints(run / "checkpoints")
+
+
+def test_resume_after_sigkill_reaches_the_same_weights(tmp_path: Path) -> None:
+    """A `facerep run` process killed with SIGKILL mid-epoch, then resumed, equals an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    recipe = tiny_recipe(tmp_path, parent="gcn_albedo_only", epochs=(15, 0), train="checkpoint_every: 5")
+    reference = weights(train(recipe, tmp_path / "ref"))  # 30 steps
+
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facerep", "run", str(recipe), "--out", str(out), "--quiet"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 300
+    while not (out / "checkpoints" / "step-00000005.safetensors").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no checkpoint within 5 minutes"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = ckpt.list_checkpoints(out / "checkpoints")
+    assert done and done[-1].name != "step-00000030.safetensors"  # it really stopped early
+
+    train(recipe, out, resume=True)
+    resumed = weights(out)
+    assert reference.keys() == resumed.keys()
+    for key in reference:
+        assert torch.equal(reference[key], resumed[key]), key
