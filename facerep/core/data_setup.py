@@ -52,12 +52,10 @@ def resolve_root(stage: Recipe, address: str, node: dict[str, Any]) -> dict[str,
     """Replace ``root: builtin`` by the cached synthetic world folder of the dataset's type."""
     if node.get("root") != BUILTIN_ROOT:
         return node
-    from facerep.data.world import ensure_world, source_root
+    from facerep.data.world import source_root
 
-    world = stage.get("data.world") or {}
-    path = ensure_world(str(world.get("preset", "demo")), int(world.get("seed", 0)))
     try:
-        root = source_root(path, str(node["type"]).split(":")[-1])
+        root = source_root(world_path(stage), str(node["type"]).split(":")[-1])
     except KeyError as exc:
         raise RecipeError(
             f"the synthetic world has no data for dataset type {node['type']!r} ({exc})",

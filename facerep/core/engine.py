@@ -22,7 +22,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from facerep.core import checkpoint as ckpt
 from facerep.core.errors import CheckpointError, FacerepError, RecipeError
 from facerep.core.interfaces import LossContext
-from facerep.core.model import FaceRepModel
+from facerep.core.model import FaceRepModel, build_model
 from facerep.core.paths import cache_dir
 from facerep.core.recipe import Recipe, validate
 from facerep.core.registry import Registry, get_registry
@@ -66,7 +66,6 @@ class TrainState:
     stage_step: int = 0
     epoch_step: int = 0
     skipped_nonfinite: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -144,24 +143,10 @@ def build_stage(
     context["num_identities"] = data.num_identities
     context["image_size"] = data.image_size
 
-    def make(kind: str, address: str) -> Any:
-        node = stage.get(address)
-        if node is None:
-            raise RecipeError(
-                f"the recipe has no {address!r} ({kind})", where=str(stage.source), address=address
-            )
-        return registry.build(kind, node, context, address=address, locate=locate)
-
-    encoder = make("encoder", "model.encoder")
-    context["encoder"] = encoder
-    context["code_sizes"] = dict(encoder.code_sizes)
-    model = FaceRepModel(
-        encoder,
-        make("shape_decoder", "model.shape_decoder"),
-        make("albedo_decoder", "model.albedo_decoder"),
-        make("renderer", "renderer"),
-    )
-    critic = make("critic", "critic") if stage.get("critic") is not None else None
+    model = build_model(stage, context, registry)
+    critic = None
+    if stage.get("critic") is not None:
+        critic = registry.build("critic", stage.get("critic"), context, address="critic", locate=locate)
     losses = {
         role: registry.build("loss", node, context, address=f"losses.{role}", locate=locate)
         for role, node in (stage.get("losses") or {}).items()
@@ -383,7 +368,6 @@ class Trainer:
                             skipped_nonfinite=self.state.skipped_nonfinite,
                         )
                         t_last, seen = now, 0
-                        self.state.history.append(record)
                         self._log(record)
                         bar.update_losses(record)
                     if self.is_main and self.state.step % int(config["sample_every"]) == 0:

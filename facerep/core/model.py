@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
+from facerep.core.errors import RecipeError
 from facerep.core.interfaces import AlbedoDecoder, Encoder, Renderer, ShapeDecoder
 from facerep.core.types import Codes, Reconstruction, Rendering
 
@@ -53,3 +56,29 @@ class FaceRepModel(nn.Module):
 
         with torch.no_grad():
             return self.forward(images)
+
+
+def build_model(stage: Any, context: dict[str, Any], registry: Any) -> FaceRepModel:
+    """Build a stage's encoder, decoders and renderer through the registry.
+
+    `context` must hold the run's shared objects (face_model, image_size, num_identities, ...); the
+    encoder and its ``code_sizes`` are added to it for the decoders (and for losses built afterwards).
+    """
+
+    def make(kind: str, address: str) -> Any:
+        node = stage.get(address)
+        if node is None:
+            raise RecipeError(
+                f"the recipe has no {address!r} ({kind})", where=str(stage.source), address=address
+            )
+        return registry.build(kind, node, context, address=address, locate=stage.locate)
+
+    encoder = make("encoder", "model.encoder")
+    context["encoder"] = encoder
+    context["code_sizes"] = dict(encoder.code_sizes)
+    return FaceRepModel(
+        encoder,
+        make("shape_decoder", "model.shape_decoder"),
+        make("albedo_decoder", "model.albedo_decoder"),
+        make("renderer", "renderer"),
+    )

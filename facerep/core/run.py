@@ -10,7 +10,7 @@ import torch
 
 from facerep.core import checkpoint as ckpt
 from facerep.core.errors import CheckpointError
-from facerep.core.model import FaceRepModel
+from facerep.core.model import FaceRepModel, build_model
 from facerep.core.paths import cache_dir
 from facerep.core.recipe import Recipe
 from facerep.core.registry import Registry, get_registry
@@ -77,18 +77,7 @@ def load_run(
     context.update(face_model=face_model, image_size=image_size)
     n_ids = int(data.tensors.get("losses.recognition.classifier.weight", torch.zeros(1, 1)).shape[0])
     context["num_identities"] = n_ids
-    encoder = registry.build("encoder", stage.get("model.encoder"), context, address="model.encoder")
-    context.update(encoder=encoder, code_sizes=dict(encoder.code_sizes))
-    model = FaceRepModel(
-        encoder,
-        registry.build(
-            "shape_decoder", stage.get("model.shape_decoder"), context, address="model.shape_decoder"
-        ),
-        registry.build(
-            "albedo_decoder", stage.get("model.albedo_decoder"), context, address="model.albedo_decoder"
-        ),
-        registry.build("renderer", stage.get("renderer"), context, address="renderer"),
-    )
+    model = build_model(stage, context, registry)
     state = data.section("model")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -99,7 +88,7 @@ def load_run(
     model.to(device).eval()
     neutral = data.tensors.get("neutral_expression")
     if neutral is None:
-        neutral = torch.zeros(int(encoder.code_sizes["expression"]))
+        neutral = torch.zeros(int(context["code_sizes"]["expression"]))
     return LoadedRun(
         run_dir.name, run_dir, ckpt_path, stage, face_model, image_size, neutral.to(device), model
     )
