@@ -78,49 +78,46 @@ def test_collate_offsets_identities_and_pairs() -> None:
     assert data.num_identities == 12 + 10
 
 
-def test_ddp_shards_are_disjoint_equal_and_deterministic_per_epoch() -> None:
+def _ddp_sampler(data: HybridDataset, rank: int, replicas: int = 3, **kw: int) -> HybridBatchSampler:
+    sizes = dict(identities_per_batch=3, photos_per_identity=4, labelled_pairs=3) | kw
+    return HybridBatchSampler(
+        data.identities, data.labelled, num_replicas=replicas, rank=rank, seed=7, **sizes
+    )
+
+
+def test_ddp_shards_partition_every_global_batch_with_its_single_process_seeds() -> None:
     unl, lab = _unlabelled(16, 8), _labelled(40)
     data = HybridDataset([unl, lab])
+    single = _ddp_sampler(data, 0, replicas=1)
+    single.set_epoch(2)
+    whole = list(single)
     shards = []
     for rank in range(3):
-        s = HybridBatchSampler(
-            data.identities,
-            data.labelled,
-            identities_per_batch=2,
-            photos_per_identity=4,
-            labelled_pairs=1,
-            num_replicas=3,
-            rank=rank,
-            seed=7,
-            with_seeds=False,
-        )
+        s = _ddp_sampler(data, rank)
         s.set_epoch(2)
-        shards.append([i for b in s for i in b])
-    lengths = {len(x) for x in shards}
-    assert len(lengths) == 1
-    unl_sets = [{i for i in x if i < len(unl)} for x in shards]
-    assert (
-        not (unl_sets[0] & unl_sets[1])
-        and not (unl_sets[1] & unl_sets[2])
-        and not (unl_sets[0] & unl_sets[2])
-    )
-    lab_sets = [{i for i in x if i >= len(unl)} for x in shards]
-    assert not (lab_sets[0] & lab_sets[1])
-    again = HybridBatchSampler(
-        data.identities,
-        data.labelled,
-        identities_per_batch=2,
-        photos_per_identity=4,
-        labelled_pairs=1,
-        num_replicas=3,
-        rank=1,
-        seed=7,
-        with_seeds=False,
-    )
+        shards.append(list(s))
+        assert len(shards[-1]) == len(s) == len(whole)  # every rank runs every step
+    ident = np.asarray(data.identities)
+    for step, batch in enumerate(whole):
+        parts = [shard[step] for shard in shards]
+        assert all(len(p) == (3 * 4 + 2 * 3) // 3 for p in parts)
+        # the ranks' rows are the single-process rows, each with the same augmentation seed
+        assert sorted(row for p in parts for row in p) == sorted(batch)
+        for p in parts:
+            rows = [i for i, _ in p]
+            assert len(set(ident[rows[:4]])) == 1 and not np.asarray(data.labelled)[rows[:4]].any()
+            assert all(data.labelled[i] for i in rows[4:])  # one labelled pair, partners adjacent
+    again = _ddp_sampler(data, 1)
     again.set_epoch(2)
-    assert [i for b in again for i in b] == shards[1]
+    assert list(again) == shards[1]
     again.set_epoch(3)
-    assert [i for b in again for i in b] != shards[1]
+    assert list(again) != shards[1]
+
+
+def test_ddp_batch_sizes_must_divide_among_processes() -> None:
+    data = HybridDataset([_unlabelled(16, 8), _labelled(40)])
+    with pytest.raises(ValueError, match="labelled_pairs = 2 is not a multiple of the 3 processes"):
+        _ddp_sampler(data, 0, labelled_pairs=2)
 
 
 def test_state_dict_resumes_exactly_mid_epoch() -> None:

@@ -78,8 +78,9 @@ def tiny_recipe(
     return path
 
 
-def train(recipe: Path, out: Path, **options: object) -> Path:
-    return Trainer(load_recipe(recipe), TrainOptions(out=out, quiet=True, **options)).fit()
+def train(recipe: Path, out: Path, overrides: list[str] | None = None, **options: object) -> Path:
+    resolved = load_recipe(recipe, overrides=overrides)
+    return Trainer(resolved, TrainOptions(out=out, quiet=True, **options)).fit()
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:

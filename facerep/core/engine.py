@@ -13,6 +13,13 @@ into the next stage (the U-Net albedo decoder of stage 2 starts fresh, everythin
 Optimisers restart at each stage. Checkpoints hold everything needed to continue bit for bit (model,
 critic, loss parameters such as the recognition classifier and centres, optimisers, RNG states, sampler
 position, stage and step).
+
+Data parallelism (``torchrun --nproc-per-node N -m facerep run``): the recipe's batch is the global
+batch; each process takes an equal shard of every batch (`facerep.data.sampler`), batch norm uses the
+whole batch's statistics (`facerep.nn.global_batchnorm`), losses normalised by data-dependent counts
+average those counts over processes, the model's gradients are averaged in one all-reduce, and the
+critic trains on the gathered whole batch in every process. N processes therefore compute what one
+process computes on the same recipe, up to floating-point reduction order.
 """
 
 from __future__ import annotations
@@ -153,6 +160,10 @@ def build_stage(
     }
     if previous is not None:
         _carry_weights(previous, model, critic, losses, stage)
+    if world_size > 1:  # normalise with the whole batch's statistics, as one process would
+        from facerep.nn.global_batchnorm import use_global_batchnorm
+
+        use_global_batchnorm(model)
     model.to(device)
     if critic is not None:
         critic.to(device)
@@ -420,7 +431,10 @@ class Trainer:
         record: dict[str, Any] = {}
         adversarial = [loss for loss in comps.losses.values() if getattr(loss, "has_critic", False)]
         if comps.critic is not None and adversarial:
-            fake = recon.vertices.detach().float()
+            # The critic trains on the whole batch in every process (fakes gathered from every shard,
+            # in single-process order; real shapes drawn identically everywhere), so its gradients are
+            # equal across processes without an all-reduce, and equal to a single process's.
+            fake = _whole_batch(recon.vertices.detach().float(), comps.data.sampler, self.world_size)
             for _ in range(int(config["n_critic"])):
                 real = comps.face_model.sample(fake.shape[0], generator=generator).to(fake)
                 try:
@@ -431,7 +445,6 @@ class Trainer:
                     return self._nonfinite("critic", batch, comps, config)
                 comps.critic_optimizer.zero_grad(set_to_none=True)
                 critic_loss.backward()
-                _average_gradients(comps.critic_optimizer, self.world_size)
                 comps.critic_optimizer.step()
             record["loss/critic"] = float(critic_loss.detach())
         context._items["step"] = self.state.step
@@ -635,6 +648,19 @@ def _distributed_rank() -> tuple[int, int]:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _whole_batch(local: Tensor, sampler: Any, world_size: int) -> Tensor:
+    """(b, ...) rows of this process's shard -> (B, ...) rows of the whole batch, in the order one process
+    would hold them (all-gather; the sampler says where each process's rows sit)."""
+    if world_size <= 1:
+        return local
+    parts = [torch.empty_like(local) for _ in range(world_size)]
+    torch.distributed.all_gather(parts, local.contiguous())
+    whole = local.new_empty((sum(p.shape[0] for p in parts), *local.shape[1:]))
+    for rank, part in enumerate(parts):
+        whole[torch.as_tensor(sampler.shard_positions(rank), device=local.device)] = part
+    return whole
 
 
 def _average_gradients(optimizer: torch.optim.Optimizer | None, world_size: int) -> None:

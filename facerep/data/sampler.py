@@ -12,11 +12,14 @@ group with repeats), groups are shuffled and packed into batches of P distinct i
 come from an endless stream of shuffled passes over the labelled samples. With no unlabelled samples the
 epoch is one pass over the labelled ones.
 
-Distributed semantics follow `torch.utils.data.DistributedSampler`: every rank builds the same global
-plan from (seed, epoch) and takes batches ``rank, rank + world_size, ...`` (the tail that does not divide
-evenly is dropped, so every rank runs the same number of steps and no sample is shared between ranks).
-Call `set_epoch` before each epoch. The sampler runs in the main process, so it works with any
-``num_workers``. `state_dict` / `load_state_dict` resume exactly in the middle of an epoch.
+Distributed semantics: the batch sizes are those of the *global* batch. Every rank builds the same global
+plan from (seed, epoch) and takes its shard of every global batch: identity groups ``rank, rank +
+world_size, ...`` and labelled pairs ``rank, rank + world_size, ...`` (so P and B_l must be multiples of the
+world size). Every rank runs every step, each row of a global batch goes to exactly one rank with the
+augmentation seed it has in a single process, and a data-parallel run sees the same rows per step as a
+single process with the same recipe. Call `set_epoch` before each epoch. The sampler runs in the main
+process, so it works with any ``num_workers``. `state_dict` / `load_state_dict` resume exactly in the middle
+of an epoch.
 
 Each yielded element is ``(index, seed)`` by default: the dataset index and a 63-bit seed for that row's
 random augmentation (`facerep.data.hybrid.HybridDataset` accepts these), so a resumed run draws the same
@@ -84,6 +87,12 @@ class HybridBatchSampler(torch.utils.data.Sampler):
                 f"labelled_pairs {self.B_l}"
             )
         self.num_replicas, self.rank = _dist_defaults(num_replicas, rank)
+        for name, count in (("identities_per_batch", self.P), ("labelled_pairs", self.B_l)):
+            if count % self.num_replicas:
+                raise ValueError(
+                    f"{name} = {count} is not a multiple of the {self.num_replicas} processes: the batch "
+                    "sizes are global and every process takes an equal share of each batch"
+                )
         self.seed = int(seed)
         self.with_seeds = bool(with_seeds)
         flags = np.asarray(labelled, dtype=bool)
@@ -176,7 +185,7 @@ class HybridBatchSampler(torch.utils.data.Sampler):
         return np.concatenate(out)
 
     def global_plan(self, epoch: int) -> list[np.ndarray]:
-        """Every rank's batches of `epoch`, in global order (rank r runs ``plan[r::world_size]``)."""
+        """The global batches of `epoch`, in order (every rank runs a shard of each, `shard_positions`)."""
         if self._plan_cache is not None and self._plan_cache[0] == epoch:
             return self._plan_cache[1]
         unl = self._unlabelled_batches(epoch)
@@ -190,22 +199,29 @@ class HybridBatchSampler(torch.utils.data.Sampler):
         self._plan_cache = (epoch, plan)
         return plan
 
-    def _rank_batches(self, epoch: int) -> list[tuple[int, np.ndarray]]:
-        plan = self.global_plan(epoch)
-        per_rank = len(plan) // self.num_replicas
-        ids = [self.rank + k * self.num_replicas for k in range(per_rank)]
-        return [(g, plan[g]) for g in ids]
+    def shard_positions(self, rank: int | None = None) -> np.ndarray:
+        """Positions in a global batch of a rank's rows (default: this rank's): its identity groups, then
+        its labelled pairs."""
+        n, r = self.num_replicas, self.rank if rank is None else int(rank)
+        unlabelled = self.P * self.K if (self.P > 0 and self._groups) else 0
+        groups = [np.arange(j * self.K, (j + 1) * self.K) for j in range(r, self.P, n)] if unlabelled else []
+        pairs = [unlabelled + np.arange(2 * q, 2 * q + 2) for q in range(r, self.B_l, n)]
+        parts = groups + pairs
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
     # -- Sampler protocol ---------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[list]:
         epoch, start = self.epoch, self._start
-        batches = self._rank_batches(epoch)
+        plan = self.global_plan(epoch)
+        positions = self.shard_positions()
         self._yielded = self._iteration_start = start
-        for g, rows in batches[start:]:
+        for g in range(start, len(plan)):
             self._yielded += 1
+            rows = plan[g][positions]
             if self.with_seeds:
-                seeds = np.random.SeedSequence([self.seed, epoch, g, 2]).generate_state(len(rows), np.uint64)
+                sequence = np.random.SeedSequence([self.seed, epoch, g, 2])
+                seeds = sequence.generate_state(len(plan[g]), np.uint64)[positions]
                 yield [(int(i), int(s >> np.uint64(1))) for i, s in zip(rows, seeds, strict=True)]
             else:
                 yield [int(i) for i in rows]
@@ -213,12 +229,13 @@ class HybridBatchSampler(torch.utils.data.Sampler):
             self._start = 0  # a finished epoch does not resume in the middle
 
     def __len__(self) -> int:
-        """Batches the next iteration yields (this rank's share of the epoch, minus a resumed prefix)."""
-        return max(0, len(self._rank_batches(self.epoch)) - self._start)
+        """Batches the next iteration yields (the epoch's global batches, minus a resumed prefix)."""
+        return max(0, len(self.global_plan(self.epoch)) - self._start)
 
     @property
     def batch_size(self) -> int:
-        return self.P * self.K + 2 * self.B_l
+        """Rows per batch on this rank (the global batch divided by the number of processes)."""
+        return (self.P * self.K + 2 * self.B_l) // self.num_replicas
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose plan the next iteration yields (as DistributedSampler.set_epoch)."""

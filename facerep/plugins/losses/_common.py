@@ -105,6 +105,23 @@ def check_finite(
     raise NonFiniteLossError(loss, f"value is {kind}: {where}", bad_inputs, samples)
 
 
+def process_mean(count: Tensor) -> Tensor:
+    """A per-process count (scalar, no gradient) averaged over the processes of a data-parallel run.
+
+    A loss normalised by a data-dependent count (masked pixels, say) divides its local sum by this: the
+    engine averages the processes' gradients, which then equal those of (sum over all processes) /
+    (count over all processes), the value one process computes on the whole batch. Outside a process
+    group it is `count` itself.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return count
+    total = count.detach().clone()
+    dist.all_reduce(total)
+    return total / dist.get_world_size()
+
+
 def full_precision(tensor: Tensor) -> Tensor:
     """`tensor` as float32 when it is half or bfloat16 (mixed precision), else unchanged (differentiable).
 

@@ -18,7 +18,7 @@ from facerep.core.errors import FacerepError
 from facerep.core.interfaces import Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite, full_precision, require_rendering
+from facerep.plugins.losses._common import check_finite, full_precision, process_mean, require_rendering
 
 NAME = "landmark"
 
@@ -133,7 +133,7 @@ class LandmarkLoss(Loss):
             gap = pair_distances(pred, self.pairs) - pair_distances(target, self.pairs)
             per_row = per_row + self.gdl_weight * (gap.pow(2) * w).sum(dim=-1) / scale
         per_row = torch.where(usable, per_row, torch.zeros_like(per_row))
-        value = per_row.sum() / usable.sum().clamp_min(1)
+        value = per_row.sum() / process_mean(usable.sum().to(per_row.dtype)).clamp_min(1)
         return check_finite(
             NAME,
             value,

@@ -15,7 +15,7 @@ from facerep.core.errors import FacerepError
 from facerep.core.interfaces import Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite, full_precision, require_rendering
+from facerep.plugins.losses._common import check_finite, full_precision, process_mean, require_rendering
 
 NAME = "photometric"
 
@@ -69,7 +69,7 @@ class PhotometricLoss(Loss):
         error = (mask * (pred - target).pow(2)).sum()
         if self.gdl_weight != 0.0:
             error = error + self.gdl_weight * gradient_difference(pred, target, mask)
-        value = error / mask.sum().clamp_min(1e-8)
+        value = error / process_mean(mask.sum()).clamp_min(1e-8)
         return check_finite(
             NAME,
             value,

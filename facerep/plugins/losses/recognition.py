@@ -18,7 +18,7 @@ from facerep.core.errors import FacerepError
 from facerep.core.interfaces import Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite, full_precision, zero_like_graph
+from facerep.plugins.losses._common import check_finite, full_precision, process_mean, zero_like_graph
 
 NAME = "recognition"
 
@@ -87,8 +87,9 @@ class RecognitionLoss(Loss):
             )
         known = labels >= 0
         if not bool(known.any()):
+            process_mean(codes.new_zeros(()))  # other processes all-reduce their row counts
             if self._updates_centers() and dist.is_available() and dist.is_initialized():
-                self._update_centers(codes.detach()[:0], labels[:0])  # other processes all-reduce
+                self._update_centers(codes.detach()[:0], labels[:0])  # and their centre updates
             return zero_like_graph(codes, self.classifier.weight)
         x = codes[known]
         y = labels[known]
@@ -98,9 +99,10 @@ class RecognitionLoss(Loss):
                 f"loss {NAME!r}: identity label {top} is out of range for {self.num_identities} identity "
                 "classes (num_identities comes from the training sources)"
             )
-        soft = F.cross_entropy(self.classifier(x), y)
+        rows = process_mean(x.new_tensor(float(x.shape[0])))  # a mean over the global batch's rows
+        soft = F.cross_entropy(self.classifier(x), y, reduction="sum") / rows
         centers = self.centers[y]
-        center = 0.5 * (x - centers).pow(2).sum(dim=1).mean()
+        center = 0.5 * (x - centers).pow(2).sum() / rows
         value = soft + self.center_weight * center
         value = check_finite(NAME, value, {"identity code": codes, "centres": self.centers}, batch.sample_ids)
         if self._updates_centers():

@@ -1,0 +1,95 @@
+"""Batch normalisation over the global batch of a data-parallel run, on any device (gloo on CPU too).
+
+In a data-parallel run every process holds a shard of each batch. Plain batch normalisation would
+normalise each shard with its own statistics, so a run on N processes would not compute what one
+process computes on the whole batch. `GlobalBatchNorm` sums the per-channel count, sum and sum of
+squares over the processes (one differentiable all-reduce of 2C + 1 numbers per layer and step), so
+the normalisation, its gradient and the running statistics are those of the global batch.
+(torch's ``SyncBatchNorm`` does the same but only on GPUs.)
+
+`use_global_batchnorm(module)` switches every batch-norm layer of a module to it in place: parameters,
+buffers and state-dict keys stay the same (checkpoints load into the plain layers), so an optimiser
+built before the switch still holds the right tensors. Outside a process group, or in eval mode, the
+layers behave exactly like torch's.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm whose training statistics are over all processes' rows: (B, C, ...) -> same shape."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and self.track_running_stats and _distributed()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce  # differentiable all-reduce
+
+        channels = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        local = torch.cat(
+            [
+                x.new_full((1,), float(x.numel() // channels)),
+                x.sum(dims),
+                (x * x).sum(dims),
+            ]
+        )
+        total = all_reduce(local)
+        count = total[0]
+        mean = total[1 : 1 + channels] / count
+        var = (total[1 + channels :] / count - mean * mean).clamp_min(0.0)
+        with torch.no_grad():
+            momentum = self.momentum
+            if momentum is None:  # cumulative moving average
+                self.num_batches_tracked.add_(1)
+                momentum = 1.0 / float(self.num_batches_tracked)
+            else:
+                self.num_batches_tracked.add_(1)
+            unbiased = var * (count / (count - 1).clamp_min(1.0))
+            self.running_mean.lerp_(mean.detach(), momentum)
+            self.running_var.lerp_(unbiased.detach(), momentum)
+        shape = (1, channels) + (1,) * (x.dim() - 2)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+class GlobalBatchNorm1d(GlobalBatchNorm, nn.BatchNorm1d):
+    pass
+
+
+class GlobalBatchNorm2d(GlobalBatchNorm, nn.BatchNorm2d):
+    pass
+
+
+class GlobalBatchNorm3d(GlobalBatchNorm, nn.BatchNorm3d):
+    pass
+
+
+_GLOBAL = {
+    nn.BatchNorm1d: GlobalBatchNorm1d,
+    nn.BatchNorm2d: GlobalBatchNorm2d,
+    nn.BatchNorm3d: GlobalBatchNorm3d,
+}
+
+
+def use_global_batchnorm(module: nn.Module) -> int:
+    """Switch every plain BatchNorm1d/2d/3d in `module` to its global-batch version in place.
+
+    Returns the number of layers switched. Layers of other batch-norm subclasses are left alone.
+    """
+    switched = 0
+    for child in module.modules():
+        target = _GLOBAL.get(type(child))
+        if target is not None:
+            child.__class__ = target
+            switched += 1
+    return switched
