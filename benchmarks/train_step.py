@@ -1,6 +1,9 @@
 """Train-step efficiency: time per step, achieved FLOP/s against the machine's GEMM ceiling, time split.
 
-    python benchmarks/train_step.py [--config demo|paper|both] [--steps 5] [--batch-scale 1.0]
+    python benchmarks/train_step.py [--config demo|paper|both] [--steps 3] [--set KEY=VALUE ...]
+
+(``--set`` overrides every measured recipe, e.g. ``--set data.batch.identities=2`` to fit the paper
+configuration's step into a small machine's memory: at batch 48 it needs more than 24 GB on the CPU.)
 
 For each configuration the script builds the recipe's first stage exactly as `facerep run` does (with
 random tensors standing in for the data, so the loader is not measured here: see benchmarks/data.py),
@@ -88,9 +91,9 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def measure(name: str, steps: int, out: Path) -> dict[str, float]:
+def measure(name: str, steps: int, out: Path, extra: list[str] | None = None) -> dict[str, float]:
     recipe_name, overrides = CONFIGS[name]
-    recipe = load_recipe(recipe_name, overrides=overrides)
+    recipe = load_recipe(recipe_name, overrides=[*overrides, *(extra or [])])
     stage_name, stage = next(recipe.stages())
     import facerep.core.data_setup as data_setup
 
@@ -177,6 +180,7 @@ def main() -> None:
     parser.add_argument("--config", choices=["demo", "paper", "both"], default="demo")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-train-step"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     names = ["demo", "paper"] if args.config == "both" else [args.config]
     ceiling = gemm_flops()
@@ -188,7 +192,7 @@ def main() -> None:
     print("| config | batch | px | s/step | GFLOP/step | GFLOP/s | % of GEMM | split (s, fwd+bwd each) |")
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
-        r = measure(name, args.steps, args.out)
+        r = measure(name, args.steps, args.out, args.overrides)
         achieved = r["flops"] / r["step"]
         split = ", ".join(
             f"{k} {r[k]:.3f}"

@@ -57,16 +57,20 @@ def test_scaled_laplacian_is_minus_normalised_adjacency(graph: sp.csr_matrix) ->
     assert eig.min() >= -1 - 1e-5 and eig.max() <= 1 + 1e-5
 
 
-@pytest.mark.parametrize("K", [1, 2, 6])
-def test_cheb_conv_matches_dense_chebyshev_polynomials(graph: sp.csr_matrix, K: int) -> None:
+@pytest.mark.parametrize("K", [1, 2, 3, 6])
+@pytest.mark.parametrize("channels", [(4, 5), (5, 2)])  # widening: recursion; narrowing: Clenshaw
+def test_cheb_conv_matches_dense_chebyshev_polynomials(
+    graph: sp.csr_matrix, K: int, channels: tuple[int, int]
+) -> None:
     lap = scaled_laplacian(graph)
     torch.manual_seed(0)
-    conv = ChebConv(4, 5, K, lap)
+    c_in, c_out = channels
+    conv = ChebConv(c_in, c_out, K, lap)
     with torch.no_grad():
         conv.bias.normal_()
-    x = torch.randn(3, graph.shape[0], 4)
+    x = torch.randn(3, graph.shape[0], c_in)
     out = conv(x)
-    assert out.shape == (3, graph.shape[0], 5)
+    assert out.shape == (3, graph.shape[0], c_out)
     ref = dense_cheb(x, lap.toarray().astype(np.float64), conv.weight, conv.bias)
     torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
 
@@ -100,13 +104,15 @@ def test_cheb_conv_torch_backend_equals_scipy_backend(graph: sp.csr_matrix, monk
 
 def test_cheb_conv_gradients_and_double_backward_are_exact() -> None:
     vertices, triangles = grid_mesh(4)
-    conv = ChebConv(2, 3, 5, scaled_laplacian(adjacency(triangles, len(vertices)))).double()
-    x = torch.randn(2, len(vertices), 2, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(conv, (x,), fast_mode=True)
-    assert torch.autograd.gradgradcheck(conv, (x,), fast_mode=True)
-    out = conv(x).sum()
-    out.backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in conv.parameters())
+    lap = scaled_laplacian(adjacency(triangles, len(vertices)))
+    for c_in, c_out in ((2, 3), (3, 2)):  # the recursion and Clenshaw's recurrence
+        conv = ChebConv(c_in, c_out, 5, lap).double()
+        x = torch.randn(2, len(vertices), c_in, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(conv, (x,), fast_mode=True)
+        assert torch.autograd.gradgradcheck(conv, (x,), fast_mode=True)
+        out = conv(x).sum()
+        out.backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in conv.parameters())
 
 
 def test_sparse_operator_matches_dense_product_and_transposes() -> None:

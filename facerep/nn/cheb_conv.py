@@ -9,6 +9,13 @@ Speed comes from folding the batch into the channels: the features of a batch ar
 (`facerep.nn.sparse.SparseOperator`), and the K terms are combined by one dense matrix product. The
 module takes and returns (B, N, C); its output is a transposed view of node-major memory, so stacked
 layers pass features along without copies.
+
+The K - 1 sparse products run on whichever side of the layer is narrower. When C_out < C_in (every
+layer of a mesh decoder) the channel mixing comes first, u_k = x W_k, and the polynomial is summed by
+Clenshaw's recurrence, b_k = u_k + 2 L~ b_{k+1} - b_{k+2}, y = u_0 + L~ b_1 - b_2, which is the same
+sum (T_k(L~) acts on vertices, W_k on channels, so they commute) with products on C_out channels
+instead of C_in: a GC(16 -> 3) layer on the full-resolution mesh does about 5x less sparse work, and
+keeps 5x less for the backward pass.
 """
 
 from __future__ import annotations
@@ -102,6 +109,8 @@ class ChebConv(nn.Module):
                 f"ChebConv expects (B, {self.num_nodes}, {self.in_channels}) input, got {tuple(x.shape)}"
             )
         B, N, C = x.shape
+        if self.K > 1 and self.out_channels < self.in_channels:
+            return self._forward_clenshaw(x)
         t0 = x.transpose(0, 1).reshape(N, B * C)  # node-major; free when x came from another layer
         terms = [t0]
         if self.K > 1:
@@ -115,4 +124,26 @@ class ChebConv(nn.Module):
         out = stacked.view(N * B, self.K * C) @ self.weight.view(self.K * C, self.out_channels)
         if self.bias is not None:
             out = out + self.bias
+        return out.view(N, B, self.out_channels).transpose(0, 1)
+
+    def _forward_clenshaw(self, x: Tensor) -> Tensor:
+        """(B, N, C_in) -> (B, N, C_out): mix channels first, then Clenshaw's recurrence on C_out."""
+        B, N, C = x.shape
+        F = B * self.out_channels
+        rows = x.transpose(0, 1).reshape(N * B, C)  # node-major rows
+        # u_k = x W_k, each (N, B * C_out); unbind (not indexing) so the backward assembles the K
+        # gradients in one stack instead of K zero-filled copies of the whole tensor
+        u = torch.matmul(rows, self.weight).view(self.K, N, F).unbind(0)
+        b1 = u[self.K - 1]
+        b2: Tensor | None = None
+        for k in range(self.K - 2, 0, -1):
+            b = u[k] + 2.0 * self.laplacian.matmul(b1)
+            if b2 is not None:
+                b = b - b2
+            b1, b2 = b, b1
+        out = u[0] + self.laplacian.matmul(b1)
+        if b2 is not None:
+            out = out - b2
+        if self.bias is not None:
+            out = out.view(N, B, self.out_channels) + self.bias
         return out.view(N, B, self.out_channels).transpose(0, 1)
