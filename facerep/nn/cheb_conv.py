@@ -65,6 +65,9 @@ class ChebConv(nn.Module):
     Parameters: ``weight`` (K, C_in, C_out), Glorot-uniform over fan-in K * C_in; ``bias`` (C_out,).
     """
 
+    #: Use Clenshaw's recurrence when the layer narrows (class-wide switch; benchmarks turn it off).
+    clenshaw: bool = True
+
     def __init__(
         self,
         in_channels: int,
@@ -109,7 +112,7 @@ class ChebConv(nn.Module):
                 f"ChebConv expects (B, {self.num_nodes}, {self.in_channels}) input, got {tuple(x.shape)}"
             )
         B, N, C = x.shape
-        if self.K > 1 and self.out_channels < self.in_channels:
+        if self.K > 1 and self.out_channels < self.in_channels and self.clenshaw:
             return self._forward_clenshaw(x)
         t0 = x.transpose(0, 1).reshape(N, B * C)  # node-major; free when x came from another layer
         terms = [t0]
