@@ -10,35 +10,16 @@ recurrence on the output side. Prints a Markdown table for benchmarks/RESULTS.md
 
 from __future__ import annotations
 
-import argparse
-import time
-from collections.abc import Callable
-
 import torch
+from _ab import size_arguments, timed
 
 from facerep.core.registry import get_registry
 from facerep.nn.cheb_conv import ChebConv
 
 
-def timed(fn: Callable[[], None], repeats: int = 3) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--vertices", type=int, nargs="+", default=[2000, 37202])
-    parser.add_argument("--batch", type=int, nargs="+", default=[24, 8])
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = size_arguments(__doc__, batch=[24, 8], threads=1)
     registry = get_registry()
-    print(f"{args.threads} torch thread(s), torch {torch.__version__}\n")
     print("| vertices | batch | recursion ms | Clenshaw ms | speed-up | max output difference |")
     print("|---:|---:|---:|---:|---:|---:|")
     for vertices, batch in zip(args.vertices, args.batch, strict=True):

@@ -11,35 +11,16 @@ the critic loss for the GCN critic (16, 32, 64, 128 channels, K = 6) on the synt
 
 from __future__ import annotations
 
-import argparse
-import time
-from collections.abc import Callable
-
 import torch
+from _ab import size_arguments, timed
 
 from facerep.core.registry import get_registry
 from facerep.plugins.losses.wgan_div import WGANDivLoss, interpolate
 
 
-def timed(fn: Callable[[], torch.Tensor], repeats: int = 3) -> float:
-    fn().backward()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn().backward()
-    return (time.perf_counter() - start) / repeats
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--vertices", type=int, nargs="+", default=[2000, 37202])
-    parser.add_argument("--batch", type=int, nargs="+", default=[24, 12])
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = size_arguments(__doc__, batch=[24, 12], threads=2)
     registry = get_registry()
-    print(f"{args.threads} torch thread(s), torch {torch.__version__}\n")
     print("| vertices | batch | one call ms | split ms | speed-up | value difference |")
     print("|---:|---:|---:|---:|---:|---:|")
     for vertices, batch in zip(args.vertices, args.batch, strict=True):
@@ -67,7 +48,7 @@ def main() -> None:
         times: dict[str, float] = {}
         for _ in range(2):  # alternate, keep the best of each
             for name, fn in (("one", one_call), ("split", split)):
-                times[name] = min(times.get(name, float("inf")), timed(fn))
+                times[name] = min(times.get(name, float("inf")), timed(lambda fn=fn: fn().backward()))
         print(
             f"| {vertices} | {batch} | {times['one'] * 1e3:.0f} | {times['split'] * 1e3:.0f} | "
             f"{times['one'] / times['split']:.2f}x | {difference:.1e} |"

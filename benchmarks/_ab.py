@@ -1,0 +1,32 @@
+"""Shared by the side-by-side (A/B) benchmarks of graph components: arguments and timing."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def size_arguments(doc: str | None, batch: list[int], threads: int) -> argparse.Namespace:
+    """Parse ``--vertices``, ``--batch`` (one per vertex count) and ``--threads``; set torch's threads."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vertices", type=int, nargs="+", default=[2000, 37202])
+    parser.add_argument("--batch", type=int, nargs="+", default=batch)
+    parser.add_argument("--threads", type=int, default=threads)
+    args = parser.parse_args()
+    if len(args.batch) != len(args.vertices):
+        parser.error("give one --batch per --vertices")
+    torch.set_num_threads(args.threads)
+    print(f"{args.threads} torch thread(s), torch {torch.__version__}\n")
+    return args
+
+
+def timed(step: Callable[[], object], repeats: int = 3) -> float:
+    """Seconds per call of `step` (mean of `repeats` calls after one warm-up call)."""
+    step()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return (time.perf_counter() - start) / repeats
