@@ -236,3 +236,14 @@ def test_resume_after_sigkill_reaches_the_same_weights(tmp_path: Path) -> None:
     assert reference.keys() == resumed.keys()
     for key in reference:
         assert torch.equal(reference[key], resumed[key]), key
+
+
+def test_batch_sizes_processes_cannot_share_are_a_recipe_error(tmp_path: Path) -> None:
+    from facerep.core.engine import build_stage
+    from facerep.core.errors import RecipeError
+
+    stage = load_recipe(tiny_recipe(tmp_path)).stage("gcn_albedo")
+    message = "data.batch.labelled_pairs = 1 is not a multiple of the 2 processes"
+    with pytest.raises(RecipeError, match=message) as err:
+        build_stage(stage, device=torch.device("cpu"), rank=0, world_size=2)
+    assert "tiny.yaml" in str(err.value)

@@ -96,13 +96,25 @@ def build_training_data(
     sources = build_sources(stage, face_model, registry, image_size=image_size)
     augment = Augment.from_config(stage.get("data.augment"), face_model=face_model)
     dataset = HybridDataset(sources, augment)
-    loader = dataset.loader(
-        stage.get("data.batch"),
-        num_workers=int(stage.get("data.num_workers", 0)),
-        seed=int(stage.get("seed", 0)),
-        num_replicas=world_size,
-        rank=rank,
-    )
+    batch = stage.get("data.batch") or {}
+    for key in ("identities", "labelled_pairs"):
+        if key in batch and int(batch[key]) % world_size:
+            raise RecipeError(
+                f"data.batch.{key} = {batch[key]} is not a multiple of the {world_size} processes: the "
+                "batch sizes are global and every process takes an equal share of each batch",
+                where=stage.locate(f"data.batch.{key}"),
+                address=f"data.batch.{key}",
+            )
+    try:
+        loader = dataset.loader(
+            stage.get("data.batch"),
+            num_workers=int(stage.get("data.num_workers", 0)),
+            seed=int(stage.get("seed", 0)),
+            num_replicas=world_size,
+            rank=rank,
+        )
+    except ValueError as exc:  # batch sizes the data or the processes cannot provide
+        raise RecipeError(str(exc), where=stage.locate("data.batch"), address="data.batch") from None
     # A private generator: creating an iterator must not draw from the global RNG (exact resume).
     loader.generator = torch.Generator().manual_seed(int(stage.get("seed", 0)))
     sampler = loader.batch_sampler
