@@ -134,19 +134,27 @@ class ChebConv(nn.Module):
         B, N, C = x.shape
         F = B * self.out_channels
         rows = x.transpose(0, 1).reshape(N * B, C)  # node-major rows
-        # u_k = x W_k, each (N, B * C_out); unbind (not indexing) so the backward assembles the K
-        # gradients in one stack instead of K zero-filled copies of the whole tensor
-        u = torch.matmul(rows, self.weight).view(self.K, N, F).unbind(0)
-        b1 = u[self.K - 1]
+        # All K products u_k = x W_k in ONE plain GEMM, (N * B, C) @ (C, K * C_out): its backward needs
+        # no transposed copies (a broadcast (K, C, C_out) matmul copied its (K, N * B, C_out) gradient
+        # twice); unbind (not indexing) so the backward assembles the K gradients in one stack instead
+        # of K zero-filled copies of the whole tensor. Each u_k is a strided (N, B, C_out) view, added
+        # to contiguous (N, B, C_out) partial sums, which keeps the sums contiguous.
+        mixing = self.weight.permute(1, 0, 2).reshape(C, self.K * self.out_channels)
+        u = (rows @ mixing).view(N, B, self.K, self.out_channels).unbind(2)
+
+        def apply(t: Tensor) -> Tensor:  # L~ t: (N, B, C_out) contiguous -> (N, B, C_out)
+            return self.laplacian.matmul(t.view(N, F)).view(N, B, self.out_channels)
+
+        b1 = u[self.K - 1].contiguous()
         b2: Tensor | None = None
         for k in range(self.K - 2, 0, -1):
-            b = u[k] + 2.0 * self.laplacian.matmul(b1)
+            b = 2.0 * apply(b1) + u[k]
             if b2 is not None:
                 b = b - b2
             b1, b2 = b, b1
-        out = u[0] + self.laplacian.matmul(b1)
+        out = apply(b1) + u[0]
         if b2 is not None:
             out = out - b2
         if self.bias is not None:
-            out = out.view(N, B, self.out_channels) + self.bias
-        return out.view(N, B, self.out_channels).transpose(0, 1)
+            out = out + self.bias
+        return out.transpose(0, 1)
