@@ -15,6 +15,10 @@ matrix multiply measured in the same run. Prints a Markdown table for benchmarks
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the facerep command does (facerep/cli/__init__.py)
+
 import argparse
 import platform
 import time

@@ -78,3 +78,16 @@ def test_usage_errors_exit_2_with_the_usage(capsys: pytest.CaptureFixture[str]) 
         main(["recipe", "show"])
     assert info.value.code == 2
     assert "Missing argument" in capsys.readouterr().err
+
+
+def test_the_command_asks_for_huge_pages_unless_the_environment_says_otherwise() -> None:
+    import os
+
+    code = "import os, facerep.cli; print(os.environ['THP_MEM_ALLOC_ENABLE'])"
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert default.stdout.strip() == "1", default.stderr
+    kept = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "THP_MEM_ALLOC_ENABLE": "0"}, capture_output=True, text=True
+    )
+    assert kept.stdout.strip() == "0", kept.stderr
