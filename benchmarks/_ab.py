@@ -1,4 +1,4 @@
-"""Shared by the side-by-side (A/B) benchmarks of graph components: arguments and timing."""
+"""Shared by the benchmark scripts: the A/B scripts' size arguments, and timing."""
 
 from __future__ import annotations
 

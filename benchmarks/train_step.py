@@ -3,7 +3,7 @@
     python benchmarks/train_step.py [--config demo|paper|both] [--steps 3] [--set KEY=VALUE ...]
 
 (``--set`` overrides every measured recipe, e.g. ``--set data.batch.identities=2`` to fit the paper
-configuration's step into a small machine's memory: at batch 48 it needs more than 24 GB on the CPU.)
+configuration's step into a small machine's memory: at batch 48 it peaks near 17 GB on the CPU.)
 
 For each configuration the script builds the recipe's first stage exactly as `facerep run` does (with
 random tensors standing in for the data, so the loader is not measured here: see benchmarks/data.py),
@@ -15,17 +15,17 @@ matrix multiply measured in the same run. Prints a Markdown table for benchmarks
 
 from __future__ import annotations
 
-import os
+# isort: off
+import facerep.cli  # noqa: F401 - before torch, for its allocator setting (huge pages), as the facerep command
 
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the facerep command does (facerep/cli/__init__.py)
-
+# isort: on
 import argparse
 import platform
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _ab import timed
 
 from facerep.core.engine import Trainer, TrainOptions, build_stage, train_config
 from facerep.core.interfaces import LossContext
@@ -98,14 +98,6 @@ def fake_batch(comps, batch_size: int, image_size: int) -> Batch:  # noqa: ANN00
         pair_index=pair,
         sample_ids=[f"fake{i}" for i in range(batch_size)],
     )
-
-
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
 
 
 def measure(name: str, steps: int, out: Path, extra: list[str] | None = None) -> dict[str, float]:

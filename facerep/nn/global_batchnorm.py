@@ -46,12 +46,10 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         mean = total[1 : 1 + channels] / count
         var = (total[1 + channels :] / count - mean * mean).clamp_min(0.0)
         with torch.no_grad():
+            self.num_batches_tracked.add_(1)
             momentum = self.momentum
             if momentum is None:  # cumulative moving average
-                self.num_batches_tracked.add_(1)
                 momentum = 1.0 / float(self.num_batches_tracked)
-            else:
-                self.num_batches_tracked.add_(1)
             unbiased = var * (count / (count - 1).clamp_min(1.0))
             self.running_mean.lerp_(mean.detach(), momentum)
             self.running_var.lerp_(unbiased.detach(), momentum)
