@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -12,9 +14,13 @@ from torch import nn
 from facerep.nn.global_batchnorm import GlobalBatchNorm2d, use_global_batchnorm
 
 
-def _batch() -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(narrow: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(6, 3, 4, 5) inputs; `narrow`: channel 1 spread 0.05 around 100, where E[x^2] - E[x]^2
+    cancels to nothing in float32 (a constant image background after a convolution does this)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(6, 3, 4, 5, generator=g) * 2 + 1
+    if narrow:
+        x[:, 1] = x[:, 1] * 0.025 + 100.0
     upstream = torch.randn(6, 3, 4, 5, generator=g)
     return x, upstream
 
@@ -27,10 +33,10 @@ def _layer() -> nn.BatchNorm2d:
     return layer
 
 
-def _worker(rank: int, store: str, out: str) -> None:
+def _worker(rank: int, store: str, out: str, narrow: bool) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
-        x, upstream = _batch()
+        x, upstream = _batch(narrow)
         rows = slice(rank * 3, rank * 3 + 3)
         layer = _layer()
         assert use_global_batchnorm(layer) == 1
@@ -49,25 +55,35 @@ def _worker(rank: int, store: str, out: str) -> None:
             },
             f"{out}.{rank}",
         )
+        dist.barrier()  # both results are written
     finally:
         dist.destroy_process_group()
+    # Leave without running the interpreter's teardown: gloo's worker threads, torn down at exit,
+    # abort the process now and then ("terminate called without an active exception", about 1
+    # run in 5 here); the results are already on disk.
+    os._exit(0)
 
 
-def test_two_processes_match_one_batchnorm_on_the_whole_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("narrow", [False, True], ids=["spread", "narrow-channel"])
+def test_two_processes_match_one_batchnorm_on_the_whole_batch(tmp_path: Path, narrow: bool) -> None:
     out = str(tmp_path / "result")
-    mp.start_processes(_worker, args=(str(tmp_path / "store"), out), nprocs=2, start_method="spawn")
-    x, upstream = _batch()
+    mp.start_processes(_worker, args=(str(tmp_path / "store"), out, narrow), nprocs=2, start_method="spawn")
+    x, upstream = _batch(narrow)
     layer = _layer()
     whole = x.clone().requires_grad_(True)
     y = layer(whole)
     (y * upstream).sum().backward()
     parts = [torch.load(f"{out}.{rank}") for rank in range(2)]
-    assert torch.allclose(torch.cat([p["y"] for p in parts]), y.detach(), atol=1e-5)
-    assert torch.allclose(torch.cat([p["dx"] for p in parts]), whole.grad, atol=1e-5)
+
+    def close(a: torch.Tensor, b: torch.Tensor) -> bool:  # relative to b's scale (dx is ~1/spread)
+        return bool((a - b).abs().max() <= 1e-3 * b.abs().max().clamp_min(1.0))
+
+    assert close(torch.cat([p["y"] for p in parts]), y.detach())
+    assert close(torch.cat([p["dx"] for p in parts]), whole.grad)
     expected = torch.cat([layer.weight.grad, layer.bias.grad])
     for p in parts:
-        assert torch.allclose(p["dparams"], expected, atol=1e-4)
-        assert torch.allclose(p["running"], torch.cat([layer.running_mean, layer.running_var]), atol=1e-5)
+        assert close(p["dparams"], expected)
+        assert close(p["running"], torch.cat([layer.running_mean, layer.running_var]))
 
 
 def test_outside_a_process_group_it_is_plain_batchnorm() -> None:

@@ -2,9 +2,9 @@
 
 In a data-parallel run every process holds a shard of each batch. Plain batch normalisation would
 normalise each shard with its own statistics, so a run on N processes would not compute what one
-process computes on the whole batch. `GlobalBatchNorm` sums the per-channel count, sum and sum of
-squares over the processes (one differentiable all-reduce of 2C + 1 numbers per layer and step), so
-the normalisation, its gradient and the running statistics are those of the global batch.
+process computes on the whole batch. `GlobalBatchNorm` combines every process's per-channel count,
+mean and variance exactly (two differentiable all-reduces per layer and step, of C + 1 and C numbers),
+so the normalisation, its gradient and the running statistics are those of the global batch.
 (torch's ``SyncBatchNorm`` does the same but only on GPUs.)
 
 `use_global_batchnorm(module)` switches every batch-norm layer of a module to it in place: parameters,
@@ -34,17 +34,16 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 
         channels = x.shape[1]
         dims = [0, *range(2, x.dim())]
-        local = torch.cat(
-            [
-                x.new_full((1,), float(x.numel() // channels)),
-                x.sum(dims),
-                (x * x).sum(dims),
-            ]
-        )
-        total = all_reduce(local)
+        # Chan's parallel variance: each process's own mean and variance (torch's stable reductions),
+        # combined exactly. Summing x and x * x instead loses the variance to cancellation wherever a
+        # channel's spread is small against its mean (constant image backgrounds do that).
+        var_local, mean_local = torch.var_mean(x, dims, correction=0)
+        n_local = x.new_full((1,), float(x.numel() // channels))
+        total = all_reduce(torch.cat([n_local, n_local * mean_local]))
         count = total[0]
-        mean = total[1 : 1 + channels] / count
-        var = (total[1 + channels :] / count - mean * mean).clamp_min(0.0)
+        mean = total[1:] / count
+        m2 = all_reduce(n_local * (var_local + (mean_local - mean) ** 2))
+        var = m2 / count
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
             momentum = self.momentum
