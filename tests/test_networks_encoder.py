@@ -115,3 +115,30 @@ def test_bad_weight_files_are_clear_errors(tmp_path: Path) -> None:
 def test_registry_builds_the_encoder_from_a_recipe_node() -> None:
     enc = build("encoder", {"type": "resnet", "depth": 18, "id_dim": 16})
     assert isinstance(enc, ResNetEncoder) and enc.code_sizes["identity"] == 16
+
+
+def test_channels_last_computes_what_nchw_computes() -> None:
+    """NHWC memory order is a speed setting: same codes, skips and gradients as NCHW, same state dict."""
+    torch.manual_seed(0)
+    nhwc = ResNetEncoder(depth=18)
+    nchw = ResNetEncoder(depth=18, channels_last=False)
+    nchw.load_state_dict(nhwc.state_dict())
+    assert nhwc.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not nhwc.stem[0].weight.is_contiguous()
+    assert nchw.stem[0].weight.is_contiguous()
+    x = torch.rand(3, 3, 64, 64)
+    a, b = nhwc(x), nchw(x)
+    assert a.skips[2].is_contiguous(memory_format=torch.channels_last)
+    for u, v in zip([a.identity, a.expression, *a.skips], [b.identity, b.expression, *b.skips], strict=True):
+        torch.testing.assert_close(u, v, rtol=1e-3, atol=1e-4)  # summation order only
+    (a.identity.square().sum() + a.skips[3].mean()).backward()
+    (b.identity.square().sum() + b.skips[3].mean()).backward()
+    for (name, p), q in zip(nhwc.named_parameters(), nchw.parameters(), strict=True):
+        if q.grad is None:  # heads outside the loss
+            assert p.grad is None, name
+            continue
+        assert (p.grad - q.grad).norm() <= 1e-4 * q.grad.norm(), name
+    # the order survives moves and loading; checkpoints store plain contiguous tensors
+    moved = ResNetEncoder(depth=18).to("cpu")
+    moved.load_state_dict(nchw.state_dict())
+    assert moved.layers[0][0].conv1.weight.is_contiguous(memory_format=torch.channels_last)

@@ -13,6 +13,11 @@ and SH light (27) codes, plus the backbone's feature maps as skips for a U-Net-l
   at exactly zero (weights and bias), i.e. a frontal, centred, unit-scale face (zero pose code) lit by
   the renderer's ambient term alone (zero light code), so an untrained model renders a sensible face.
 - Skips, finest first: the stem's output after ReLU (stride 2), then layer1..layer4 (strides 4..32).
+- ``channels_last`` (default on): convolution weights and activations in NHWC memory order, which
+  oneDNN's CPU convolutions (and cuDNN's) run without layout conversions. Values and shapes are the
+  same as NCHW's up to summation order; skips come out in NHWC order (any consumer accepts them).
+  Measured on CPU, forward + backward of ResNet-50 at 224 px: 1.11x faster at batch 12, 1.20x at 48;
+  ResNet-18 at 64 px: no difference (benchmarks/RESULTS.md, "Training step").
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ class ResNetEncoder(Encoder):
         weights: local path of backbone weights (torchvision ``.pth`` or ``.safetensors``), or None for
             random initialisation.
         id_dim, exp_dim, pose_dim, light_dim: code sizes (paper: 128, 64, 6, 27).
+        channels_last: keep convolution weights and activations in NHWC memory order (faster on CPU
+            and GPU; numerically the same up to summation order).
 
     ``forward(images (B, 3, H, W) in [0, 1]) -> Codes`` with skips finest first, channels
     ``skip_channels`` (e.g. [64, 64, 128, 256, 512] for depth 18, [64, 256, 512, 1024, 2048] for 50) at
@@ -84,6 +91,7 @@ class ResNetEncoder(Encoder):
         exp_dim: int = 64,
         pose_dim: int = 6,
         light_dim: int = 27,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         if depth not in _ARCHS:
@@ -109,6 +117,9 @@ class ResNetEncoder(Encoder):
         self.skip_channels = [64] + [c * expansion for c in (64, 128, 256, 512)]
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.channels_last = channels_last
+        if channels_last:  # 4-D weights only; `.to(device)` and `load_state_dict` keep this order
+            self.to(memory_format=torch.channels_last)
 
     @staticmethod
     def _load_backbone(backbone: nn.Module, weights: str) -> None:
@@ -134,6 +145,8 @@ class ResNetEncoder(Encoder):
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"resnet encoder expects (B, 3, H, W) images, got {tuple(images.shape)}")
         x = (images - self.pixel_mean) / self.pixel_std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem(x)
         skips = [x]
         x = self.maxpool(x)
