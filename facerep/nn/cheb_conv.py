@@ -120,7 +120,7 @@ class ChebConv(nn.Module):
             t1 = self.laplacian.matmul(t0)
             terms.append(t1)
             for _ in range(2, self.K):
-                t2 = 2.0 * self.laplacian.matmul(t1) - t0
+                t2 = self.laplacian.matmul(t1).mul_(2.0).sub_(t0)  # in place on a fresh product
                 terms.append(t2)
                 t0, t1 = t1, t2
         stacked = torch.stack([t.view(N, B, C) for t in terms], dim=2)  # (N, B, K, C)
@@ -145,16 +145,18 @@ class ChebConv(nn.Module):
         def apply(t: Tensor) -> Tensor:  # L~ t: (N, B, C_out) contiguous -> (N, B, C_out)
             return self.laplacian.matmul(t.view(N, F)).view(N, B, self.out_channels)
 
+        # Each step writes one fresh tensor (add with alpha) and updates it in place: autograd saves
+        # none of these tensors, and on a large mesh the recurrence is bound by memory traffic.
         b1 = u[self.K - 1].contiguous()
         b2: Tensor | None = None
         for k in range(self.K - 2, 0, -1):
-            b = 2.0 * apply(b1) + u[k]
+            b = torch.add(u[k], apply(b1), alpha=2.0)
             if b2 is not None:
-                b = b - b2
+                b.sub_(b2)
             b1, b2 = b, b1
-        out = apply(b1) + u[0]
+        out = torch.add(u[0], apply(b1))
         if b2 is not None:
-            out = out - b2
+            out.sub_(b2)
         if self.bias is not None:
-            out = out + self.bias
+            out.add_(self.bias)
         return out.transpose(0, 1)

@@ -9,6 +9,9 @@ The product is an autograd function whose backward is the same function applied 
 so it can be differentiated any number of times (a WGAN-div critic needs the gradient of a gradient).
 On the CPU the product runs through scipy's CSR kernel, which is several times faster there than
 torch's sparse CSR product; on other devices torch's sparse CSR product (cuSPARSE on CUDA) is used.
+scipy's kernel is single-threaded, so large CPU products are split into row blocks of equal nonzero
+counts, one per torch thread (`facerep.nn.csr_threads`), each block written straight into its rows of
+one output tensor: the same arithmetic per row, so the result is bitwise the single-threaded one.
 
 The matrix is stored as plain, non-persistent tensor buffers (CSR row pointers, column indices and
 values, for M and for its transpose unless M is symmetric): they follow ``module.to(device)``, can be
@@ -21,6 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
+
+from facerep.nn import csr_threads
 
 MatrixLike = sp.spmatrix | sp.sparray | Tensor | np.ndarray
 
@@ -141,8 +146,7 @@ class SparseOperator(nn.Module):
             and self.cpu_backend == "scipy"
         ):
             m = self.scipy(transpose, x.dtype)
-            out = m @ x.detach().contiguous().numpy()
-            return torch.from_numpy(np.ascontiguousarray(out, dtype=out.dtype))
+            return csr_threads.csr_matmul(m, x.detach().contiguous())
         dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         out = torch.sparse.mm(self.torch_csr(transpose, dtype), x.detach().to(dtype).contiguous())
         return out.to(x.dtype)
