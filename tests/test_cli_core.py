@@ -91,3 +91,30 @@ def test_the_command_asks_for_huge_pages_unless_the_environment_says_otherwise()
         [sys.executable, "-c", code], env={**env, "THP_MEM_ALLOC_ENABLE": "0"}, capture_output=True, text=True
     )
     assert kept.stdout.strip() == "0", kept.stderr
+
+
+_MALLOC_PROBE = """
+import ctypes, facerep.cli
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+block = libc.malloc(64 << 20)
+print(libc.mallinfo2().hblkhd >= 64 << 20)  # the block was mmap'd (returned to the kernel when freed)
+"""
+
+
+def test_the_command_keeps_freed_memory_for_reuse_unless_told_not_to() -> None:
+    import os
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("the malloc setting applies to glibc only")
+    env = {k: v for k, v in os.environ.items() if k != "FACEREP_MALLOC_CACHE"}
+    run = [sys.executable, "-c", _MALLOC_PROBE]
+    configured = subprocess.run(run, env=env, capture_output=True, text=True)
+    assert configured.stdout.strip() == "False", configured.stderr  # a 64 MB block came from the heap
+    off = subprocess.run(run, env={**env, "FACEREP_MALLOC_CACHE": "0"}, capture_output=True, text=True)
+    assert off.stdout.strip() == "True", off.stderr  # glibc's default: mmap'd
