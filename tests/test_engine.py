@@ -201,6 +201,18 @@ def test_ablations_build_as_intended_and_train(tmp_path: Path, parent: str, chec
     assert ckpt.list_checkpoints(run / "checkpoints")
 
 
+def test_bf16_mixed_precision_trains_both_stages_with_float32_losses(tmp_path: Path) -> None:
+    """`--precision bf16-mixed`: the model's forward under autocast; losses, including the pairwise
+    loss's own decoder calls, see float32; weights and optimiser states stay float32."""
+    recipe = tiny_recipe(tmp_path, epochs=(1, 1))
+    run = train(recipe, tmp_path / "run", precision="bf16-mixed")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in records] == ["gcn_albedo"] * 2 + ["unet_albedo"] * 2
+    assert all(r["loss/total"] == r["loss/total"] and abs(r["loss/total"]) < 1e6 for r in records)
+    assert all("loss/pairwise" in r for r in records)
+    assert all(v.dtype != torch.bfloat16 for v in weights(run).values())
+
+
 def test_resume_after_sigkill_reaches_the_same_weights(tmp_path: Path) -> None:
     """A `facerep run` process killed with SIGKILL mid-epoch, then resumed, equals an uninterrupted run."""
     import os

@@ -187,3 +187,17 @@ def test_mesh_decoder_on_a_hand_built_hierarchy_starts_at_zero_and_learns(graph:
         loss.backward()
         opt.step()
     assert loss.item() < 0.2 * first, (first, loss.item())
+
+
+@pytest.mark.parametrize("backend", ["scipy", "torch"])
+def test_sparse_products_under_bf16_autocast_run_in_float32(backend: str, monkeypatch) -> None:  # noqa: ANN001
+    """`--precision bf16-mixed`: a bfloat16 input is multiplied in float32 and comes back in bfloat16."""
+    monkeypatch.setattr(SparseOperator, "cpu_backend", backend)
+    m = sp.random(40, 30, density=0.2, random_state=2, format="csr").astype(np.float32)
+    op = SparseOperator(m)
+    x = torch.randn(30, 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = op.matmul(x.bfloat16().requires_grad_(True))
+    assert out.dtype == torch.bfloat16
+    expected = torch.from_numpy(m @ x.bfloat16().float().numpy())
+    torch.testing.assert_close(out.float(), expected, rtol=1e-2, atol=1e-2)  # bf16 rounding of the output

@@ -428,6 +428,8 @@ class Trainer:
         )
         with autocast:
             recon = model(batch.images)
+        if precision == "bf16-mixed":  # losses (and the decoders they call) run in float32
+            recon = recon.float()
         record: dict[str, Any] = {}
         adversarial = [loss for loss in comps.losses.values() if getattr(loss, "has_critic", False)]
         if comps.critic is not None and adversarial:

@@ -23,26 +23,31 @@ import torch
 from torch import Tensor
 
 
-def _move(value: Any, device: torch.device | str) -> Any:
+def _map_tensors(value: Any, fn: Any) -> Any:
+    """`value` with `fn` applied to every tensor in it (lists, tuples, dicts and dataclasses followed)."""
     if isinstance(value, Tensor):
-        return value.to(device)
+        return fn(value)
     if isinstance(value, list):
-        return [_move(v, device) for v in value]
+        return [_map_tensors(v, fn) for v in value]
     if isinstance(value, tuple):
-        return tuple(_move(v, device) for v in value)
+        return tuple(_map_tensors(v, fn) for v in value)
     if isinstance(value, dict):
-        return {k: _move(v, device) for k, v in value.items()}
+        return {k: _map_tensors(v, fn) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return value.to(device)
+        changes = {f.name: _map_tensors(getattr(value, f.name), fn) for f in dataclasses.fields(value)}
+        return dataclasses.replace(value, **changes)
     return value
 
 
 class _Movable:
-    """Mixin: `.to(device)` returns a copy with every tensor field moved."""
+    """Mixin: `.to(device)` and `.float()` return a copy with every tensor field moved or cast."""
 
     def to(self, device: torch.device | str):  # noqa: ANN201 - returns the same dataclass type
-        changes = {f.name: _move(getattr(self, f.name), device) for f in dataclasses.fields(self)}
-        return dataclasses.replace(self, **changes)
+        return _map_tensors(self, lambda t: t.to(device))
+
+    def float(self):  # noqa: ANN201 - returns the same dataclass type
+        """Floating-point tensors in float32 (differentiably); integer and bool tensors unchanged."""
+        return _map_tensors(self, lambda t: t.float() if t.is_floating_point() else t)
 
 
 @dataclass

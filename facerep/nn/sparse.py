@@ -140,17 +140,18 @@ class SparseOperator(nn.Module):
         return torch.sparse_csr_tensor(crow, col, val, size=shape, check_invariants=False)
 
     def _product(self, x: Tensor, transpose: bool) -> Tensor:
-        if (
-            x.device.type == "cpu"
-            and x.dtype in (torch.float32, torch.float64)
-            and self.cpu_backend == "scipy"
-        ):
-            m = self.scipy(transpose, x.dtype)
-            return csr_threads.csr_matmul(m, x.detach().contiguous())
+        # The sparse kernels run in float32 (float64 kept): a bfloat16 input under autocast is
+        # multiplied in float32 and the result cast back; autocast must not send sparse.mm to bf16.
         dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-        out = torch.sparse.mm(self.torch_csr(transpose, dtype), x.detach().to(dtype).contiguous())
+        dense = x.detach().to(dtype).contiguous()
+        if x.device.type == "cpu" and self.cpu_backend == "scipy":
+            out = csr_threads.csr_matmul(self.scipy(transpose, dtype), dense)
+        else:
+            with torch.autocast(x.device.type, enabled=False):
+                out = torch.sparse.mm(self.torch_csr(transpose, dtype), dense)
         return out.to(x.dtype)
 
+    @torch.compiler.disable  # scipy and the cached CSR copies are opaque to torch.compile: run eagerly
     def matmul(self, x: Tensor, transpose: bool = False) -> Tensor:
         """(C, F) -> (R, F): M @ x (or M^T @ x with ``transpose``), differentiable any number of times."""
         rows = self.shape[0] if transpose else self.shape[1]
