@@ -3,10 +3,11 @@
     python benchmarks/csr_threads.py [--vertices 2000 37202] [--batch 24 48] [--threads 2]
 
 For each template size: the finest mesh Laplacian of the paper's GCN shape decoder times a dense
-(N, F) matrix, F = batch x 16 and batch x 3 (the widths of its last two layers), threaded against
-scipy's single-threaded product; then forward + backward of the whole shape decoder and of the shape
-critic's loss with the threaded product on and off (`csr_threads.MIN_WORK`), alternating, best of two
-rounds. Products are checked bitwise equal. Prints a Markdown table for benchmarks/RESULTS.md.
+(N, F) matrix, F = batch x 16 and batch x 3 (the widths of its last two layers), threaded (at any
+size) against scipy's single-threaded product; then forward + backward of the whole shape decoder and
+of the shape critic's loss with the threaded product as configured (products of `MIN_WORK`
+multiply-adds and more) and off, alternating, best of two rounds. Products are checked bitwise
+equal. Prints a Markdown table for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -55,11 +56,13 @@ def measure(vertices: int, batch: int) -> None:
     laplacian = finest.laplacian.scipy()
     for width in (16, 3):
         x = torch.rand(vertices, batch * width)
+        csr_threads.MIN_WORK = 0  # the kernel itself, at every size
         threaded = csr_threads.csr_matmul(laplacian, x)
         if not np.array_equal(threaded.numpy(), laplacian @ x.numpy()):
             raise SystemExit("the threaded product differs from scipy's")
         one = timed(lambda x=x: csr_threads.csr_matmul(laplacian, x, threads=1), 10)
         many = timed(lambda x=x: csr_threads.csr_matmul(laplacian, x), 10)
+        csr_threads.MIN_WORK = ON
         row(vertices, f"L~ @ ({vertices}, {batch} x {width})", one, many)
     identity = torch.randn(batch, 128, requires_grad=True)
     expression = torch.randn(batch, 64, requires_grad=True)

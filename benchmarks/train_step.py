@@ -1,6 +1,7 @@
 """Train-step efficiency: time per step, achieved FLOP/s against the machine's GEMM ceiling, time split.
 
     python benchmarks/train_step.py [--config demo|paper|both] [--steps 3] [--set KEY=VALUE ...]
+                                    [--precision 32 bf16-mixed] [--compile]
 
 (``--set`` overrides every measured recipe, e.g. ``--set data.batch.identities=2`` to fit the paper
 configuration's step into a small machine's memory: at batch 48 it peaks near 17 GB on the CPU.)
@@ -10,7 +11,14 @@ random tensors standing in for the data, so the loader is not measured here: see
 runs a few warm-up steps, then times full steps (forward, critic steps, losses, backward, optimiser) and
 each component's share (forward + backward, measured one component at a time with the others' outputs
 fixed). FLOPs of one step are counted with torch.utils.flop_counter; the ceiling is a large float32
-matrix multiply measured in the same run. Prints a Markdown table for benchmarks/RESULTS.md.
+matrix multiply measured in the same run, before and after the steps (the higher figure is the
+ceiling, so a slow moment of a shared machine does not flatter the ratio). Prints a Markdown table for
+benchmarks/RESULTS.md.
+
+``--precision`` takes several values and ``--compile`` adds a torch.compile'd row for each of them
+(encoder and decoders compiled in place, as `facerep run --compile` does; the compile time is reported
+apart), so the options are compared side by side in one process. FLOPs are counted on the float32
+model: the rows share one count, and their FLOP rates compare as their times do.
 """
 
 from __future__ import annotations
@@ -22,10 +30,12 @@ import facerep.cli  # noqa: F401 - before torch, for its allocator setting (huge
 import argparse
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from _ab import timed
+from torch import Tensor
 
 from facerep.core.engine import Trainer, TrainOptions, build_stage, train_config
 from facerep.core.interfaces import LossContext
@@ -67,14 +77,17 @@ class _TotalsOnly:
         return None
 
 
-def gemm_flops(n: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of an n x n float32 matrix multiply (the machine's practical ceiling)."""
+def gemm_flops(n: int = 2048, repeats: int = 5, rounds: int = 3) -> float:
+    """FLOP/s of an n x n float32 matrix multiply (the machine's practical ceiling): best of `rounds`."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start)
+    best = 0.0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start))
+    return best
 
 
 def fake_batch(comps, batch_size: int, image_size: int) -> Batch:  # noqa: ANN001
@@ -100,7 +113,15 @@ def fake_batch(comps, batch_size: int, image_size: int) -> Batch:  # noqa: ANN00
     )
 
 
-def measure(name: str, steps: int, out: Path, extra: list[str] | None = None) -> dict[str, float]:
+def measure(
+    name: str,
+    steps: int,
+    out: Path,
+    extra: list[str] | None = None,
+    precision: str = "32",
+    compile: bool = False,
+) -> dict[str, float]:
+    """Time one configuration's step and its parts (seconds), count its FLOPs (float32 model)."""
     recipe_name, overrides = CONFIGS[name]
     recipe = load_recipe(recipe_name, overrides=[*overrides, *(extra or [])])
     stage_name, stage = next(recipe.stages())
@@ -119,45 +140,66 @@ def measure(name: str, steps: int, out: Path, extra: list[str] | None = None) ->
     gen = torch.Generator().manual_seed(0)
 
     def step() -> None:
-        trainer._step(comps.model, comps, batch, context, config, gen, "32")
+        trainer._step(comps.model, comps, batch, context, config, gen, precision)
 
     from torch.utils.flop_counter import FlopCounterMode
 
+    model = comps.model
     step()
     counter = FlopCounterMode(display=False)
     counter.mod_tracker = _TotalsOnly()
-    with counter:
-        step()
+    with counter, torch.autocast("cpu", enabled=False):
+        trainer._step(model, comps, batch, context, config, gen, "32")
     flops = counter.get_total_flops()
+    compile_s = 0.0
+    if compile:
+        for part in (model.encoder, model.shape_decoder, model.albedo_decoder):
+            part.compile()
+        start = time.perf_counter()
+        step()  # the first call compiles
+        compile_s = time.perf_counter() - start
     t_step = timed(step, steps)
 
-    model = comps.model
-    codes = model.encode(batch.images)
+    bf16 = precision == "bf16-mixed"
+
+    def forward(fn: Callable[[], Tensor]) -> Callable[[], None]:
+        """`fn`'s forward in the step's precision (autocast covers the model, as in the engine), backward."""
+
+        def run() -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = fn()
+            out.backward()
+
+        return run
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        codes = model.encode(batch.images)
+        recon = model(batch.images)
+    recon = recon.float() if bf16 else recon  # as the engine hands it to the losses
     parts: dict[str, float] = {}
 
-    def encoder_part() -> None:
+    def encoder_out() -> Tensor:
         c = model.encode(batch.images)
-        (c.identity.sum() + c.expression.sum() + c.pose.sum() + c.light.sum()).backward()
+        return c.identity.sum() + c.expression.sum() + c.pose.sum() + c.light.sum()
 
-    parts["encoder"] = timed(encoder_part, steps)
+    parts["encoder"] = timed(forward(encoder_out), steps)
     ident = codes.identity.detach().requires_grad_()
     expr = codes.expression.detach().requires_grad_()
-    parts["shape decoder"] = timed(lambda: model.decode_shape(ident, expr).sum().backward(), steps)
+    parts["shape decoder"] = timed(forward(lambda: model.decode_shape(ident, expr).sum()), steps)
     detached = type(codes)(
         ident, expr, codes.pose.detach(), codes.light.detach(), [s.detach() for s in codes.skips]
     )
-    parts["albedo decoder"] = timed(lambda: model.decode_albedo(detached).sum().backward(), steps)
-    with torch.no_grad():
-        verts = model.decode_shape(ident, expr)
-        albedo = model.decode_albedo(detached)
+    parts["albedo decoder"] = timed(forward(lambda: model.decode_albedo(detached).sum()), steps)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        verts = model.decode_shape(ident, expr).float()
+        albedo = model.decode_albedo(detached).float()
     verts.requires_grad_()
     albedo.requires_grad_()
-    pose = codes.pose.detach().requires_grad_()
-    light = codes.light.detach().requires_grad_()
-    parts["renderer"] = timed(lambda: model.render(verts, albedo, pose, light).image.sum().backward(), steps)
-    recon = model(batch.images)
+    pose = codes.pose.detach().float().requires_grad_()
+    light = codes.light.detach().float().requires_grad_()
+    parts["renderer"] = timed(forward(lambda: model.render(verts, albedo, pose, light).image.sum()), steps)
     recon_fixed = type(recon)(
-        codes=detached,
+        codes=detached.float(),  # the losses see float32, as in the engine
         vertices=recon.vertices.detach().requires_grad_(),
         albedo=recon.albedo.detach().requires_grad_(),
         rendering=type(recon.rendering)(
@@ -180,7 +222,7 @@ def measure(name: str, steps: int, out: Path, extra: list[str] | None = None) ->
         parts["critic step"] = timed(
             lambda: adversarial.critic_loss(real, fake, comps.critic).backward(), steps
         )
-    return {"step": t_step, "flops": flops, "batch": b, "image_size": size, **parts}
+    return {"step": t_step, "flops": flops, "batch": b, "image_size": size, "compile": compile_s, **parts}
 
 
 def main() -> None:
@@ -191,18 +233,35 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-train-step"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--precision", nargs="+", choices=["32", "bf16-mixed"], default=["32"])
+    parser.add_argument("--compile", action="store_true", help="add a torch.compile'd row per precision")
     args = parser.parse_args()
+    modes = [(p, c) for p in args.precision for c in ([False, True] if args.compile else [False])]
     names = ["demo", "paper"] if args.config == "both" else [args.config]
-    ceiling = gemm_flops()
+    before = gemm_flops()
     print(
         f"machine: {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}",
+        flush=True,
     )
-    print(f"GEMM ceiling (2048^2 float32): {ceiling / 1e9:.1f} GFLOP/s\n")
-    print("| config | batch | px | s/step | GFLOP/step | GFLOP/s | % of GEMM | split (s, fwd+bwd each) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name in names:
-        r = measure(name, args.steps, args.out, args.overrides)
+    results = []
+    for name, (precision, compiled) in ((n, m) for n in names for m in modes):
+        r = measure(name, args.steps, args.out, args.overrides, precision, compiled)
+        mode = precision + (f", compiled ({r['compile']:.0f} s to compile)" if compiled else "")
+        results.append((name, mode, r))
+        print(f"{name} ({mode}): {r['step']:.3f} s/step", flush=True)
+    after = gemm_flops()
+    ceiling = max(before, after)
+    print(
+        f"\nGEMM ceiling (2048^2 float32): {ceiling / 1e9:.1f} GFLOP/s "
+        f"(before {before / 1e9:.1f}, after {after / 1e9:.1f})\n"
+    )
+    print(
+        "| config | precision | batch | px | s/step | GFLOP/step | GFLOP/s | % of GEMM "
+        "| split (s, fwd+bwd each) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, mode, r in results:
         achieved = r["flops"] / r["step"]
         split = ", ".join(
             f"{k} {r[k]:.3f}"
@@ -210,8 +269,8 @@ def main() -> None:
             if k in r
         )
         print(
-            f"| {name} | {r['batch']} | {r['image_size']} | {r['step']:.3f} | {r['flops'] / 1e9:.2f} | "
-            f"{achieved / 1e9:.1f} | {100 * achieved / ceiling:.0f}% | {split} |"
+            f"| {name} | {mode} | {r['batch']} | {r['image_size']} | {r['step']:.3f} | "
+            f"{r['flops'] / 1e9:.2f} | {achieved / 1e9:.1f} | {100 * achieved / ceiling:.0f}% | {split} |"
         )
 
 

@@ -8,8 +8,10 @@ Every output row is computed by the same kernel over the same nonzeros in the sa
 result is bitwise equal to ``m @ x``. Small products (below `MIN_WORK` multiply-adds) stay on the
 calling thread, where starting threads would cost more than it saves.
 
-Measured on 2 cores (a 37k-vertex mesh Laplacian, 6 nonzeros per row, x (37202, F)): 1.6-1.8x the
-single-threaded kernel for F = 144 ... 3072 (benchmarks/graph_conv.py and benchmarks/RESULTS.md).
+Measured on 2 cores (benchmarks/csr_threads.py): a 37k-vertex mesh Laplacian (6 nonzeros per row)
+times (37202, 144 ... 768) runs 1.6-1.75x faster; the paper's shape decoder, forward + backward at
+batch 48, 1.04x (its products are a quarter of its time). On a 2k-vertex mesh the products take
+well under a millisecond and threads do not pay, hence `MIN_WORK`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ except ImportError:  # pragma: no cover - a scipy without it falls back to the s
     _csr_matvecs = None
 
 #: Products with fewer multiply-adds (nonzeros x columns of x) than this run on the calling thread.
-MIN_WORK = 2_000_000
+MIN_WORK = 16_000_000
 
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] = (0, 0)  # (process id, workers): a forked child or a new thread count rebuilds
