@@ -98,7 +98,7 @@ import ctypes, facerep.cli
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
                 "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
-libc = ctypes.CDLL("libc.so.6")
+libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = Info
 libc.malloc.restype = ctypes.c_void_p
 block = libc.malloc(64 << 20)
@@ -107,11 +107,14 @@ print(libc.mallinfo2().hblkhd >= 64 << 20)  # the block was mmap'd (returned to 
 
 
 def test_the_command_keeps_freed_memory_for_reuse_unless_told_not_to() -> None:
+    import ctypes
     import os
     import platform
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("the malloc setting applies to glibc only")
+    if not hasattr(ctypes.CDLL(None), "mallinfo2"):
+        pytest.skip("this glibc has no mallinfo2 (2.33 and later) to observe where a block came from")
     env = {k: v for k, v in os.environ.items() if k != "FACEREP_MALLOC_CACHE"}
     run = [sys.executable, "-c", _MALLOC_PROBE]
     configured = subprocess.run(run, env=env, capture_output=True, text=True)

@@ -49,3 +49,9 @@ def test_row_blocks_cover_every_row_once_with_balanced_nonzeros() -> None:
     # all the nonzeros in one row: fewer blocks than asked, never an empty one
     skewed = np.array([0, 0, 1000, 1000, 1000])
     assert row_blocks(skewed, 4) == [(0, 2), (2, 4)]
+
+
+def test_mismatched_dtypes_are_a_clear_error() -> None:
+    m = _random_csr(50, 40, 0.1, np.float64, seed=3)
+    with pytest.raises(TypeError, match="one dtype"):
+        csr_matmul(m, torch.rand(40, 3))

@@ -10,11 +10,14 @@ large allocation:
   of 2 MB and more with transparent huge pages, 512x fewer page faults for the memory that is still
   faulted in (paper step at batch 48: 37.3 -> 30.3 s).
 - glibc's ``malloc`` keeps large blocks in the process heap (``M_MMAP_MAX = 0``) and never returns the
-  heap's free top to the kernel (``M_TRIM_THRESHOLD`` unbounded), so the next step reuses the pages
-  already mapped: a caching allocator for the CPU. Paper step at batch 48: 27.5 -> 23.3 s, kernel time
-  10 -> 2.7 s per step; the peak resident memory rises 12.6 -> 15.2 GB (freed blocks stay mapped, and the
+  heap's free top to the kernel (``M_TRIM_THRESHOLD = -1``), so the next step reuses the pages
+  already mapped: a caching allocator for the CPU. Paper step at batch 48: 27.5 -> 21.8 s, kernel time
+  10 -> 0.1 s per step; the peak resident memory rises 12.6 -> 16.1 GB (freed blocks stay mapped, and the
   heap fragments a little; it stops growing after a few steps). ``FACEREP_MALLOC_CACHE=0`` turns it off;
   it is skipped where the C library is not glibc.
+
+It applies to the whole process that imports `facerep.cli` (the ``facerep`` command, the benchmark
+scripts, and the DataLoader workers such a process forks), not to ``import facerep``.
 
 Figures: benchmarks/RESULTS.md, "Training step".
 """
@@ -22,26 +25,30 @@ Figures: benchmarks/RESULTS.md, "Training step".
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import platform
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 
 
+def _is_glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") is not None
+    except (ValueError, OSError, AttributeError):  # not a glibc system (or no confstr at all)
+        return False
+
+
 def configure_cpu_allocator() -> bool:
     """Apply the settings above to this process; returns whether glibc's malloc was configured."""
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    if os.environ.get("FACEREP_MALLOC_CACHE", "1") == "0" or platform.libc_ver()[0] != "glibc":
+    if os.environ.get("FACEREP_MALLOC_CACHE", "1") == "0" or not _is_glibc():
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library already loaded into this process
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    trimmed = mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)  # the largest an int holds: never trim
-    return bool(mallopt(_M_MMAP_MAX, 0) and trimmed)
+    never_trim = mallopt(_M_TRIM_THRESHOLD, -1)  # -1: trimming off entirely (mallopt(3))
+    return bool(mallopt(_M_MMAP_MAX, 0) and never_trim)

@@ -17,6 +17,7 @@ well under a millisecond and threads do not pay, hence `MIN_WORK`.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,15 +35,19 @@ MIN_WORK = 16_000_000
 
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] = (0, 0)  # (process id, workers): a forked child or a new thread count rebuilds
+_pool_lock = threading.Lock()
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
     global _pool, _pool_key
     key = (os.getpid(), workers)
-    if _pool is None or _pool_key != key:
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facerep-csr")
-        _pool_key = key
-    return _pool
+    with _pool_lock:
+        if _pool is None or _pool_key != key:
+            if _pool is not None and _pool_key[0] == key[0]:
+                _pool.shutdown(wait=False)  # a new thread count: let the old workers go
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facerep-csr")
+            _pool_key = key
+        return _pool
 
 
 def row_blocks(indptr: np.ndarray, parts: int) -> list[tuple[int, int]]:
@@ -65,6 +70,8 @@ def csr_matmul(m: sp.csr_matrix, x: Tensor, threads: int | None = None) -> Tenso
     """
     threads = torch.get_num_threads() if threads is None else threads
     x_np = x.numpy()
+    if m.dtype != x_np.dtype:
+        raise TypeError(f"csr_matmul: the matrix is {m.dtype}, x is {x_np.dtype}; give both one dtype")
     if x_np.ndim == 1:
         return torch.from_numpy(np.ascontiguousarray(m @ x_np))
     rows, cols = m.shape
@@ -92,7 +99,9 @@ def csr_matmul(m: sp.csr_matrix, x: Tensor, threads: int | None = None) -> Tenso
 
     blocks = row_blocks(m.indptr, threads)
     pending = [_executor(threads - 1).submit(block, b) for b in blocks[1:]]
-    block(blocks[0])
-    for job in pending:
-        job.result()
+    try:
+        block(blocks[0])
+    finally:  # every block is done (or failed) before `out` is returned or the error propagates
+        for job in pending:
+            job.result()
     return out

@@ -34,11 +34,14 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 
         channels = x.shape[1]
         dims = [0, *range(2, x.dim())]
+        # Statistics and normalisation in float32 (a bf16 activation under autocast included), as
+        # torch's batch norm does; the output goes back to the input's dtype.
+        xf = x.float()
         # Chan's parallel variance: each process's own mean and variance (torch's stable reductions),
         # combined exactly. Summing x and x * x instead loses the variance to cancellation wherever a
         # channel's spread is small against its mean (constant image backgrounds do that).
-        var_local, mean_local = torch.var_mean(x, dims, correction=0)
-        n_local = x.new_full((1,), float(x.numel() // channels))
+        var_local, mean_local = torch.var_mean(xf, dims, correction=0)
+        n_local = xf.new_full((1,), float(x.numel() // channels))
         total = all_reduce(torch.cat([n_local, n_local * mean_local]))
         count = total[0]
         mean = total[1:] / count
@@ -53,10 +56,10 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             self.running_mean.lerp_(mean.detach(), momentum)
             self.running_var.lerp_(unbiased.detach(), momentum)
         shape = (1, channels) + (1,) * (x.dim() - 2)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+        return y.to(x.dtype)
 
 
 class GlobalBatchNorm1d(GlobalBatchNorm, nn.BatchNorm1d):

@@ -14,8 +14,9 @@ and SH light (27) codes, plus the backbone's feature maps as skips for a U-Net-l
   the renderer's ambient term alone (zero light code), so an untrained model renders a sensible face.
 - Skips, finest first: the stem's output after ReLU (stride 2), then layer1..layer4 (strides 4..32).
 - ``channels_last`` (default on): convolution weights and activations in NHWC memory order, which
-  oneDNN's CPU convolutions (and cuDNN's) run without layout conversions. Values and shapes are the
-  same as NCHW's up to summation order; skips come out in NHWC order (any consumer accepts them).
+  oneDNN's CPU convolutions run without layout conversions (cuDNN prefers it too; not measured
+  here). Values and shapes are the same as NCHW's up to summation order; skips come out in NHWC
+  order (any consumer accepts them).
   Measured on CPU, forward + backward of ResNet-50 at 224 px: 1.11x faster at batch 12, 1.20x at 48;
   ResNet-18 at 64 px: no difference (benchmarks/RESULTS.md, "Training step").
 """
@@ -75,8 +76,9 @@ class ResNetEncoder(Encoder):
         weights: local path of backbone weights (torchvision ``.pth`` or ``.safetensors``), or None for
             random initialisation.
         id_dim, exp_dim, pose_dim, light_dim: code sizes (paper: 128, 64, 6, 27).
-        channels_last: keep convolution weights and activations in NHWC memory order (faster on CPU
-            and GPU; numerically the same up to summation order).
+        channels_last: keep convolution weights and activations in NHWC memory order (measured
+            faster on CPU; the usual choice on GPUs, not measured here; numerically the same up to
+            summation order).
 
     ``forward(images (B, 3, H, W) in [0, 1]) -> Codes`` with skips finest first, channels
     ``skip_channels`` (e.g. [64, 64, 128, 256, 512] for depth 18, [64, 256, 512, 1024, 2048] for 50) at
