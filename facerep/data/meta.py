@@ -76,3 +76,28 @@ def fit_params(values: np.ndarray, size: int | None, name: str, where: str | Pat
     if flat.size < size:
         raise DataError(f"{where}: {name} has {flat.size} coefficients but the face model needs {size}")
     return flat[:size]
+
+
+def basis_sizes(face_model: Any | None) -> tuple[int | None, int | None]:
+    """(K_id, K_exp): how many identity and expression coefficients the run's face model takes, or
+    (None, None) without a face model (the labels are then kept whole)."""
+    if face_model is None:
+        return None, None
+    return int(face_model.id_basis.shape[0]), int(face_model.exp_basis.shape[0])
+
+
+def mat_3dmm_params(
+    mat: dict[str, Any], sizes: tuple[int | None, int | None], where: str | Path
+) -> dict[str, np.ndarray]:
+    """The 3DMM labels of a 300W-LP / AFLW2000-3D ``.mat`` file, fitted to the face model's sizes.
+
+    Returns ``id_params`` (K_id,) from ``Shape_Para``, ``exp_params`` (K_exp,) from ``Exp_Para`` and
+    ``pose_params`` (7,) from ``Pose_Para`` (pitch, yaw, roll, tx, ty, tz, scale; zero-padded, zeros
+    when absent), all float32. Too few coefficients is a `DataError` naming `where`.
+    """
+    pose = np.asarray(mat.get("Pose_Para", np.zeros(7)), dtype=np.float32).reshape(-1)[:7]
+    return {
+        "id_params": fit_params(mat["Shape_Para"], sizes[0], "Shape_Para", where),
+        "exp_params": fit_params(mat["Exp_Para"], sizes[1], "Exp_Para", where),
+        "pose_params": np.pad(pose, (0, 7 - pose.size)),
+    }

@@ -17,7 +17,7 @@ from facerep.core.registry import Component, hookimpl
 from facerep.data.base import ImageFaceDataset
 from facerep.data.imagefile import load_image
 from facerep.data.matfile import load_mat
-from facerep.data.meta import check_face_model, fit_params, read_meta
+from facerep.data.meta import basis_sizes, check_face_model, mat_3dmm_params, read_meta
 from facerep.data.sidecars import PTS_OFFSET, mask_sidecar, read_mask
 
 REQUIRED = ("pt3d_68", "Shape_Para", "Exp_Para")
@@ -49,8 +49,7 @@ class AFLW2000(ImageFaceDataset):
         super().__init__(root, image_size, on_bad_sample, crop)
         self.meta = read_meta(self.root)
         check_face_model(self.meta, face_model, self.root)
-        k_id = int(face_model.id_basis.shape[0]) if face_model is not None else None
-        k_exp = int(face_model.exp_basis.shape[0]) if face_model is not None else None
+        sizes = basis_sizes(face_model)
         self.files: list[str] = []
         self.records: list[dict[str, np.ndarray]] = []
         for image_path in sorted(self.root.glob("*.jpg")):
@@ -60,18 +59,13 @@ class AFLW2000(ImageFaceDataset):
                 pt3d = np.asarray(mat["pt3d_68"], dtype=np.float32)
                 if pt3d.shape != (3, 68):
                     raise DataError(f"{mat_path}: pt3d_68 has shape {pt3d.shape}, expected (3, 68)")
-                record = {
-                    "id_params": fit_params(mat["Shape_Para"], k_id, "Shape_Para", mat_path),
-                    "exp_params": fit_params(mat["Exp_Para"], k_exp, "Exp_Para", mat_path),
-                }
+                record = mat_3dmm_params(mat, sizes, mat_path)
             except DataError as exc:
                 self.bad(exc)
                 continue
             pts = pt3d.T.copy()
             pts[:, :2] -= PTS_OFFSET
             record["landmarks_3d"] = pts
-            pose = np.asarray(mat.get("Pose_Para", np.zeros(7)), dtype=np.float32).reshape(-1)[:7]
-            record["pose_params"] = np.pad(pose, (0, 7 - pose.size))
             self.files.append(image_path.name)
             self.records.append(record)
         if not self.files:

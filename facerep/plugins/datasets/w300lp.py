@@ -21,7 +21,7 @@ from facerep.core.registry import Component, hookimpl
 from facerep.data.base import ImageFaceDataset, contiguous_ids
 from facerep.data.imagefile import load_image
 from facerep.data.matfile import load_mat
-from facerep.data.meta import check_face_model, fit_params, read_meta
+from facerep.data.meta import basis_sizes, check_face_model, mat_3dmm_params, read_meta
 from facerep.data.sidecars import PTS_OFFSET, mask_sidecar, read_mask
 
 SUBSETS = ("AFW", "HELEN", "IBUG", "LFPW")
@@ -61,8 +61,7 @@ class W300LP(ImageFaceDataset):
         super().__init__(root, image_size, on_bad_sample, crop)
         self.meta = read_meta(self.root)
         check_face_model(self.meta, face_model, self.root)
-        k_id = int(face_model.id_basis.shape[0]) if face_model is not None else None
-        k_exp = int(face_model.exp_basis.shape[0]) if face_model is not None else None
+        sizes = basis_sizes(face_model)
         present = [s for s in SUBSETS if (self.root / s).is_dir()]
         if not present:
             raise DataError(f"{self.root}: no 300W-LP subset folder ({', '.join(SUBSETS)}) found")
@@ -81,16 +80,14 @@ class W300LP(ImageFaceDataset):
                     pt2d = np.asarray(mat["pt2d"], dtype=np.float32)
                     if pt2d.shape != (2, 68):
                         raise DataError(f"{mat_path}: pt2d has shape {pt2d.shape}, expected (2, 68)")
-                    ids = fit_params(mat["Shape_Para"], k_id, "Shape_Para", mat_path)
-                    exps = fit_params(mat["Exp_Para"], k_exp, "Exp_Para", mat_path)
+                    params = mat_3dmm_params(mat, sizes, mat_path)
                 except DataError as exc:
                     self.bad(exc)
                     continue
-                pose = np.asarray(mat.get("Pose_Para", np.zeros(7)), dtype=np.float32).reshape(-1)[:7]
                 self.files.append(rel)
-                self.id_params.append(ids)
-                self.exp_params.append(exps)
-                self.pose_params.append(np.pad(pose, (0, 7 - pose.size)))
+                self.id_params.append(params["id_params"])
+                self.exp_params.append(params["exp_params"])
+                self.pose_params.append(params["pose_params"])
                 self.landmarks.append(pt2d.T - PTS_OFFSET)
                 keys.append(f"{subset}/{source_identity(image_path.stem)}")
         if not self.files:
