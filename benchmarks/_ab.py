@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: the A/B scripts' size arguments, and timing."""
+"""Shared by the benchmark scripts: the A/B scripts' size arguments, the synthetic face model, timing."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 
 import torch
+
+from facerep.core.registry import get_registry
 
 
 def size_arguments(doc: str | None, batch: list[int], threads: int) -> argparse.Namespace:
@@ -30,3 +32,8 @@ def timed(step: Callable[[], object], repeats: int = 3) -> float:
     for _ in range(repeats):
         step()
     return (time.perf_counter() - start) / repeats
+
+
+def synthetic_face_model(vertices: int):  # noqa: ANN201 - the registry's face model
+    """The embedded synthetic face model with `vertices` vertices (seed 0), built through the registry."""
+    return get_registry().build("facemodel", {"type": "synthetic", "vertices": vertices, "seed": 0}, {})

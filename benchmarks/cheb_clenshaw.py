@@ -11,7 +11,7 @@ recurrence on the output side. Prints a Markdown table for benchmarks/RESULTS.md
 from __future__ import annotations
 
 import torch
-from _ab import size_arguments, timed
+from _ab import size_arguments, synthetic_face_model, timed
 
 from facerep.core.registry import get_registry
 from facerep.nn.cheb_conv import ChebConv
@@ -23,7 +23,7 @@ def main() -> None:
     print("| vertices | batch | recursion ms | Clenshaw ms | speed-up | max output difference |")
     print("|---:|---:|---:|---:|---:|---:|")
     for vertices, batch in zip(args.vertices, args.batch, strict=True):
-        face_model = registry.build("facemodel", {"type": "synthetic", "vertices": vertices, "seed": 0}, {})
+        face_model = synthetic_face_model(vertices)
         decoder = registry.build("shape_decoder", {"type": "gcn"}, {"face_model": face_model})
         with torch.no_grad():  # a non-zero last layer, so the outputs compared are not all the mean
             for p in decoder.parameters():

@@ -12,7 +12,7 @@ the critic loss for the GCN critic (16, 32, 64, 128 channels, K = 6) on the synt
 from __future__ import annotations
 
 import torch
-from _ab import size_arguments, timed
+from _ab import size_arguments, synthetic_face_model, timed
 
 from facerep.core.registry import get_registry
 from facerep.plugins.losses.wgan_div import WGANDivLoss, interpolate
@@ -24,7 +24,7 @@ def main() -> None:
     print("| vertices | batch | one call ms | split ms | speed-up | value difference |")
     print("|---:|---:|---:|---:|---:|---:|")
     for vertices, batch in zip(args.vertices, args.batch, strict=True):
-        face_model = registry.build("facemodel", {"type": "synthetic", "vertices": vertices, "seed": 0}, {})
+        face_model = synthetic_face_model(vertices)
         critic = registry.build("critic", {"type": "gcn"}, {"face_model": face_model})
         loss = WGANDivLoss()
         mean = torch.as_tensor(face_model.mean, dtype=torch.float32)

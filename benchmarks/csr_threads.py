@@ -18,7 +18,7 @@ import facerep.cli  # noqa: F401 - before torch, for its allocator setting (huge
 # isort: on
 import numpy as np
 import torch
-from _ab import size_arguments, timed
+from _ab import size_arguments, synthetic_face_model, timed
 
 from facerep.core.registry import get_registry
 from facerep.nn import csr_threads
@@ -40,18 +40,11 @@ def ab(step, repeats: int = 2) -> tuple[float, float]:  # noqa: ANN001
     return best[OFF], best[ON]
 
 
-PAPER_GCN = {"K": 6, "factor": 4}
-
-
 def measure(vertices: int, batch: int) -> None:
     """Print the table rows of one template size."""
     registry = get_registry()
-    face_model = registry.build("facemodel", {"type": "synthetic", "vertices": vertices, "seed": 0}, {})
-    decoder = registry.build(
-        "shape_decoder",
-        {"type": "gcn", "channels": [128, 64, 32, 16], **PAPER_GCN},
-        {"face_model": face_model},
-    )
+    face_model = synthetic_face_model(vertices)
+    decoder = registry.build("shape_decoder", {"type": "gcn"}, {"face_model": face_model})  # paper sizes
     finest = max((m for m in decoder.modules() if isinstance(m, ChebConv)), key=lambda m: m.num_nodes)
     laplacian = finest.laplacian.scipy()
     for width in (16, 3):
@@ -68,9 +61,7 @@ def measure(vertices: int, batch: int) -> None:
     expression = torch.randn(batch, 64, requires_grad=True)
     off, on = ab(lambda: decoder(identity, expression).square().sum().backward())
     row(vertices, f"shape decoder, batch {batch}, fwd+bwd", off, on)
-    critic = registry.build(
-        "critic", {"type": "gcn", "channels": [16, 32, 64, 128], **PAPER_GCN}, {"face_model": face_model}
-    )
+    critic = registry.build("critic", {"type": "gcn"}, {"face_model": face_model})
     loss = WGANDivLoss()
     fake, real = face_model.sample(batch).float(), face_model.sample(batch).float()
     off, on = ab(lambda: loss.critic_loss(real, fake, critic).backward())

@@ -72,11 +72,9 @@ def csr_matmul(m: sp.csr_matrix, x: Tensor, threads: int | None = None) -> Tenso
     x_np = x.numpy()
     if m.dtype != x_np.dtype:
         raise TypeError(f"csr_matmul: the matrix is {m.dtype}, x is {x_np.dtype}; give both one dtype")
-    if x_np.ndim == 1:
-        return torch.from_numpy(np.ascontiguousarray(m @ x_np))
     rows, cols = m.shape
     features = x_np.shape[1]
-    if _csr_matvecs is None or threads < 2 or m.nnz * features < MIN_WORK or rows < 2 * threads:
+    if _csr_matvecs is None or threads < 2 or m.nnz * features < MIN_WORK:
         return torch.from_numpy(np.ascontiguousarray(m @ x_np))
     out = torch.empty(rows, features, dtype=x.dtype)
     out_np = out.numpy()
