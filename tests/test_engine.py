@@ -80,7 +80,7 @@ def tiny_recipe(
 
 def train(recipe: Path, out: Path, overrides: list[str] | None = None, **options: object) -> Path:
     resolved = load_recipe(recipe, overrides=overrides)
-    return Trainer(resolved, TrainOptions(out=out, quiet=True, **options)).fit()
+    return Trainer(resolved, TrainOptions(out=out, **{"quiet": True, **options})).fit()
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ from facerep.core.errors import RecipeError
 from facerep.core.recipe import Recipe
 from facerep.core.registry import Registry
 from facerep.core.types import Batch
+from facerep.data.holdout import split_identities
 
 BUILTIN_ROOT = "builtin"
 
@@ -34,6 +35,9 @@ class TrainingData:
         image_size: side of the square images in pixels.
         num_identities: identity classes over all sources.
         epoch_length: batches in one epoch on this rank (at build time).
+        heldout: the held-out labelled samples of ``train.validate`` (never in `dataset`), or None.
+        heldout_source: the training view of the source they were split from, or None.
+        heldout_role: that source's ``data.sources`` role, or None.
     """
 
     dataset: Any
@@ -42,6 +46,9 @@ class TrainingData:
     image_size: int
     num_identities: int
     epoch_length: int
+    heldout: Any = None
+    heldout_source: Any = None
+    heldout_role: str | None = None
 
     def batches(self) -> Iterator[Batch]:
         """The rest of the current epoch (the sampler resumes mid-epoch after load_state_dict)."""
@@ -94,6 +101,21 @@ def build_training_data(
 
     image_size = int(stage.get("data.image_size", 64))
     sources = build_sources(stage, face_model, registry, image_size=image_size)
+    heldout = heldout_source = role = None
+    validate = validation_config(stage, [r for r, src in sources.items() if getattr(src, "labelled", False)])
+    if validate is not None:
+        role = validate["source"]
+        try:
+            heldout_source, heldout = split_identities(
+                sources[role], validate["identities"], seed=int(stage.get("seed", 0))
+            )
+        except ValueError as exc:
+            raise RecipeError(
+                f"train.validate.identities: {exc}",
+                where=stage.locate("train.validate.identities"),
+                address="train.validate.identities",
+            ) from None
+        sources[role] = heldout_source
     augment = Augment.from_config(stage.get("data.augment"), face_model=face_model)
     dataset = HybridDataset(sources, augment)
     batch = stage.get("data.batch") or {}
@@ -118,7 +140,76 @@ def build_training_data(
     # A private generator: creating an iterator must not draw from the global RNG (exact resume).
     loader.generator = torch.Generator().manual_seed(int(stage.get("seed", 0)))
     sampler = loader.batch_sampler
-    return TrainingData(dataset, loader, sampler, image_size, dataset.num_identities, len(sampler))
+    return TrainingData(
+        dataset,
+        loader,
+        sampler,
+        image_size,
+        dataset.num_identities,
+        len(sampler),
+        heldout,
+        heldout_source,
+        role,
+    )
+
+
+#: ``train.validate`` keys and their defaults (``source``: the first labelled source when absent).
+VALIDATE_DEFAULTS: dict[str, Any] = {"every": 100, "identities": 16, "source": None}
+
+
+def validation_config(stage: Recipe, labelled: list[str]) -> dict[str, Any] | None:
+    """The stage's ``train.validate`` section with defaults, or None when validation is off.
+
+    `labelled` lists the 3DMM-labelled ``data.sources`` roles. Unknown keys, non-positive numbers and a
+    source that is not one of them are recipe errors at the key's line.
+    """
+    node = (stage.get("train") or {}).get("validate")
+    if node is None or node is False:
+        return None
+    where = stage.locate("train.validate")
+    if not isinstance(node, dict):
+        raise RecipeError(
+            "train.validate must be a mapping (every, identities, source) or null",
+            where=where,
+            address="train.validate",
+        )
+    from facerep.core.errors import did_you_mean
+
+    config = dict(VALIDATE_DEFAULTS)
+    for key, value in node.items():
+        if key not in VALIDATE_DEFAULTS:
+            raise RecipeError(
+                f"unknown train.validate option {key!r}{did_you_mean(key, VALIDATE_DEFAULTS)}; options: "
+                + ", ".join(VALIDATE_DEFAULTS),
+                where=stage.locate(f"train.validate.{key}"),
+                address=f"train.validate.{key}",
+            )
+        config[key] = value
+    for key in ("every", "identities"):
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RecipeError(
+                f"train.validate.{key} must be a positive integer, got {value!r}",
+                where=stage.locate(f"train.validate.{key}"),
+                address=f"train.validate.{key}",
+            )
+    if config["source"] is None:
+        if not labelled:
+            raise RecipeError(
+                "train.validate needs a 3DMM-labelled data source (none of data.sources is labelled)",
+                where=where,
+                address="train.validate",
+            )
+        config["source"] = labelled[0]
+    elif config["source"] not in labelled:
+        key = str(config["source"])
+        raise RecipeError(
+            f"train.validate.source {key!r} is not a 3DMM-labelled data.sources role"
+            f"{did_you_mean(key, labelled)} (labelled: {', '.join(labelled) or 'none'})",
+            where=stage.locate("train.validate.source"),
+            address="train.validate.source",
+        )
+    return config
 
 
 def neutral_candidates(data: TrainingData, limit: int = 256) -> torch.Tensor | None:
@@ -145,5 +236,20 @@ def world_path(stage: Recipe) -> Path:
     """The synthetic world folder a stage's ``data.world`` names (generated if missing)."""
     from facerep.data.world import ensure_world
 
-    world = stage.get("data.world") or {}
-    return ensure_world(str(world.get("preset", "demo")), int(world.get("seed", 0)))
+    world = dict(stage.get("data.world") or {})
+    preset, seed = str(world.pop("preset", "demo")), int(world.pop("seed", 0))
+    try:
+        return ensure_world(preset, seed, sizes=world or None)
+    except KeyError as exc:
+        from facerep.core.errors import did_you_mean
+        from facerep.data.world import TRAINING_SIZES
+
+        key = str(exc.args[0])
+        raise RecipeError(
+            f"unknown data.world option {key!r}{did_you_mean(key, TRAINING_SIZES)}; options: preset, seed, "
+            + ", ".join(TRAINING_SIZES),
+            where=stage.locate(f"data.world.{key}"),
+            address=f"data.world.{key}",
+        ) from None
+    except ValueError as exc:
+        raise RecipeError(str(exc), where=stage.locate("data.world"), address="data.world") from None

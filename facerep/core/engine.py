@@ -45,6 +45,9 @@ from facerep.core.recipe import Recipe, validate
 from facerep.core.registry import Registry, get_registry
 from facerep.core.types import Batch
 
+#: Labelled training samples the validator's landmark read-out reference is fitted on (at most).
+READOUT_SAMPLES = 1000
+
 
 class NonFiniteLossError(FacerepError):
     """A loss became NaN or Inf; the message names the loss, the step and the batch's samples."""
@@ -87,7 +90,28 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "precision": "32",
     "grad_clip": 0.0,
     "steps_per_epoch": 0,  # 0: one pass of the sampler
+    "validate": None,  # {every, identities, source}: held-out validation (facerep.core.validation)
+    "lr_warmup": 0,  # steps of linear warm-up of the model's learning rate at the start of the stage
+    "lr_decay": "none",  # "none" or "cosine" (to lr_final x the recipe's rate at the stage's last step)
+    "lr_final": 0.0,
 }
+
+
+def lr_factor(step: int, total: int, config: dict[str, Any]) -> float:
+    """The model learning rate's multiplier at `step` (0-based, within a stage of `total` steps).
+
+    Linear warm-up from 1/warmup to 1 over ``lr_warmup`` steps, then constant (``lr_decay: none``) or a
+    half cosine down to ``lr_final`` at the last step (``cosine``). A pure function of the step, so a
+    resumed run follows the same schedule without storing one.
+    """
+    warmup = int(config["lr_warmup"])
+    if step < warmup:
+        return (step + 1) / warmup
+    if config["lr_decay"] == "none" or total <= warmup + 1:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (total - warmup - 1))
+    final = float(config["lr_final"])
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def train_config(stage: Recipe) -> dict[str, Any]:
@@ -107,6 +131,16 @@ def train_config(stage: Recipe) -> dict[str, Any]:
         config[key] = value
     if config["on_nonfinite"] not in ("stop", "skip"):
         raise RecipeError("on_nonfinite must be 'stop' or 'skip'", where=stage.locate("train.on_nonfinite"))
+    if config["lr_decay"] not in ("none", "cosine"):
+        raise RecipeError("lr_decay must be 'none' or 'cosine'", where=stage.locate("train.lr_decay"))
+    for key in ("lr_warmup",):
+        if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
+            raise RecipeError(
+                f"{key} must be a whole number of steps >= 0, got {config[key]!r}",
+                where=stage.locate(f"train.{key}"),
+            )
+    if not isinstance(config["lr_final"], int | float) or not 0.0 <= float(config["lr_final"]) <= 1.0:
+        raise RecipeError("lr_final must be a number in [0, 1]", where=stage.locate("train.lr_final"))
     return config
 
 
@@ -230,6 +264,8 @@ class Trainer:
         self.console = _console(options.quiet or not self.is_main)
         self._tb = None
         self._restored_critic_generator: Tensor | None = None
+        self._validator: Any = None
+        self.last_validation: dict[str, float] | None = None
         validate(recipe, self.registry)
 
     # -- run directory ---------------------------------------------------------------------------
@@ -272,6 +308,7 @@ class Trainer:
     def fit(self) -> Path:
         """Train every stage; returns the run directory."""
         torch.manual_seed(int(self.recipe.get("seed", 0)))
+        self._started = time.perf_counter()
         if not self.options.resume and ckpt.list_checkpoints(self.checkpoint_dir):
             raise FacerepError(
                 f"{self.out} already holds a run's checkpoints: pass --resume to continue it, "
@@ -349,10 +386,15 @@ class Trainer:
         if self._restored_critic_generator is not None:
             generator.set_state(self._restored_critic_generator)
             self._restored_critic_generator = None
+        validate_every = self._prepare_validation(stage, comps)
+        # the recipe's rate (an optimiser's defaults survive load_state_dict; its groups' "lr" do not)
+        base_lrs = [comps.model_optimizer.defaults["lr"] for _ in comps.model_optimizer.param_groups]
         with _Progress(
             self.console, f"stage {index + 1}/{len(self.recipe.stage_names())} {name}", total
         ) as bar:
             bar.advance(self.state.stage_step)
+            if validate_every and self.state.step == 0:
+                self._validate(comps, name, bar)
             t_last, seen = time.perf_counter(), 0
             batch = None
             while self.state.stage_step < total:
@@ -361,6 +403,9 @@ class Trainer:
                 for batch in comps.data.batches():
                     produced += 1
                     batch = batch.to(self.device)
+                    factor = lr_factor(self.state.stage_step, total, config)
+                    for group, base_lr in zip(comps.model_optimizer.param_groups, base_lrs, strict=True):
+                        group["lr"] = base_lr * factor
                     record = self._step(model, comps, batch, loss_context, config, generator, precision)
                     self.state.step += 1
                     self.state.stage_step += 1
@@ -381,6 +426,8 @@ class Trainer:
                         t_last, seen = now, 0
                         self._log(record)
                         bar.update_losses(record)
+                    if validate_every and (self.state.step % validate_every == 0 or last):
+                        self._validate(comps, name, bar)
                     if self.is_main and self.state.step % int(config["sample_every"]) == 0:
                         self._sample_sheet(comps, batch, name)
                     epoch_full = bool(per_epoch) and self.state.epoch_step >= per_epoch
@@ -493,6 +540,40 @@ class Trainer:
             f"loss {name!r} is not finite at step {self.state.step} (batch samples: {ids}); "
             f"debug checkpoint: {debug}; set train.on_nonfinite: skip to skip such steps"
         )
+
+    # -- validation -------------------------------------------------------------------------------
+
+    def _prepare_validation(self, stage: Recipe, comps: Components) -> int:
+        """Build the held-out validator once (the split is the same in every stage); its period or 0."""
+        from facerep.core.data_setup import validation_config
+
+        heldout = comps.data.heldout
+        if heldout is None or not self.is_main:
+            return 0
+        stage_config = validation_config(stage, [comps.data.heldout_role])
+        if self._validator is None:
+            from facerep.core.validation import Validator
+
+            trained = comps.data.heldout_source
+            reference = [trained[i] for i in range(min(len(trained), READOUT_SAMPLES))]
+            self._validator = Validator(
+                [heldout[i] for i in range(len(heldout))], comps.face_model, reference
+            )
+        return int(stage_config["every"]) if stage_config else 0
+
+    def _validate(self, comps: Components, stage: str, bar: Any) -> None:
+        """Score the held-out identities; log (metrics.jsonl, TensorBoard), show, and redraw curves.png."""
+        metrics = self._validator.evaluate(comps.model, self.device)
+        self.last_validation = metrics
+        elapsed = time.perf_counter() - self._started
+        self._log({"stage": stage, "step": self.state.step, "elapsed_s": round(elapsed, 2), **metrics})
+        bar.update_validation(metrics)
+        from facerep.core.curves import write_curves
+
+        try:
+            write_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        except Exception as exc:  # a plot must never stop training
+            self.console.print(f"[yellow]could not draw curves.png: {exc}[/]")
 
     # -- checkpoints ------------------------------------------------------------------------------
 
@@ -618,6 +699,14 @@ class Trainer:
         if last:
             self.console.print(f"  last checkpoint: {last[-1]}")
         self.console.print(f"  metrics: {self.out / 'metrics.jsonl'}   samples: {self.out / 'samples'}")
+        if self.last_validation is not None:
+            v = self.last_validation
+            self.console.print(
+                f"  held-out shape error {v['val/shape_mm']:.3f} mm; "
+                f"mean face {v['val/mean_face_mm']:.3f} mm "
+                f"({v['val/ratio']:.3f}x; {self._validator.size} images of identities never trained on); "
+                f"landmark NME {v['val/landmark_nme']:.2f}%   curves: {self.out / 'curves.png'}"
+            )
         self.console.print(f"  next: [bold]facerep bench {self.out}[/]")
 
 
@@ -728,7 +817,15 @@ class _Bar:
             if k.startswith("loss/") and math.isfinite(v)
         ]
         text = f"{record.get('images_per_s', 0):.1f} img/s  " + "  ".join(parts[:6])
-        self.progress.update(self.task, losses=text)
+        self.progress.update(self.task, losses=self.validation + text)
+
+    validation = ""
+
+    def update_validation(self, metrics: dict[str, float]) -> None:
+        """Show the last held-out shape error (and the mean face's) in front of the losses."""
+        self.validation = f"val {metrics['val/shape_mm']:.3f}/{metrics['val/mean_face_mm']:.3f} mm  "
+        if self.progress is not None:
+            self.progress.update(self.task, losses=self.validation)
 
 
 class _Progress:

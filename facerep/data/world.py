@@ -9,6 +9,7 @@ makes concurrent processes (e.g. DDP ranks) wait for one generator instead of al
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from facerep.core.errors import DataError
 from facerep.core.paths import cache_dir
-from facerep.data.synth import WORLD_FORMAT, generate_world, get_preset
+from facerep.data.synth import WORLD_FORMAT, WorldPreset, generate_world, get_preset
 
 #: Dataset plugin name -> sub-folder of a world.
 SOURCE_FOLDERS: dict[str, str] = {"celeba": "celeba", "w300lp": "300w_lp", "micc": "micc"}
@@ -67,7 +68,12 @@ def _progress_bar(total: int, title: str):  # noqa: ANN202 - (context manager, a
 
 
 def write_world(
-    out: str | Path, preset: str = "demo", seed: int = 0, *, force: bool = False, progress: bool = True
+    out: str | Path,
+    preset: str | WorldPreset = "demo",
+    seed: int = 0,
+    *,
+    force: bool = False,
+    progress: bool = True,
 ) -> Path:
     """Generate the world into `out` atomically (temp folder + rename). Returns `out`.
 
@@ -100,19 +106,50 @@ def write_world(
     return out
 
 
-def world_dir(preset: str, seed: int, root: str | Path | None = None) -> Path:
-    """Where the cached world of (preset, seed) lives: ``root or cache_dir()/world`` / ``preset-seed``."""
+#: Preset sizes a recipe may change (``data.world.<key>``): the training sets only, so that a world's
+#: evaluation set (MICC subjects, scans, videos) is the same bytes as its preset's.
+TRAINING_SIZES = ("identities", "photos_per_identity", "labelled_sources", "views_per_source")
+
+
+def world_spec(preset: str, sizes: dict[str, int] | None = None) -> WorldPreset:
+    """The preset `preset` with training-set `sizes` changed (KeyError / ValueError on bad ones)."""
+    spec = get_preset(preset)
+    for key, value in (sizes or {}).items():
+        if key not in TRAINING_SIZES:
+            raise KeyError(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"data.world.{key} must be a positive integer, got {value!r}")
+    return dataclasses.replace(spec, **(sizes or {}))
+
+
+def world_dir(
+    preset: str, seed: int, root: str | Path | None = None, sizes: dict[str, int] | None = None
+) -> Path:
+    """Where the cached world lives: ``root or cache_dir()/world`` / ``preset-seed`` (plus the changed
+    sizes, e.g. ``demo-0-labelled_sources4000``)."""
     base = Path(root) if root is not None else cache_dir() / "world"
-    return base / f"{preset}-{int(seed)}"
+    suffix = "".join(f"-{k}{int(v)}" for k, v in sorted((sizes or {}).items()))
+    return base / f"{preset}-{int(seed)}{suffix}"
 
 
-def ensure_world(preset: str, seed: int, root: str | Path | None = None, *, progress: bool = True) -> Path:
-    """The cached synthetic world of (preset, seed), generated (with a progress bar) when missing."""
-    get_preset(preset)
-    path = world_dir(preset, seed, root)
+def ensure_world(
+    preset: str,
+    seed: int,
+    root: str | Path | None = None,
+    *,
+    progress: bool = True,
+    sizes: dict[str, int] | None = None,
+) -> Path:
+    """The cached synthetic world of (preset, seed, sizes), generated (with a progress bar) when missing.
+
+    `sizes` changes the preset's training-set sizes (`TRAINING_SIZES`); the evaluation set is the
+    preset's own (the same generator streams), so benchmarks score every such world alike.
+    """
+    spec = world_spec(preset, sizes)
+    path = world_dir(preset, seed, root, sizes)
     if _complete(path):
         return path
     with _lock(path.with_name(f".{path.name}.lock")):
         if _complete(path):  # another process finished it while we waited
             return path
-        return write_world(path, preset, seed, force=True, progress=progress)
+        return write_world(path, spec, seed, force=True, progress=progress)

@@ -79,6 +79,9 @@ class ResNetEncoder(Encoder):
         channels_last: keep convolution weights and activations in NHWC memory order (measured
             faster on CPU; the usual choice on GPUs, not measured here; numerically the same up to
             summation order).
+        maxpool: the ImageNet stem's 3x3 max-pool (stride 2). ``False`` keeps twice the resolution in
+            every later stage (for small inputs: layer4 at 4x4 instead of 2x2 for 64 px images) at about
+            four times the backbone's multiply-adds; skips then come at strides 2, 2, 4, 8, 16.
 
     ``forward(images (B, 3, H, W) in [0, 1]) -> Codes`` with skips finest first, channels
     ``skip_channels`` (e.g. [64, 64, 128, 256, 512] for depth 18, [64, 256, 512, 1024, 2048] for 50) at
@@ -94,6 +97,7 @@ class ResNetEncoder(Encoder):
         pose_dim: int = 6,
         light_dim: int = 27,
         channels_last: bool = True,
+        maxpool: bool = True,
     ) -> None:
         super().__init__()
         if depth not in _ARCHS:
@@ -103,7 +107,7 @@ class ResNetEncoder(Encoder):
             self._load_backbone(backbone, weights)
         self.depth = depth
         self.stem = nn.Sequential(backbone.conv1, backbone.bn1, backbone.relu)
-        self.maxpool = backbone.maxpool
+        self.maxpool = backbone.maxpool if maxpool else nn.Identity()
         self.layers = nn.ModuleList([backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4])
         feature_dim = backbone.fc.in_features
         self.feature_dim = feature_dim

@@ -6,7 +6,9 @@ network's reconstructions. Critic step (minimised over D):
     L_D = E[D(fake)] - E[D(real)] + k E_u[ ||grad_u D(u)||^p ],  u = t real + (1 - t) fake, t ~ U(0, 1)
 
 (u uniformly on straight lines between paired real and fake shapes, k = 2, p = 6 by default).
-Generator step (minimised over the encoder and decoders): L_adv = -E[D(fake)].
+Generator step (minimised over the encoder and decoders): L_adv = -E[D(fake)], optionally switched on
+after ``start_step`` and ramped in over ``ramp_steps`` (a curriculum: a critic facing shapes that are
+all still the mean face pushes them off the face manifold; benchmarks/RESULTS.md, "Learning").
 
 Sign convention: the critic scores real shapes high and fake ones low, and the generator raises its
 fakes' scores. The paper's eq. (11) writes the min-max with the opposite sign on the two expectations
@@ -23,7 +25,7 @@ from facerep.core.errors import FacerepError
 from facerep.core.interfaces import Critic, Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite
+from facerep.plugins.losses._common import check_finite, zero_like_graph
 
 NAME = "wgan_div"
 
@@ -50,20 +52,40 @@ class WGANDivLoss(Loss):
     applies_to = "all"
     has_critic = True
 
-    def __init__(self, weight: float = 0.01, k: float = 2.0, p: float = 6.0) -> None:
+    def __init__(
+        self, weight: float = 0.01, k: float = 2.0, p: float = 6.0, start_step: int = 0, ramp_steps: int = 0
+    ) -> None:
         super().__init__()
         if float(p) <= 0 or float(k) < 0:
             raise FacerepError(f"loss {NAME!r}: needs k >= 0 and p > 0, got k={k}, p={p}")
+        if int(start_step) < 0 or int(ramp_steps) < 0:
+            raise FacerepError(
+                f"loss {NAME!r}: start_step and ramp_steps must be >= 0, got {start_step}, {ramp_steps}"
+            )
         self.weight = float(weight)
         self.k = float(k)
         self.p = float(p)
+        self.start_step = int(start_step)
+        self.ramp_steps = int(ramp_steps)
+
+    def ramp(self, step: int) -> float:
+        """The generator term's factor at global `step`: 0 before ``start_step``, then rising linearly to
+        1 over ``ramp_steps`` (1 at once when 0). The critic trains from the first step either way."""
+        if step < self.start_step:
+            return 0.0
+        if self.ramp_steps == 0:
+            return 1.0
+        return min(1.0, (step - self.start_step + 1) / self.ramp_steps)
 
     def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
-        """Generator loss -E[D(fake)] on the reconstructed shapes -> scalar (unweighted)."""
+        """Generator loss -ramp(step) E[D(fake)] on the reconstructed shapes -> scalar (unweighted)."""
         critic = context["critic"]
         vertices = recon.vertices
+        factor = self.ramp(int(context.get("step", 0)))
+        if factor == 0.0:
+            return zero_like_graph(vertices)
         scores = critic(vertices)
-        value = -scores.mean()
+        value = -factor * scores.mean()
         return check_finite(
             NAME, value, {"recon.vertices": vertices, "critic score": scores}, batch.sample_ids
         )

@@ -1,0 +1,171 @@
+"""Validation during training: held-out shape error (mm) and landmark NME on identities never trained on.
+
+A `Validator` holds the images and 3DMM labels of a held-out labelled set (`facerep.data.holdout`) and
+scores a model on them:
+
+- ``val/shape_mm``: mean over images and vertices of the Euclidean distance (mm) between the decoded
+  shape (the image's identity and expression codes) and the 3DMM shape of its labels, canonical frame,
+  no alignment (the same frame the shape loss compares in);
+- ``val/mean_face_mm``: the same for the face model's mean shape, the score of a model that learnt no
+  shape; ``val/ratio`` is their quotient (below 1: better than the mean face);
+- ``val/landmark_nme``: mean distance between the 68 projected model landmarks and the labelled 2D
+  landmarks, in % of the labelled landmarks' box size sqrt(w h) (the AFLW2000-3D normalisation);
+- ``val/identity_mm`` / ``val/identity_mean_face_mm``: the identity part alone, as the MICC protocol
+  scores it: the shape decoded from each image's identity code with a neutral expression code (the mean
+  code of the held-out quarter with the smallest expression labels, as the trainer picks one) against
+  the labels' identity shape with zero expression, and the mean face's error on the same targets;
+- ``val/spread_mm``: RMS distance of the decoded shapes from their average; 0 means every image decodes
+  to the same face (a collapse), ``val/true_spread_mm`` is the labels' own;
+- ``val/readout_mm`` (when training samples are given): the shape error of a ridge regression from the
+  true 2D landmarks (similarity-normalised) to the shape, fitted on training identities: what a linear
+  read-out of perfect landmark geometry gives, a reference line for the curves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from facerep.geometry.camera import project
+
+#: Images encoded per forward pass.
+CHUNK = 64
+
+
+def _stack(samples: Sequence[dict[str, Any]], key: str) -> Tensor:
+    return torch.stack([torch.as_tensor(s[key]).float() for s in samples])
+
+
+def landmark_features(landmarks: Tensor) -> Tensor:
+    """(M, 68, 2) px -> (M, 136) landmarks centred on their centroid and divided by their RMS radius."""
+    centred = landmarks - landmarks.mean(dim=1, keepdim=True)
+    radius = centred.pow(2).sum(-1).mean(-1).sqrt().clamp_min(1e-6)
+    return (centred / radius[:, None, None]).flatten(1)
+
+
+def box_size(landmarks: Tensor) -> Tensor:
+    """(M, 68, 2) -> (M,) sqrt(w h) of the landmarks' bounding box (px)."""
+    extent = landmarks.amax(dim=1) - landmarks.amin(dim=1)
+    return (extent[:, 0] * extent[:, 1]).clamp_min(1e-6).sqrt()
+
+
+class Validator:
+    """Scores a model on held-out labelled images (see the module docstring).
+
+    Args:
+        samples: held-out samples (dicts with ``image`` (3, H, W), ``landmarks`` (68, 2) px,
+            ``id_params``, ``exp_params``), as a labelled `FaceDataset` yields them.
+        face_model: the run's face model (``shape``, ``mean``, ``landmarks``).
+        training_samples: optional labelled training samples for the landmark read-out reference.
+        ridge: regularisation of that read-out (on standardised features).
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[dict[str, Any]],
+        face_model: Any,
+        training_samples: Sequence[dict[str, Any]] | None = None,
+        ridge: float = 1.0,
+    ) -> None:
+        if not samples:
+            raise ValueError("a validator needs at least one held-out sample")
+        self.images = _stack(samples, "image")
+        self.landmarks = _stack(samples, "landmarks")
+        self.face_model = face_model
+        self.truth = self._shapes(samples)
+        exp_params = _stack(samples, "exp_params")
+        self.identity_truth = self._shapes(samples, neutral=True)
+        quarter = max(1, len(samples) // 4)
+        self.neutral_rows = exp_params.norm(dim=1).argsort()[:quarter]
+        self.mean = torch.as_tensor(np.asarray(face_model.mean), dtype=torch.float32)
+        self.landmark_index = torch.as_tensor(np.asarray(face_model.landmarks), dtype=torch.long)
+        self.box = box_size(self.landmarks)
+        self.mean_face_mm = float((self.truth - self.mean).norm(dim=-1).mean())
+        self.identity_mean_face_mm = float((self.identity_truth - self.mean).norm(dim=-1).mean())
+        self.true_spread_mm = _spread(self.truth)
+        self.readout_mm: float | None = None
+        if training_samples:
+            self.readout_mm = self._readout(training_samples, ridge)
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[0])
+
+    def _shapes(self, samples: Sequence[dict[str, Any]], neutral: bool = False) -> Tensor:
+        """(M, N, 3) mm: the labels' 3DMM shapes (with zero expression when `neutral`)."""
+        exp = _stack(samples, "exp_params")
+        with torch.no_grad():
+            shape = self.face_model.shape(
+                _stack(samples, "id_params"), torch.zeros_like(exp) if neutral else exp
+            )
+        return torch.as_tensor(shape).float()
+
+    def _readout(self, training: Sequence[dict[str, Any]], ridge: float) -> float:
+        x = landmark_features(_stack(training, "landmarks")).double()
+        y = (self._shapes(training) - self.mean).flatten(1).double()
+        mu, sd = x.mean(0), x.std(0).clamp_min(1e-6)
+        z = torch.cat([(x - mu) / sd, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+        gram = z.T @ z + ridge * torch.eye(z.shape[1], dtype=x.dtype)
+        weights = torch.linalg.solve(gram, z.T @ y)
+        xv = (landmark_features(self.landmarks).double() - mu) / sd
+        zv = torch.cat([xv, torch.ones(len(xv), 1, dtype=x.dtype)], 1)
+        pred = (zv @ weights).float().view_as(self.truth) + self.mean
+        return float((pred - self.truth).norm(dim=-1).mean())
+
+    @torch.no_grad()
+    def evaluate(self, model: Any, device: torch.device | str = "cpu") -> dict[str, float]:
+        """Score `model` (a `FaceRepModel`) -> the ``val/*`` metrics (floats). Leaves the model in eval mode
+        for the call and restores its previous mode."""
+        was_training = model.training
+        model.eval()
+        shapes, marks, identities, expressions = [], [], [], []
+        try:
+            for lo in range(0, self.size, CHUNK):
+                images = self.images[lo : lo + CHUNK].to(device)
+                codes = model.encode(images)
+                vertices = model.decode_shape(codes.identity, codes.expression).float()
+                points, _ = project(vertices[:, self.landmark_index.to(vertices.device)], codes.pose.float(),
+                                    images.shape[-1])  # fmt: skip
+                shapes.append(vertices.cpu())
+                marks.append(points.cpu())
+                identities.append(codes.identity)
+                expressions.append(codes.expression)
+            identity = torch.cat(identities)
+            neutral = torch.cat(expressions)[self.neutral_rows.to(identity.device)].mean(0, keepdim=True)
+            neutral_shapes = [
+                model.decode_shape(chunk, neutral.expand(len(chunk), -1)).float().cpu()
+                for chunk in identity.split(CHUNK)
+            ]
+        finally:
+            model.train(was_training)
+        decoded = torch.cat(shapes)
+        projected = torch.cat(marks)
+        identity_mm = float((torch.cat(neutral_shapes) - self.identity_truth).norm(dim=-1).mean())
+        shape_mm = float((decoded - self.truth).norm(dim=-1).mean())
+        nme = (projected - self.landmarks).norm(dim=-1).mean(-1) / self.box
+        metrics = {
+            "val/shape_mm": shape_mm,
+            "val/mean_face_mm": self.mean_face_mm,
+            "val/ratio": shape_mm / self.mean_face_mm if self.mean_face_mm > 0 else math.nan,
+            "val/landmark_nme": 100.0 * float(nme.mean()),
+            "val/identity_mm": identity_mm,
+            "val/identity_mean_face_mm": self.identity_mean_face_mm,
+            "val/identity_ratio": identity_mm / self.identity_mean_face_mm
+            if self.identity_mean_face_mm > 0
+            else math.nan,
+            "val/spread_mm": _spread(decoded),
+            "val/true_spread_mm": self.true_spread_mm,
+        }
+        if self.readout_mm is not None:
+            metrics["val/readout_mm"] = self.readout_mm
+        return metrics
+
+
+def _spread(shapes: Tensor) -> float:
+    """(M, N, 3) -> RMS distance (mm) of the shapes from their average."""
+    return float((shapes - shapes.mean(0, keepdim=True)).pow(2).sum(-1).mean().sqrt())
