@@ -31,7 +31,9 @@ from facerep.core.curves import read_metrics  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("recipe")
     parser.add_argument("--minutes", type=float, default=8.0, help="wall-clock budget of the training")
     parser.add_argument("--label", required=True, help="name of this variant (run folder and legend)")
@@ -65,7 +67,9 @@ def main() -> None:
     records = [r for r in read_metrics(run_dir / "metrics.jsonl") if "val/shape_mm" in r]
     if not records:
         shutil.rmtree(run_dir, ignore_errors=True)  # a failed start leaves nothing to compare
-        raise SystemExit(f"no validation record in {run_dir / 'metrics.jsonl'} (child exit {child.returncode})")
+        raise SystemExit(
+            f"no validation record in {run_dir / 'metrics.jsonl'} (child exit {child.returncode})"
+        )
     print(f"\n{args.label}: {'finished' if finished else 'stopped at the budget'} after {wall / 60:.1f} min")
     print("| step | min | held-out mm | x mean face | landmark NME % | spread mm |")
     print("|---:|---:|---:|---:|---:|---:|")
@@ -116,6 +120,10 @@ def plot(summaries: Path, out: Path) -> None:
         minutes = [c[0] / 60 for c in run["curve"]]
         ax.plot(minutes, [c[2] for c in run["curve"]], "o-", ms=3, label=run["label"])
     ax.axhline(1.0, color="k", ls="--", lw=1, label="mean face")
+    low, high = ax.get_ylim()
+    if high > 1.15:  # a blow-up would flatten every other curve: clip it, say so
+        ax.set_ylim(low, 1.15)
+        ax.set_title("(clipped at 1.15)", fontsize=8)
     ax.set_xlabel("wall-clock minutes (training)")
     ax.set_ylabel("held-out shape error / mean face's")
     ax.legend(fontsize=8)

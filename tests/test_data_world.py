@@ -218,3 +218,36 @@ def test_cli_data_landmarks_without_face_alignment_says_how(tmp_path, capsys) ->
     with pytest.raises(SystemExit) as exc:
         main(["data", "landmarks", str(tmp_path)])
     assert exc.value.code == 2 and "face-alignment" in capsys.readouterr().err
+
+
+def test_training_set_sizes_change_the_training_sets_only(tmp_path) -> None:
+    """data.world sizes: a separate cached world whose MICC evaluation set is byte for byte the preset's."""
+    from facerep.data.world import ensure_world, world_spec
+
+    plain = ensure_world("tiny", 0, root=tmp_path, progress=False)
+    bigger = ensure_world("tiny", 0, root=tmp_path, progress=False, sizes={"labelled_sources": 7})
+    assert bigger.name == "tiny-0-labelled_sources7" and bigger != plain
+    assert len(list((bigger / "300w_lp").rglob("*.jpg"))) == 7 * TINY.views_per_source
+    assert len(list((plain / "300w_lp").rglob("*.jpg"))) == TINY.labelled_sources * TINY.views_per_source
+    plain_micc = sorted(p for p in (plain / "micc").rglob("*") if p.is_file())
+    assert plain_micc
+    for path in plain_micc:
+        assert (bigger / path.relative_to(plain)).read_bytes() == path.read_bytes(), path
+    with pytest.raises(KeyError):
+        world_spec("tiny", {"micc_subjects": 4})  # the evaluation set cannot be resized
+    with pytest.raises(ValueError, match="positive integer"):
+        world_spec("tiny", {"identities": 0})
+
+
+def test_unknown_world_size_is_a_recipe_error_at_its_key(tmp_path) -> None:
+    from facerep.core.errors import RecipeError
+    from facerep.core.recipe import load_recipe
+    from tests.test_engine import tiny_recipe, train
+
+    recipe = tiny_recipe(tmp_path, parent="no_adv")
+    with pytest.raises(RecipeError, match="'labeled_sources'.*did you mean 'labelled_sources'"):
+        train(recipe, tmp_path / "run", overrides=["+data.world.labeled_sources=9"])
+    assert (
+        load_recipe(recipe, overrides=["+data.world.labelled_sources=9"]).get("data.world.labelled_sources")
+        == 9
+    )

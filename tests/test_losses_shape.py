@@ -63,6 +63,22 @@ def test_shape_matches_a_hand_computed_value_on_labelled_rows(tiny: TinyFaceMode
     assert loss(batch, recon, make_context(tiny)).item() == pytest.approx((3.5 + 1.0) / 20, rel=1e-5)
 
 
+def test_shape_l2_warm_up_is_the_mean_squared_distance_until_l2_steps(tiny: TinyFaceModel) -> None:
+    batch = make_batch(labelled=[False, True])
+    recon = make_recon(batch, tiny)
+    recon.vertices = tiny.shape(batch.id_params, batch.exp_params).clone()
+    recon.vertices[1, 0] += torch.tensor([1.0, -2.0, 0.5])  # squared distance 5.25
+    recon.vertices[1, 5, 2] -= 1.0  # 1
+    loss = ShapeLoss(face_model=tiny, l2_steps=3)
+    ctx = make_context(tiny)
+    ctx._items["step"] = 2
+    assert loss(batch, recon, ctx).item() == pytest.approx((5.25 + 1.0) / 20, rel=1e-5)
+    ctx._items["step"] = 3  # from l2_steps on: the paper's L1
+    assert loss(batch, recon, ctx).item() == pytest.approx((3.5 + 1.0) / 20, rel=1e-5)
+    with pytest.raises(Exception, match="l2_steps"):
+        ShapeLoss(face_model=tiny, l2_steps=-1)
+
+
 def test_shape_is_zero_at_the_target_and_zero_with_a_graph_without_labels(tiny: TinyFaceModel) -> None:
     batch = make_batch()
     recon = make_recon(batch, tiny)

@@ -39,6 +39,14 @@ def test_input_size_is_free_and_code_sizes_configurable() -> None:
     assert ResNetEncoder(depth=50).skip_channels == [64, 256, 512, 1024, 2048]
 
 
+def test_without_max_pool_every_stage_keeps_twice_the_resolution() -> None:
+    encoder = ResNetEncoder(depth=18, maxpool=False).eval()
+    with torch.no_grad():
+        codes = encoder(torch.rand(2, 3, 64, 64))
+    assert [s.shape[-1] for s in codes.skips] == [32, 32, 16, 8, 4]  # strides 2, 2, 4, 8, 16
+    assert codes.identity.shape == (2, 128) and codes.pose.shape == (2, 6)
+
+
 def test_pose_and_light_start_at_zero_frontal_ambient(encoder: ResNetEncoder) -> None:
     codes = encoder(torch.rand(3, 3, 64, 64))
     assert codes.pose.abs().max() == 0 and codes.light.abs().max() == 0

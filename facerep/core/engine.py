@@ -478,7 +478,11 @@ class Trainer:
         if precision == "bf16-mixed":  # losses (and the decoders they call) run in float32
             recon = recon.float()
         record: dict[str, Any] = {}
-        adversarial = [loss for loss in comps.losses.values() if getattr(loss, "has_critic", False)]
+        adversarial = [
+            loss
+            for loss in comps.losses.values()
+            if getattr(loss, "has_critic", False) and float(getattr(loss, "weight", 1.0)) != 0.0
+        ]  # a critic whose only adversarial term is weighted 0 would train for nothing
         if comps.critic is not None and adversarial:
             # The critic trains on the whole batch in every process (fakes gathered from every shard,
             # in single-process order; real shapes drawn identically everywhere), so its gradients are
