@@ -2,7 +2,8 @@
 
 Left: every ``loss/*`` the run logged (log scale; the critic's, which can be negative, on a linear
 axis of its own). Right: the held-out shape error (mm) with the mean face's and the landmark read-out
-reference as horizontal lines, and the landmark NME (%) on a second axis.
+reference as horizontal lines, the identity part alone with its own mean-face line, and the landmark
+NME (%) on a second axis.
 """
 
 from __future__ import annotations
@@ -51,13 +52,17 @@ def write_curves(metrics: str | Path, out: str | Path) -> Path:
     steps, shape = _series(records, "val/shape_mm")
     if steps:
         right.plot(steps, shape, "o-", color="C0", label="held-out shape error")
-        for key, style, label in (
-            ("val/mean_face_mm", "--", "mean face"),
-            ("val/readout_mm", ":", "linear fit from true landmarks"),
+        id_steps, identity = _series(records, "val/identity_mm")
+        if id_steps:
+            right.plot(id_steps, identity, "^-", color="C2", ms=4, label="identity part (neutral)")
+        for key, style, colour, label in (
+            ("val/mean_face_mm", "--", "C0", "mean face"),
+            ("val/identity_mean_face_mm", "--", "C2", "mean face, identity"),
+            ("val/readout_mm", ":", "C0", "linear fit from true landmarks"),
         ):
             _, ref = _series(records, key)
             if ref:
-                right.axhline(ref[-1], ls=style, color="k", lw=1, label=f"{label} {ref[-1]:.3f}")
+                right.axhline(ref[-1], ls=style, color=colour, lw=1, label=f"{label} {ref[-1]:.3f}")
         right.set_ylabel("mm")
         nme_steps, nme = _series(records, "val/landmark_nme")
         twin = right.twinx()

@@ -174,17 +174,9 @@ def validation_config(stage: Recipe, labelled: list[str]) -> dict[str, Any] | No
             address="train.validate",
         )
     from facerep.core.errors import did_you_mean
+    from facerep.core.recipe import options_with_defaults
 
-    config = dict(VALIDATE_DEFAULTS)
-    for key, value in node.items():
-        if key not in VALIDATE_DEFAULTS:
-            raise RecipeError(
-                f"unknown train.validate option {key!r}{did_you_mean(key, VALIDATE_DEFAULTS)}; options: "
-                + ", ".join(VALIDATE_DEFAULTS),
-                where=stage.locate(f"train.validate.{key}"),
-                address=f"train.validate.{key}",
-            )
-        config[key] = value
+    config = options_with_defaults(stage, "train.validate", node, VALIDATE_DEFAULTS)
     for key in ("every", "identities"):
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

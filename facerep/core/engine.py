@@ -41,7 +41,7 @@ from facerep.core.errors import CheckpointError, FacerepError, RecipeError
 from facerep.core.interfaces import LossContext
 from facerep.core.model import FaceRepModel, build_model
 from facerep.core.paths import cache_dir
-from facerep.core.recipe import Recipe, validate
+from facerep.core.recipe import Recipe, options_with_defaults, validate
 from facerep.core.registry import Registry, get_registry
 from facerep.core.types import Batch
 
@@ -116,19 +116,7 @@ def lr_factor(step: int, total: int, config: dict[str, Any]) -> float:
 
 def train_config(stage: Recipe) -> dict[str, Any]:
     """The stage's ``train`` section with defaults; unknown keys are recipe errors."""
-    config = dict(TRAIN_DEFAULTS)
-    given = stage.get("train", {}) or {}
-    for key, value in given.items():
-        if key not in TRAIN_DEFAULTS:
-            from facerep.core.errors import did_you_mean
-
-            raise RecipeError(
-                f"unknown train option {key!r}{did_you_mean(key, TRAIN_DEFAULTS)}; options: "
-                + ", ".join(TRAIN_DEFAULTS),
-                where=stage.locate(f"train.{key}"),
-                address=f"train.{key}",
-            )
-        config[key] = value
+    config = options_with_defaults(stage, "train", stage.get("train", {}), TRAIN_DEFAULTS)
     if config["on_nonfinite"] not in ("stop", "skip"):
         raise RecipeError("on_nonfinite must be 'stop' or 'skip'", where=stage.locate("train.on_nonfinite"))
     if config["lr_decay"] not in ("none", "cosine"):

@@ -556,3 +556,21 @@ def diff(a: Recipe, b: Recipe) -> list[tuple[str, str, Any, Any]]:
         elif fa[key] != fb[key]:
             rows.append((key, "~", fa[key], fb[key]))
     return rows
+
+
+def options_with_defaults(
+    stage: Recipe, address: str, given: Mapping[str, Any] | None, defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`defaults` updated with the `given` mapping at `address` (e.g. ``train``); an unknown key is a
+    recipe error at its line that suggests the closest option."""
+    config = dict(defaults)
+    for key, value in (given or {}).items():
+        if key not in defaults:
+            raise RecipeError(
+                f"unknown {address} option {key!r}{did_you_mean(key, defaults)}; options: "
+                + ", ".join(defaults),
+                where=stage.locate(f"{address}.{key}"),
+                address=f"{address}.{key}",
+            )
+        config[key] = value
+    return config
