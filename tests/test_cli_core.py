@@ -121,3 +121,13 @@ def test_the_command_keeps_freed_memory_for_reuse_unless_told_not_to() -> None:
     assert configured.stdout.strip() == "False", configured.stderr  # a 64 MB block came from the heap
     off = subprocess.run(run, env={**env, "FACEREP_MALLOC_CACHE": "0"}, capture_output=True, text=True)
     assert off.stdout.strip() == "True", off.stderr  # glibc's default: mmap'd
+
+
+def test_recipe_validate_checks_train_options_as_run_does(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extends: demo\ntrain:\n  validate:\n    evry: 3\n")
+    code, out = run_cli("recipe", "validate", str(bad))
+    assert code == 2 and f"{bad}:4" in out and "did you mean 'every'" in out
+    bad.write_text("extends: demo\ntrain:\n  lr_decay: linear\n")
+    code, out = run_cli("recipe", "validate", str(bad))
+    assert code == 2 and "lr_decay must be 'none' or 'cosine'" in out

@@ -74,7 +74,25 @@ def validate(
 
     resolved = load_recipe(recipe, overrides=set_, unsets=unset)
     checked = validate_recipe(resolved)
+    _check_training_options(resolved)
     Console().print(
         f"[green]ok[/]: {resolved.source} "
         f"({len(checked)} components over {len(resolved.stage_names())} stage(s))"
     )
+
+
+def _check_training_options(resolved: object) -> None:
+    """Each stage's ``train`` options and ``train.validate`` as `facerep run` checks them (recipe errors)."""
+    from facerep.core.data_setup import validation_config
+    from facerep.core.engine import train_config
+    from facerep.core.registry import get_registry
+
+    registry = get_registry()
+    for _, stage in resolved.stages():  # type: ignore[attr-defined]
+        train_config(stage)
+        labelled = []
+        for role, node in (stage.get("data.sources") or {}).items():
+            factory = registry.get("dataset", str(node.get("type")), address=f"data.sources.{role}").factory
+            if getattr(factory, "labelled", False):
+                labelled.append(role)
+        validation_config(stage, labelled)
