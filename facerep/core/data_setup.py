@@ -37,7 +37,7 @@ class TrainingData:
         epoch_length: batches in one epoch on this rank (at build time).
         heldout: the held-out labelled samples of ``train.validate`` (never in `dataset`), or None.
         heldout_source: the training view of the source they were split from, or None.
-        heldout_role: that source's ``data.sources`` role, or None.
+        validation: the stage's ``train.validate`` options (`validation_config`), or None.
     """
 
     dataset: Any
@@ -48,7 +48,7 @@ class TrainingData:
     epoch_length: int
     heldout: Any = None
     heldout_source: Any = None
-    heldout_role: str | None = None
+    validation: dict[str, Any] | None = None
 
     def batches(self) -> Iterator[Batch]:
         """The rest of the current epoch (the sampler resumes mid-epoch after load_state_dict)."""
@@ -101,7 +101,7 @@ def build_training_data(
 
     image_size = int(stage.get("data.image_size", 64))
     sources = build_sources(stage, face_model, registry, image_size=image_size)
-    heldout = heldout_source = role = None
+    heldout = heldout_source = None
     validate = validation_config(stage, [r for r, src in sources.items() if getattr(src, "labelled", False)])
     if validate is not None:
         role = validate["source"]
@@ -149,7 +149,7 @@ def build_training_data(
         len(sampler),
         heldout,
         heldout_source,
-        role,
+        validate,
     )
 
 

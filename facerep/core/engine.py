@@ -374,7 +374,7 @@ class Trainer:
         if self._restored_critic_generator is not None:
             generator.set_state(self._restored_critic_generator)
             self._restored_critic_generator = None
-        validate_every = self._prepare_validation(stage, comps)
+        validate_every = self._prepare_validation(comps)
         # the recipe's rate (an optimiser's defaults survive load_state_dict; its groups' "lr" do not)
         base_lrs = [comps.model_optimizer.defaults["lr"] for _ in comps.model_optimizer.param_groups]
         with _Progress(
@@ -535,14 +535,11 @@ class Trainer:
 
     # -- validation -------------------------------------------------------------------------------
 
-    def _prepare_validation(self, stage: Recipe, comps: Components) -> int:
+    def _prepare_validation(self, comps: Components) -> int:
         """Build the held-out validator once (the split is the same in every stage); its period or 0."""
-        from facerep.core.data_setup import validation_config
-
         heldout = comps.data.heldout
         if heldout is None or not self.is_main:
             return 0
-        stage_config = validation_config(stage, [comps.data.heldout_role])
         if self._validator is None:
             from facerep.core.validation import Validator
 
@@ -551,7 +548,7 @@ class Trainer:
             self._validator = Validator(
                 [heldout[i] for i in range(len(heldout))], comps.face_model, reference
             )
-        return int(stage_config["every"]) if stage_config else 0
+        return int(comps.data.validation["every"])
 
     def _validate(self, comps: Components, stage: str, bar: Any) -> None:
         """Score the held-out identities; log (metrics.jsonl, TensorBoard), show, and redraw curves.png."""
