@@ -138,13 +138,18 @@ def mean_vertex_l1(diff: Tensor) -> Tensor:
     return diff.abs().sum(dim=-1).mean()
 
 
-def shape_l1(loss: str, pred: Tensor, target: Tensor) -> Tensor:
-    """`mean_vertex_l1` of decoded (B, N, 3) and 3DMM shapes (mm); differing templates are a clear error."""
+def check_same_template(loss: str, pred: Tensor, target: Tensor) -> None:
+    """A clear error when decoded (B, N, 3) and 3DMM shapes differ in shape (another template)."""
     if pred.shape != target.shape:
         raise FacerepError(
             f"loss {loss!r}: decoded shapes {tuple(pred.shape)} and 3DMM shapes "
             f"{tuple(target.shape)} differ (decoder and face model must share the template)"
         )
+
+
+def shape_l1(loss: str, pred: Tensor, target: Tensor) -> Tensor:
+    """`mean_vertex_l1` of decoded (B, N, 3) and 3DMM shapes (mm); differing templates are a clear error."""
+    check_same_template(loss, pred, target)
     return mean_vertex_l1(pred - target)
 
 
