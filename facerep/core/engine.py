@@ -121,12 +121,12 @@ def train_config(stage: Recipe) -> dict[str, Any]:
         raise RecipeError("on_nonfinite must be 'stop' or 'skip'", where=stage.locate("train.on_nonfinite"))
     if config["lr_decay"] not in ("none", "cosine"):
         raise RecipeError("lr_decay must be 'none' or 'cosine'", where=stage.locate("train.lr_decay"))
-    for key in ("lr_warmup",):
-        if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
-            raise RecipeError(
-                f"{key} must be a whole number of steps >= 0, got {config[key]!r}",
-                where=stage.locate(f"train.{key}"),
-            )
+    warmup = config["lr_warmup"]
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise RecipeError(
+            f"lr_warmup must be a whole number of steps >= 0, got {warmup!r}",
+            where=stage.locate("train.lr_warmup"),
+        )
     if not isinstance(config["lr_final"], int | float) or not 0.0 <= float(config["lr_final"]) <= 1.0:
         raise RecipeError("lr_final must be a number in [0, 1]", where=stage.locate("train.lr_final"))
     return config
@@ -792,6 +792,7 @@ def _tensorboard(out: Path) -> Any:
 class _Bar:
     def __init__(self, progress: Any, task: Any) -> None:
         self.progress, self.task = progress, task
+        self.validation = ""  # the last held-out figures, shown before the losses
 
     def advance(self, n: int) -> None:
         if self.progress is not None and n:
@@ -807,8 +808,6 @@ class _Bar:
         ]
         text = f"{record.get('images_per_s', 0):.1f} img/s  " + "  ".join(parts[:6])
         self.progress.update(self.task, losses=self.validation + text)
-
-    validation = ""
 
     def update_validation(self, metrics: dict[str, float]) -> None:
         """Show the last held-out shape error (and the mean face's) in front of the losses."""

@@ -77,9 +77,9 @@ class Validator:
         self.images = _stack(samples, "image")
         self.landmarks = _stack(samples, "landmarks")
         self.face_model = face_model
-        self.truth = self._shapes(samples)
-        exp_params = _stack(samples, "exp_params")
-        self.identity_truth = self._shapes(samples, neutral=True)
+        id_params, exp_params = _stack(samples, "id_params"), _stack(samples, "exp_params")
+        self.truth = self._shapes(id_params, exp_params)
+        self.identity_truth = self._shapes(id_params, torch.zeros_like(exp_params))
         quarter = max(1, len(samples) // 4)
         self.neutral_rows = exp_params.norm(dim=1).argsort()[:quarter]
         self.mean = torch.as_tensor(np.asarray(face_model.mean), dtype=torch.float32)
@@ -96,18 +96,15 @@ class Validator:
     def size(self) -> int:
         return int(self.images.shape[0])
 
-    def _shapes(self, samples: Sequence[dict[str, Any]], neutral: bool = False) -> Tensor:
-        """(M, N, 3) mm: the labels' 3DMM shapes (with zero expression when `neutral`)."""
-        exp = _stack(samples, "exp_params")
+    def _shapes(self, id_params: Tensor, exp_params: Tensor) -> Tensor:
+        """(M, K_id), (M, K_exp) 3DMM coefficients -> (M, N, 3) mm."""
         with torch.no_grad():
-            shape = self.face_model.shape(
-                _stack(samples, "id_params"), torch.zeros_like(exp) if neutral else exp
-            )
-        return torch.as_tensor(shape).float()
+            return torch.as_tensor(self.face_model.shape(id_params, exp_params)).float()
 
     def _readout(self, training: Sequence[dict[str, Any]], ridge: float) -> float:
         x = landmark_features(_stack(training, "landmarks")).double()
-        y = (self._shapes(training) - self.mean).flatten(1).double()
+        shapes = self._shapes(_stack(training, "id_params"), _stack(training, "exp_params"))
+        y = (shapes - self.mean).flatten(1).double()
         mu, sd = x.mean(0), x.std(0).clamp_min(1e-6)
         z = torch.cat([(x - mu) / sd, torch.ones(len(x), 1, dtype=x.dtype)], 1)
         gram = z.T @ z + ridge * torch.eye(z.shape[1], dtype=x.dtype)
