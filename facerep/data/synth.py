@@ -12,8 +12,10 @@ renderer, three folders laid out like the real datasets (readable by the dataset
   ``Tex_Para`` as column vectors, ``Pose_Para`` (1, 7) = pitch, yaw, roll (rad), tx, ty (image fractions),
   0, scale (px per mm), ``Illum_Para`` (1, 27) SH light, ``Color_Para`` (1, 7) neutral, ``pt2d`` (2, 68)
   1-based, ``roi`` (1, 4)). Parameters are the least-squares fit (``face_model.fit``) of the true,
-  nonlinear face, as 300W-LP's are fits. Each source identity has several views profiled up to 90
-  degrees of yaw, named ``SUBSET_NNNNNN_1_V``.
+  nonlinear face, as 300W-LP's are fits. Each source identity has several views, the first within 25
+  degrees of yaw, the others profiled at random yaws up to 90 degrees, named ``SUBSET_NNNNNN_1_V``.
+  Frames are 1.5 times the input size with the face filling 0.45-0.95 of them (loaders crop around the
+  landmarks), so crops carry varied face resolutions and no frame edge, as the MICC videos' do.
 - ``micc/``: ``subject_XX/Model/frontal1/obj/NAME.obj`` neutral ground-truth scans in mm (the true face
   evaluated by a denser synthetic model of the same seed, plus scanner-like noise; its 68 landmarks in
   ``NAME.landmarks68.csv``) and ``subject_XX/Video/{Indoor-Cooperative,PTZ-Indoor,PTZ-Outdoor}.mjpg``
@@ -57,7 +59,10 @@ from facerep.data.sidecars import (
     write_video_landmarks,
 )
 
-WORLD_FORMAT = 3
+WORLD_FORMAT = 4
+#: 300W-LP-layout images: frame side relative to the input size, and the face's share of the frame.
+LABELLED_FRAME = 1.5
+LABELLED_FACE_SHARE = (0.45, 0.95)
 SUBSETS = ("AFW", "HELEN", "IBUG", "LFPW")
 CONDITIONS = ("Indoor-Cooperative", "PTZ-Indoor", "PTZ-Outdoor")
 
@@ -68,7 +73,7 @@ class WorldPreset:
 
     Attributes:
         name: preset name.
-        image_size: side of the CelebA / 300W-LP images (px); MICC frames are 1.5 times that.
+        image_size: side of the CelebA images and of the input (px); 300W-LP and MICC frames are 1.5x.
         vertices: template size of the face model the parameters belong to.
         scan_vertices: template size of the denser model the MICC scans are drawn from.
         identities: CelebA identities; photos_per_identity: photos each.
@@ -303,15 +308,20 @@ def write_300w_lp(
     pose = base[src].copy()
     sign = np.where(rng.random(n_src) < 0.5, -1.0, 1.0)[src]
     start = np.abs(base[src, 1])
-    step = (90.0 * DEG - start) / max(1, views - 1)
-    pose[:, 1] = sign * (start + step * view)  # profiled views: yaw grows to 90 degrees
-    pose[:, 5] = np.log(rng.uniform(0.8, 1.0, src.size))
+    # profiled views: the yaw grows from the source's towards 90 degrees, each later view drawn between
+    # (300W-LP profiles every few degrees; a few views must not leave out the half-profiles)
+    reach = np.sort(rng.uniform(0.0, 1.0, (n_src, max(1, views - 1))), axis=1)
+    reach = np.concatenate([np.zeros((n_src, 1)), reach], axis=1)[:, :views].reshape(-1)
+    pose[:, 1] = sign * (start + (90.0 * DEG - start) * reach)
+    # the face fills 0.45-0.95 of a frame 1.5 times the input size (as in the MICC videos), so the
+    # landmark crops neither reach the frame's edge nor all share one face resolution
+    pose[:, 5] = np.log(rng.uniform(*LABELLED_FACE_SHARE, src.size))
     light_src = sample_lights(rng, n_src)
     hair = (rng.random(n_src) < 0.25)[src]
     glasses = (rng.random(n_src) < 0.15)[src]
     occ_seeds = rng.integers(0, 2**62, n_src)[src]
     root = out / "300w_lp"
-    size = preset.image_size
+    size = round(LABELLED_FRAME * preset.image_size)
     photos = studio.photos(rng, a_id[src], a_exp_src[src], a_tex[src], pose, light_src[src], size,
                            hair=hair, glasses=glasses, occluder_seeds=occ_seeds)  # fmt: skip
     for k, (rgb, mask, lm) in enumerate(photos):
