@@ -1,6 +1,10 @@
 """Writing reconstructed faces: meshes (OBJ with vertex colours, OBJ with a UV albedo texture, PLY),
 UV albedo textures, images and overlays.
 
+Every writer here goes through `facerep.core.safe_write`: a file is written to a temporary file in its
+folder and renamed into place, so a full disk or a read-only folder leaves no half-written file (and raises
+one `WriteError` naming the file), and `write_meshes` writes a mesh's files all or none.
+
 Frames of the written meshes (millimetres):
 
 - **canonical**: the decoder's output, x to the subject's left, y up, z towards the camera;
@@ -20,6 +24,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from facerep.core.safe_write import all_or_nothing, inside, output_folder, write_atomic
 from facerep.geometry import mesh_io
 from facerep.geometry.camera import REFERENCE_SPAN_MM, rotate
 
@@ -68,15 +73,29 @@ def to_uint8(image: Tensor | np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def save_image(path: Path, image: Tensor | np.ndarray, alpha: Tensor | None = None) -> Path:
-    """Write a (3, H, W) / (H, W, 3) image in [0, 1] as PNG (RGBA when an alpha (1, H, W) is given)."""
-    rgb = to_uint8(image)
-    if alpha is not None:
-        a = (alpha.detach().float().cpu()[0].clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
-        Image.fromarray(np.dstack([rgb, a]), mode="RGBA").save(path)
+def save_image(
+    path: str | Path, image: Tensor | np.ndarray | Image.Image, alpha: Tensor | None = None
+) -> Path:
+    """Write a (3, H, W) / (H, W, 3) image in [0, 1] (or a PIL image) as PNG, atomically; RGBA when an
+    alpha (1, H, W) in [0, 1] is given. The folder must exist (`facerep.core.safe_write.output_folder`)."""
+    if isinstance(image, Image.Image):
+        picture = image
     else:
-        Image.fromarray(rgb).save(path)
-    return path
+        rgb = to_uint8(image)
+        if alpha is not None:
+            a = (alpha.detach().float().cpu()[0].clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
+            picture = Image.fromarray(np.dstack([rgb, a]), mode="RGBA")
+        else:
+            picture = Image.fromarray(rgb)
+    return write_atomic(Path(path), lambda fh: picture.save(fh, format="PNG"))
+
+
+def save_npz(path: str | Path, arrays: dict[str, Any]) -> Path:
+    """Write named arrays (tensors are detached to numpy) as an uncompressed ``.npz``, atomically."""
+    plain = {
+        k: (v.detach().cpu().numpy() if isinstance(v, Tensor) else np.asarray(v)) for k, v in arrays.items()
+    }
+    return write_atomic(Path(path), lambda fh: np.savez(fh, **plain))
 
 
 def composite(background: Tensor, image: Tensor, mask: Tensor, opacity: float = 1.0) -> Tensor:
@@ -94,7 +113,7 @@ def overlay_on_photo(
     render = Image.fromarray(to_uint8(image)).resize((side_px, side_px), Image.BILINEAR)
     alpha = (mask.detach().float().cpu()[0].clamp(0, 1).numpy() * 255.0 * opacity + 0.5).astype(np.uint8)
     alpha_img = Image.fromarray(alpha, mode="L").resize((side_px, side_px), Image.BILINEAR)
-    out = photo.convert("RGB").copy()
+    out = photo.copy() if photo.mode == "RGB" else photo.convert("RGB")  # one full-size copy, not two
     out.paste(render, (round(x0), round(y0)), alpha_img)
     return out
 
@@ -108,22 +127,24 @@ def write_meshes(
     texture: np.ndarray | None = None,
 ) -> dict[str, Path]:
     """Write ``STEM.obj`` (vertex colours), ``STEM.ply`` (vertex colours, binary) and, when `texture`
-    (H, W, 3) is given, ``STEM_textured.obj`` + ``.mtl`` + ``.png`` (UV albedo texture).
+    (H, W, 3) is given, ``STEM_textured.obj`` + ``.mtl`` + ``.png`` (UV albedo texture): all of them or,
+    on an error, none. `folder` is created; a `stem` that would leave it (``..``, a path) is a `WriteError`.
 
-    Returns the written paths by role (obj, ply, textured_obj, mtl, texture).
+    Returns the written paths (inside `folder` resolved) by role (obj, ply, textured_obj, mtl, texture).
     """
-    folder.mkdir(parents=True, exist_ok=True)
     v = vertices.detach().cpu().numpy() if isinstance(vertices, Tensor) else np.asarray(vertices)
     colours = albedo.detach().cpu().numpy() if isinstance(albedo, Tensor) else np.asarray(albedo)
     triangles = np.asarray(face_model.triangles)
-    written = {
-        "obj": mesh_io.write_obj(folder / f"{stem}.obj", v, triangles, colors=colours),
-        "ply": mesh_io.write_ply(folder / f"{stem}.ply", v, triangles, colors=colours, binary=True),
-    }
-    if texture is not None:
-        textured = folder / f"{stem}_textured.obj"
-        mesh_io.write_obj(textured, v, triangles, uv=np.asarray(face_model.uv), texture=texture)
-        written.update(
-            textured_obj=textured, mtl=textured.with_suffix(".mtl"), texture=textured.with_suffix(".png")
-        )
+    with all_or_nothing():
+        folder = output_folder(folder)
+        names = [f"{stem}.obj", f"{stem}.ply"] + ([f"{stem}_textured.obj"] if texture is not None else [])
+        obj, ply, *textured = [inside(folder, name) for name in names]
+        written = {
+            "obj": mesh_io.write_obj(obj, v, triangles, colors=colours),
+            "ply": mesh_io.write_ply(ply, v, triangles, colors=colours, binary=True),
+        }
+        if textured:
+            path = textured[0]
+            mesh_io.write_obj(path, v, triangles, uv=np.asarray(face_model.uv), texture=texture)
+            written.update(textured_obj=path, mtl=path.with_suffix(".mtl"), texture=path.with_suffix(".png"))
     return written

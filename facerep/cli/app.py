@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
@@ -14,7 +15,7 @@ from facerep.cli.recipe_cmd import recipe_app
 from facerep.cli.reconstruct_cmd import reconstruct
 from facerep.cli.run_cmd import run
 from facerep.cli.transfer_cmd import transfer
-from facerep.core.errors import FacerepError
+from facerep.core.errors import FacerepError, literal
 
 app = typer.Typer(
     name="facerep",
@@ -50,14 +51,45 @@ def _click_exception() -> type[Exception]:
     return ClickException
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors print one clear message and exit with status 2."""
+# a rich markup tag not already escaped: "[detect]" in "facerep[detect]", "[/b]"
+_UNESCAPED_TAG = re.compile(r"(?<!\\)(\[[a-z#/@][^\[]*?\])")
+
+
+def _plain(text: str | None) -> str | None:
+    """Help text with its bracketed words escaped for rich (idempotent: an escaped bracket stays escaped)."""
+    return _UNESCAPED_TAG.sub(r"\\\1", text) if text else text
+
+
+def plain_help(command: object) -> object:
+    """Make every help text of a click command tree plain text (typer renders help as rich markup, which
+    would print ``needs facerep[detect]`` as ``needs facerep``). Returns `command`, changed in place."""
+    for attr in ("help", "short_help", "epilog"):
+        if isinstance(getattr(command, attr, None), str):
+            setattr(command, attr, _plain(getattr(command, attr)))
+    for param in getattr(command, "params", []):
+        if isinstance(getattr(param, "help", None), str):
+            param.help = _plain(param.help)
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+    return command
+
+
+def print_error(message: object) -> None:
+    """Print ``error: MESSAGE`` on stderr, the message as it is (no markup, no emoji codes, no wrapping)."""
     from rich.console import Console
 
+    Console(stderr=True).print(
+        f"[bold red]error:[/] {literal(message)}", highlight=False, soft_wrap=True, emoji=False
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors print one clear message and exit with status 2."""
+    command = plain_help(typer.main.get_command(app))
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = command.main(args=argv, standalone_mode=False)
     except FacerepError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(exc)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from facerep.core.errors import DataError, FacerepError
+from facerep.core.errors import DataError, FacerepError, literal
 
 PROTOCOL_CHOICES = {
     "identity": ["identity"],
@@ -53,8 +53,14 @@ def bench(
     from facerep.bench.runs import load_bench_models
     from facerep.plugins.benchmarks.micc import MiccBenchmark, resolve_micc_root
 
-    if protocol not in PROTOCOL_CHOICES:
-        raise FacerepError(f"--protocol {protocol!r}: choose identity, three_views or both")
+    check_options(
+        protocol=protocol,
+        statistic=statistic,
+        direction=direction,
+        batch_size=batch_size,
+        max_frames=max_frames,
+        error_maps=error_maps,
+    )
     _, path = parse_data(data)
     if path is not None and not Path(path).expanduser().is_dir():
         raise DataError(f"--data: MICC folder not found: {path}")
@@ -65,7 +71,9 @@ def bench(
         preset = str(recipe.get("data.world.preset", "demo"))
         seed = int(recipe.get("data.world.seed", 0))
         console.print(
-            f"no --data: using the synthetic world (preset {preset!r}, seed {seed}) of {models[0].name}"
+            f"no --data: using the synthetic world (preset {literal(repr(preset))}, seed {seed}) of "
+            f"{literal(models[0].name)}",
+            highlight=False,
         )
         root = resolve_micc_root("builtin", preset=preset, seed=seed)
     else:
@@ -81,6 +89,25 @@ def bench(
         batch_size=batch_size,
     )
     result = benchmark.run(models, out, console=console, data_root=root)
-    console.print(
-        f"wrote {len(result['files'])} files under {out} in {result['seconds']:.1f} s", highlight=False
-    )
+    count, seconds = len(result["files"]), result["seconds"]
+    console.print(f"wrote {count} files under {literal(out)} in {seconds:.1f} s", highlight=False)
+
+
+def check_options(
+    *, protocol: str, statistic: str, direction: str, batch_size: int, max_frames: int | None, error_maps: int
+) -> None:
+    """Refuse out-of-range ``bench`` options before any model or data is loaded (one `FacerepError`)."""
+    from facerep.geometry.surface_distance import DIRECTIONS, STATISTICS
+
+    if protocol not in PROTOCOL_CHOICES:
+        raise FacerepError(f"--protocol {protocol!r}: choose {', '.join(PROTOCOL_CHOICES)}")
+    if statistic not in STATISTICS:
+        raise FacerepError(f"--statistic {statistic!r}: choose {', '.join(STATISTICS)}")
+    if direction not in DIRECTIONS:
+        raise FacerepError(f"--direction {direction!r}: choose {', '.join(DIRECTIONS)}")
+    if batch_size < 1:
+        raise FacerepError(f"--batch-size must be at least 1 (frames per forward pass), got {batch_size}")
+    if max_frames is not None and max_frames < 1:
+        raise FacerepError(f"--max-frames must be at least 1 (or left out for every frame), got {max_frames}")
+    if error_maps < 0:
+        raise FacerepError(f"--error-maps must be 0 or more (subjects with error maps), got {error_maps}")

@@ -37,6 +37,20 @@ class CheckpointError(FacerepError):
     """A checkpoint is missing or corrupt; the message names the file."""
 
 
+class WriteError(FacerepError):
+    """An output file or folder cannot be written (read-only, disk full, outside the output folder); the
+    message names it and the cause. Nothing half-written is left (`facerep.core.safe_write`)."""
+
+
+def literal(text: object) -> str:
+    """``str(text)`` escaped for rich console markup, so that it prints as it is: ``facerep[detect]`` keeps
+    its ``[detect]`` and a path holding ``[/b]`` is text, not a closing tag. Wrap every user-supplied or
+    bracketed value in a message printed with rich (``console.print(f"[green]wrote[/] {literal(path)}")``)."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest of `choices`, or '' when nothing is close."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

@@ -1,8 +1,18 @@
-"""Reading images and cutting square, resized crops with their landmarks and masks."""
+"""Reading images and cutting square, resized crops with their landmarks and masks.
+
+Reading (`load_image`, `load_image_within`) turns every image into 8-bit RGB: 16-bit greyscale (PNG, TIFF)
+is scaled to 8 bits, not clipped to white; 32-bit integer and float greyscale are scaled from their
+range. A missing, corrupt or truncated file, and an image larger than `max_image_pixels` (a
+decompression bomb: a small file that decodes to gigapixels), are `DataError`s naming the file.
+"""
 
 from __future__ import annotations
 
 import math
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +22,174 @@ from torch import Tensor
 
 from facerep.core.errors import DataError
 
+_ROWS_PER_BLOCK = 512  # rows converted at a time when scaling high-bit-depth images (bounded temporaries)
 
-def load_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image as RGB; a missing, truncated or corrupt file raises `DataError`."""
-    path = Path(path)
+
+def max_image_pixels() -> int | None:
+    """The largest image (width x height) read: PIL's decompression-bomb limit, ``2 * MAX_IMAGE_PIXELS``
+    (about 179 Mpx by default), or None when that check is turned off."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 2 * int(limit)
+
+
+def _open(path: Path) -> Image.Image:
+    """``Image.open`` with PIL's size warning silenced (the limit is enforced here instead); every failure
+    to open is a `DataError` naming the file."""
     if not path.is_file():
         raise DataError(f"{path}: image file not found")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: corrupt or truncated image ({exc})") from exc
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)) / 1e6:.0f} Mpx" if found else "too many pixels"
+        raise DataError(
+            f"{path}: image too large to read ({size}; the limit is {max_image_pixels() / 1e6:.0f} Mpx, "
+            "a guard against decompression bombs): downscale it first"
+        ) from None
+    except Exception as exc:  # PIL's parsers raise many types on a damaged file
+        raise DataError(f"{path}: not a readable image ({_cause(exc)})") from None
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """`_open`, closed on leaving unless the image was kept (`_keep`)."""
+    image = _open(path)
+    try:
+        yield image
+    finally:
+        if not getattr(image, "_facerep_kept", False):
+            image.close()
+
+
+def _keep(image: Image.Image, result: Image.Image) -> Image.Image:
+    """`result` to return from within `_opened`: the decoded `image` itself is handed out (not copied) when
+    it no longer holds its file; otherwise a copy, and `image` is closed."""
+    if result is image:
+        if getattr(image, "fp", None) is None and getattr(image, "map", None) is None:
+            image._facerep_kept = True  # type: ignore[attr-defined]
+            return image
+        return image.copy()
+    return result
+
+
+def _cause(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _check_size(path: Path, image: Image.Image) -> None:
+    limit = max_image_pixels()
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise DataError(f"{path}: image has no pixels ({width} x {height})")
+    if limit is not None and width * height > limit:
+        raise DataError(
+            f"{path}: image too large to read ({width} x {height} = {width * height / 1e6:.0f} Mpx; the "
+            f"limit is {limit / 1e6:.0f} Mpx, a guard against decompression bombs): downscale it first"
+        )
+
+
+def _decode(path: Path, image: Image.Image) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image.load()
+    except MemoryError:
+        raise DataError(
+            f"{path}: not enough memory to decode the image ({image.size[0]} x {image.size[1]})"
+        ) from None
+    except Exception as exc:  # truncated data, bad checksums, broken headers ...
+        raise DataError(f"{path}: corrupt or truncated image ({_cause(exc)})") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """A decoded image as 8-bit RGB (returned as is when it already is), greyscale scaled by `eight_bit`;
+    other modes convert as PIL converts them (alpha dropped)."""
+    image = eight_bit(image)
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """High-bit-depth greyscale as 8-bit greyscale (``L``); any other image as it is.
+
+    16-bit (``I;16*`` modes) is scaled by 255 / 65535; 32-bit integer (``I``) the same when its maximum is
+    above 255 (else it holds 8-bit values); float (``F``) from [0, 1] when its maximum is at most 1, else
+    from [0, 255]. Values are rounded and clipped; NaN becomes 0.
+    """
+    if not (image.mode.startswith("I") or image.mode == "F"):
+        return image
+    values = np.asarray(image)
+    if image.mode == "F":
+        top = 1.0 if float(np.nanmax(values, initial=0.0)) <= 1.0 else 255.0
+    elif image.mode == "I":
+        top = 65535.0 if int(values.max(initial=0)) > 255 else 255.0
+    else:
+        top = 65535.0
+    grey = np.empty(values.shape, dtype=np.uint8)
+    for start in range(0, values.shape[0], _ROWS_PER_BLOCK):  # bounded float temporaries
+        block = np.nan_to_num(values[start : start + _ROWS_PER_BLOCK].astype(np.float32))
+        grey[start : start + _ROWS_PER_BLOCK] = np.clip(block * (255.0 / top) + 0.5, 0, 255)
+    return Image.fromarray(grey, mode="L")
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image as 8-bit RGB at full resolution (see the module docstring); a missing,
+    corrupt, truncated or too large file raises `DataError` naming it. Peak memory: about 3 bytes per pixel
+    (RGB files are not copied once decoded)."""
+    path = Path(path)
+    with _opened(path) as image:
+        _check_size(path, image)
+        _decode(path, image)
+        return _keep(image, to_rgb(image))
+
+
+def load_image_within(path: str | Path, max_pixels: int) -> tuple[Image.Image, float]:
+    """Open an image as 8-bit RGB reduced by an integer factor to at most `max_pixels` pixels, decoding no
+    more than needed: JPEGs decode at 1/2, 1/4 or 1/8 scale directly (``draft``), other formats are
+    reduced by box averaging (``reduce``) before the conversion to RGB.
+
+    Returns:
+        (image, scale): ``scale`` = output pixels per input pixel (1.0 when not reduced); a point p in the
+        file's pixel coordinates is ``p * scale`` in the returned image's (pixel edges map to edges).
+    """
+    path = Path(path)
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+    with _opened(path) as image:
+        _check_size(path, image)
+        width, height = image.size
+        factor = _reduction(image.size, max_pixels)
+        scale = 1.0
+        if factor > 1 and image.format == "JPEG":
+            target = (math.ceil(width / factor), math.ceil(height / factor))
+            drafted = image.draft("RGB", target)  # decodes at 1/2, 1/4 or 1/8 of the size, not below target
+            if drafted is not None:
+                scale = drafted[1][2] / width
+        _decode(path, image)
+        rest = _reduction(image.size, max_pixels)
+        reduced = image
+        if rest > 1:
+            reduced = _reduce(eight_bit(image), rest)
+            scale /= rest
+        return _keep(image, to_rgb(reduced)), scale
+
+
+def _reduction(size: tuple[int, int], max_pixels: int) -> int:
+    """The smallest integer factor k with ceil(w / k) * ceil(h / k) <= max_pixels."""
+    width, height = size
+    k = max(1, math.ceil(math.sqrt(width * height / max_pixels)))
+    while math.ceil(width / k) * math.ceil(height / k) > max_pixels:
+        k += 1
+    return k
+
+
+def _reduce(image: Image.Image, factor: int) -> Image.Image:
+    """``image.reduce(factor)`` (box average); through RGB for the modes PIL cannot reduce (palette, ...)."""
+    try:
+        return image.reduce(factor)
+    except (ValueError, NotImplementedError):
+        return image.convert("RGB").reduce(factor)
 
 
 def center_box(width: int, height: int) -> tuple[float, float, float]:

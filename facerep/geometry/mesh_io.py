@@ -6,12 +6,16 @@ UV, also per-vertex ``uv`` (N, 2). Polygons are split into triangle fans. Vertex
 common ``v x y z r g b`` OBJ extension and from PLY ``red green blue`` properties (uchar or float).
 
 Writers take per-vertex arrays (colours and UVs in [0, 1], UV v pointing up as in OBJ) and, for OBJ, an
-optional texture image written next to the mesh with an MTL file referencing it.
+optional texture image written next to the mesh with an MTL file referencing it. They write through
+`facerep.core.safe_write` (a temporary file renamed into place; an OBJ with its MTL and texture all or
+none): a failed write leaves no partial file and raises a `WriteError` naming the file.
+
+Readers reject what would poison later geometry (a ``nan`` or ``inf`` coordinate, a face index outside
+the vertices) with a `DataError` naming the file and the line (OBJ) or the vertex (PLY).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from facerep.core.errors import DataError
+from facerep.core.safe_write import all_or_nothing, output_folder, write_atomic, write_text
 
 
 @dataclass
@@ -44,13 +49,6 @@ class Mesh:
     face_uv: np.ndarray | None = None
     texture: Path | None = None
     normals: np.ndarray | None = None
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _fmt_rows(prefix: str, arr: np.ndarray, fmt: str) -> list[str]:
@@ -89,17 +87,29 @@ def write_obj(
     path = Path(path)
     v = _np(vertices, np.float64, (3,), "vertices")
     f = _np(triangles, np.int64, (3,), "triangles")
-    lines = ["# written by facerep"]
-    if texture is not None:
-        if uv is None:
-            raise ValueError("write_obj: a texture needs per-vertex uv coordinates")
-        tex_path, mtl_path = path.with_suffix(".png"), path.with_suffix(".mtl")
-        _write_texture(texture, tex_path)
-        _atomic_write_text(
-            mtl_path,
-            f"newmtl material_0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd {tex_path.name}\n",
-        )
-        lines += [f"mtllib {mtl_path.name}"]
+    with all_or_nothing():
+        output_folder(path.parent)
+        lines = ["# written by facerep"]
+        if texture is not None:
+            if uv is None:
+                raise ValueError("write_obj: a texture needs per-vertex uv coordinates")
+            tex_path, mtl_path = path.with_suffix(".png"), path.with_suffix(".mtl")
+            _write_texture(texture, tex_path)
+            write_text(
+                mtl_path,
+                f"newmtl material_0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\nmap_Kd {tex_path.name}\n",
+            )
+            lines += [f"mtllib {mtl_path.name}"]
+        lines += _obj_body(v, f, colors, uv, normals, textured=texture is not None)
+        write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _obj_body(
+    v: np.ndarray, f: np.ndarray, colors: Any | None, uv: Any | None, normals: Any | None, textured: bool
+) -> list[str]:
+    """The ``v`` / ``vt`` / ``vn`` / ``f`` lines of an OBJ (see `write_obj`)."""
+    lines: list[str] = []
     if colors is not None:
         c = _np(colors, np.float64, (3,), "colors")
         lines += _fmt_rows("v", np.concatenate([v, np.clip(c, 0, 1)], 1), "%.6f")
@@ -109,7 +119,7 @@ def write_obj(
         lines += _fmt_rows("vt", _np(uv, np.float64, (2,), "uv"), "%.6f")
     if normals is not None:
         lines += _fmt_rows("vn", _np(normals, np.float64, (3,), "normals"), "%.6f")
-    if texture is not None:
+    if textured:
         lines += ["usemtl material_0"]
     g = f + 1
     if uv is not None and normals is not None:
@@ -120,15 +130,16 @@ def write_obj(
         lines += [f"f {a}//{a} {b}//{b} {c}//{c}" for a, b, c in g.tolist()]
     else:
         lines += _fmt_rows("f", g, "%d")
-    _atomic_write_text(path, "\n".join(lines) + "\n")
-    return path
+    return lines
 
 
 def _write_texture(texture: Any, path: Path) -> None:
     from PIL import Image
 
     if isinstance(texture, (str, Path)):
-        img = Image.open(texture).convert("RGB")
+        from facerep.data.imagefile import load_image
+
+        img = load_image(texture)
     elif isinstance(texture, Image.Image):
         img = texture.convert("RGB")
     else:
@@ -138,8 +149,7 @@ def _write_texture(texture: Any, path: Path) -> None:
         if arr.dtype != np.uint8:
             arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
         img = Image.fromarray(arr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    write_atomic(path, lambda fh: img.save(fh, format="PNG"))
 
 
 def read_obj(path: str | Path) -> Mesh:
@@ -159,14 +169,14 @@ def read_obj(path: str | Path) -> Mesh:
         key = parts[0]
         try:
             if key == "v":
-                vals = [float(x) for x in parts[1:]]
+                vals = _finite([float(x) for x in parts[1:]], path, lineno, raw)
                 verts.append(vals[:3])
                 if len(vals) >= 6:
                     cols.append(vals[3:6])
             elif key == "vt":
-                vts.append([float(x) for x in parts[1:3]])
+                vts.append(_finite([float(x) for x in parts[1:3]], path, lineno, raw))
             elif key == "vn":
-                vns.append([float(x) for x in parts[1:4]])
+                vns.append(_finite([float(x) for x in parts[1:4]], path, lineno, raw))
             elif key == "f":
                 corners = [c.split("/") for c in parts[1:]]
                 vi = [int(c[0]) for c in corners]
@@ -180,9 +190,10 @@ def read_obj(path: str | Path) -> Mesh:
             raise DataError(f"{path}:{lineno}: malformed OBJ line {raw.strip()!r}") from exc
     if not verts:
         raise DataError(f"{path}: no vertices ('v' lines) in OBJ file")
+    short = next((i for i, r in enumerate(verts) if len(r) != 3), None)
+    if short is not None:
+        raise DataError(f"{path}: OBJ vertex {short + 1} has fewer than 3 coordinates")
     v = np.asarray(verts, dtype=np.float64)
-    if any(len(r) != 3 for r in verts):
-        raise DataError(f"{path}: OBJ vertex with fewer than 3 coordinates")
     f = _resolve_obj_indices(np.asarray(faces, dtype=np.int64).reshape(-1, 3), len(v), path, "vertex")
     mesh = Mesh(vertices=v, triangles=f)
     if cols and len(cols) == len(verts):
@@ -199,6 +210,13 @@ def read_obj(path: str | Path) -> Mesh:
     if mtllib:
         mesh.texture = _texture_from_mtl(path.parent / mtllib)
     return mesh
+
+
+def _finite(values: list[float], path: Path, lineno: int, raw: str) -> list[float]:
+    """`values` when all are finite; a `DataError` naming the file and line otherwise (``nan``, ``inf``)."""
+    if not all(np.isfinite(values)):
+        raise DataError(f"{path}:{lineno}: coordinate is not a finite number: {raw.strip()!r}")
+    return values
 
 
 def _resolve_obj_indices(idx: np.ndarray, count: int, path: Path, what: str) -> np.ndarray:
@@ -269,8 +287,6 @@ def write_ply(
     if c is not None:
         header += ["property uchar red", "property uchar green", "property uchar blue"]
     header += [f"element face {len(f)}", "property list uchar int vertex_indices", "end_header"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     if binary:
         fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")] if c is not None else []
@@ -280,18 +296,15 @@ def write_ply(
             vr["red"], vr["green"], vr["blue"] = c[:, 0], c[:, 1], c[:, 2]
         fr = np.empty(len(f), dtype=[("n", "u1"), ("i", "<i4", (3,))])
         fr["n"], fr["i"] = 3, f
-        with open(tmp, "wb") as fh:
-            fh.write(("\n".join(header) + "\n").encode("ascii"))
-            fh.write(vr.tobytes())
-            fh.write(fr.tobytes())
+        body = ("\n".join(header) + "\n").encode("ascii") + vr.tobytes() + fr.tobytes()
     else:
         rows = [f"{x:.6f} {y:.6f} {z:.6f}" for x, y, z in v.tolist()]
         if c is not None:
             rows = [f"{a} {int(r[0])} {int(r[1])} {int(r[2])}" for a, r in zip(rows, c.tolist(), strict=True)]
         rows += [f"3 {a} {b} {c}" for a, b, c in f.tolist()]
-        tmp.write_text("\n".join(header + rows) + "\n", encoding="ascii")
-    os.replace(tmp, path)
-    return path
+        body = ("\n".join(header + rows) + "\n").encode("ascii")
+    output_folder(path.parent)
+    return write_atomic(path, lambda fh: fh.write(body))
 
 
 def read_ply(path: str | Path) -> Mesh:
@@ -333,6 +346,12 @@ def read_ply(path: str | Path) -> Mesh:
     if vert is None or not all(k in vert for k in ("x", "y", "z")):
         raise DataError(f"{path}: PLY has no vertex element with x, y, z")
     v = np.stack([vert["x"], vert["y"], vert["z"]], 1).astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(v).all(axis=1))
+    if bad.size:
+        raise DataError(
+            f"{path}: vertex {int(bad[0])} (0-based) has a coordinate that is not a finite number "
+            f"({', '.join(str(x) for x in v[bad[0]])}); {bad.size} such vertices"
+        )
     faces = values.get("face", {})
     lists = faces.get("vertex_indices", faces.get("vertex_index", []))
     tris = [[poly[0], poly[k], poly[k + 1]] for poly in lists for k in range(1, len(poly) - 1)]
