@@ -67,17 +67,20 @@ def uv_map_texture(uv_map: Tensor) -> np.ndarray:
 
 
 def to_uint8(image: Tensor | np.ndarray) -> np.ndarray:
-    """(3, H, W) tensor or (H, W, 3) array in [0, 1] -> (H, W, 3) uint8."""
+    """(3, H, W) tensor or (H, W, 3) array in [0, 1] -> (H, W, 3) uint8 (a uint8 array is returned as is)."""
     if isinstance(image, Tensor):
         image = image.detach().float().cpu().permute(1, 2, 0).numpy()
+    elif image.dtype == np.uint8:
+        return image
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def save_image(
     path: str | Path, image: Tensor | np.ndarray | Image.Image, alpha: Tensor | None = None
 ) -> Path:
-    """Write a (3, H, W) / (H, W, 3) image in [0, 1] (or a PIL image) as PNG, atomically; RGBA when an
-    alpha (1, H, W) in [0, 1] is given. The folder must exist (`facerep.core.safe_write.output_folder`)."""
+    """Write a (3, H, W) / (H, W, 3) image in [0, 1] (or (H, W, 3) uint8, or a PIL image) as PNG,
+    atomically; RGBA when an alpha (1, H, W) in [0, 1] is given. The folder must exist
+    (`facerep.core.safe_write.output_folder` makes it)."""
     if isinstance(image, Image.Image):
         picture = image
     else:

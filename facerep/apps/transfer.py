@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
-from facerep.apps.export import save_image, to_uint8, write_meshes
+from facerep.apps.export import save_image, save_npz, to_uint8, write_meshes
 from facerep.apps.model import FaceRep
+from facerep.core.safe_write import all_or_nothing, output_folder
 from facerep.core.types import Codes, Reconstruction
 
 
@@ -67,34 +67,30 @@ def write_transfer(
     model: FaceRep, result: TransferResult, out: str | Path, *, source: Tensor, target: Tensor
 ) -> dict[str, Path]:
     """Write ``transfer.obj`` / ``transfer.ply`` (canonical mm, vertex colours), ``transfer.png`` (RGBA
-    rendering), ``panel.png`` (source crop | target crop | result over the source) and ``codes.npz``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    rendering), ``panel.png`` (source crop | target crop | result over the source) and ``codes.npz`` into
+    `out` (created): all of them or, on an error (a read-only folder, a full disk: `WriteError`), none.
+    Returns the written paths (inside `out` resolved) by role."""
     recon = result.reconstruction
-    files = {
-        f"mesh_{k}": p
-        for k, p in write_meshes(
-            out, "transfer", recon.vertices[0], model.face_model, recon.albedo[0]
-        ).items()
-    }
     rendering = recon.rendering
-    files["render"] = save_image(out / "transfer.png", rendering.image[0], rendering.mask[0])
     src, tgt = model.prepare(source)[0].cpu(), model.prepare(target)[0].cpu()
     mask = rendering.mask[0].cpu()
     result_image = src * (1 - mask) + rendering.image[0].cpu() * mask
     panel = np.concatenate([to_uint8(src), to_uint8(tgt), to_uint8(result_image)], axis=1)
-    Image.fromarray(panel).save(out / "panel.png")
-    files["panel"] = out / "panel.png"
     codes = result.codes
-    np.savez(
-        out / "codes.npz",
-        identity=codes.identity[0].cpu().numpy(),
-        expression=codes.expression[0].cpu().numpy(),
-        pose=codes.pose[0].cpu().numpy(),
-        light=codes.light[0].cpu().numpy(),
-        vertices=recon.vertices[0].cpu().numpy(),
-    )
-    files["codes"] = out / "codes.npz"
+    arrays = {
+        "identity": codes.identity[0],
+        "expression": codes.expression[0],
+        "pose": codes.pose[0],
+        "light": codes.light[0],
+        "vertices": recon.vertices[0],
+    }
+    with all_or_nothing():
+        folder = output_folder(out)
+        meshes = write_meshes(folder, "transfer", recon.vertices[0], model.face_model, recon.albedo[0])
+        files = {f"mesh_{k}": p for k, p in meshes.items()}
+        files["render"] = save_image(folder / "transfer.png", rendering.image[0], rendering.mask[0])
+        files["panel"] = save_image(folder / "panel.png", panel)
+        files["codes"] = save_npz(folder / "codes.npz", arrays)
     return files
 
 
@@ -138,11 +134,9 @@ def expression_grid(
 
 
 def save_grid(path: str | Path, grid: np.ndarray) -> Path:
-    """Write an `expression_grid` image as PNG."""
+    """Write an `expression_grid` image (H, W, 3) uint8 as PNG, atomically; its folder is created."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(path)
-    return path
+    return save_image(output_folder(path.parent) / path.name, grid)
 
 
 def stack_photos(images: Sequence[Tensor]) -> Tensor:

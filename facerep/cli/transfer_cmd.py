@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def transfer(
@@ -25,40 +29,66 @@ def transfer(
     from rich.console import Console
 
     import facerep
-    from facerep.apps.photos import find_photos, load_face_photos
-    from facerep.apps.transfer import expression_grid, save_grid, stack_photos, write_transfer
+    from facerep.apps.photos import find_photos
+    from facerep.apps.transfer import expression_grid, save_grid, write_transfer
     from facerep.apps.transfer import transfer as run_transfer
-    from facerep.core.errors import FacerepError
+    from facerep.core.errors import literal
 
+    check_options(grid=grid, crop_scale=crop_scale)
+    sources, targets = find_photos(source), find_photos(target)
     console = Console(stderr=True)
     model = facerep.load(run, device=device)
-    if grid < 0:
-        raise FacerepError(f"--grid must be positive, got {grid}")
+    crops = _CropReader(model.image_size, crop_scale=crop_scale, detect=detect)
     if grid:
-        rows = load_face_photos(
-            find_photos(source)[:grid], model.image_size, crop_scale=crop_scale, detect=detect
-        )
-        cols = load_face_photos(
-            find_photos(target)[:grid], model.image_size, crop_scale=crop_scale, detect=detect
-        )
-        image = expression_grid(
-            model,
-            stack_photos([p.image for p in rows]),
-            stack_photos([p.image for p in cols]),
-            pose=pose,
-            light=light,
-        )
+        rows, cols = crops(sources[:grid]), crops(targets[:grid])
+        image = expression_grid(model, rows, cols, pose=pose, light=light)
         path = save_grid(out / "grid.png", image)
-        console.print(f"[green]{len(rows)} x {len(cols)} expression-transfer grid[/] written to {path}")
+        console.print(
+            f"[green]{len(rows)} x {len(cols)} expression-transfer grid[/] written to {literal(path)}",
+            highlight=False,
+        )
         return
-    src, tgt = load_face_photos(
-        [find_photos(source)[0], find_photos(target)[0]],
-        model.image_size,
-        crop_scale=crop_scale,
-        detect=detect,
-    )
-    result = run_transfer(model, src.image[None], tgt.image[None], pose=pose, light=light)
-    files = write_transfer(model, result, out, source=src.image[None], target=tgt.image[None])
+    src, tgt = crops([sources[0]]), crops([targets[0]])
+    result = run_transfer(model, src, tgt, pose=pose, light=light)
+    files = write_transfer(model, result, out, source=src, target=tgt)
     console.print(
-        f"[green]transferred[/] {tgt.path.name}'s expression onto {src.path.name}: {files['mesh_obj']}"
+        f"[green]transferred[/] {literal(targets[0].name)}'s expression onto {literal(sources[0].name)}: "
+        f"{literal(files['mesh_obj'])}",
+        highlight=False,
     )
+
+
+def check_options(*, grid: int, crop_scale: float) -> None:
+    """Refuse out-of-range ``transfer`` options before the run is loaded (one `FacerepError`)."""
+    import math
+
+    from facerep.core.errors import FacerepError
+
+    if grid < 0:
+        raise FacerepError(f"--grid must be 0 (one transfer) or a number of photos per side, got {grid}")
+    if not (math.isfinite(crop_scale) and crop_scale > 0):
+        raise FacerepError(
+            f"--crop-scale must be a positive number (crop side / landmark extent), got {crop_scale}"
+        )
+
+
+class _CropReader:
+    """Photos -> their network crops (B, 3, S, S), one photo at a time: a full-size photo is dropped as soon
+    as its crop is cut, so a grid of large photos holds one of them in memory, not all."""
+
+    def __init__(self, image_size: int, *, crop_scale: float, detect: bool) -> None:
+        from facerep.apps.photos import LandmarkDetector
+
+        self.image_size, self.crop_scale = image_size, crop_scale
+        self.detector = LandmarkDetector() if detect else None
+
+    def __call__(self, paths: list[Path]) -> Tensor:
+        import torch
+
+        from facerep.apps.photos import load_face_photo
+
+        crops = [
+            load_face_photo(p, self.image_size, crop_scale=self.crop_scale, detector=self.detector).image
+            for p in paths
+        ]
+        return torch.stack(crops)
