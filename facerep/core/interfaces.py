@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,6 +47,7 @@ KINDS: tuple[str, ...] = (
     "facemodel",
     "benchmark",
     "optimizer",
+    "face_detector",
 )
 
 
@@ -249,6 +251,56 @@ class Benchmark(abc.ABC):
     def run(self, runs: list[Any], out_dir: Any) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face found in a photo by a `FaceDetector`.
+
+    Attributes:
+        box: (4,) float64 ``[x0, y0, x1, y1]``, the detector's face box in input pixels (x0 < x1, y0 < y1).
+        landmarks: (68, 2) float32 iBUG-68 landmarks in input pixels, facerep's convention (the centre of
+            the top-left pixel is (0.5, 0.5); see `facerep.data.sidecars`).
+        score: the detector's confidence (larger is surer; its scale is the detector's own).
+    """
+
+    box: np.ndarray
+    landmarks: np.ndarray
+    score: float
+
+    @property
+    def area(self) -> float:
+        """Box area in square pixels."""
+        return float(max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1]))
+
+
+class FaceDetector(abc.ABC):
+    """Faces and their 68 iBUG landmarks in a photo.
+
+    ``detect(image (H, W, 3) uint8 RGB) -> list[DetectedFace]``, largest box first; an empty list when
+    no face is found. Anything but an (H, W, 3) uint8 array is a ``ValueError`` (`check_rgb`).
+    ``weights`` says in one line where the network weights come from (a package, or a download on
+    first use), for ``facerep plugins`` and the docs. A factory whose optional package is missing raises
+    `facerep.core.errors.FacerepError` naming the ``pip install`` line that fixes it.
+    """
+
+    weights: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def detect(self, image: np.ndarray) -> list[DetectedFace]: ...
+
+    @staticmethod
+    def check_rgb(image: np.ndarray) -> np.ndarray:
+        """`image` as a C-contiguous (H, W, 3) uint8 array, or a ``ValueError`` saying what it is."""
+        if not isinstance(image, np.ndarray):
+            raise ValueError(
+                f"a face detector takes an (H, W, 3) uint8 numpy array, got {type(image).__name__}"
+            )
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(
+                f"a face detector takes an (H, W, 3) uint8 RGB array, got shape {image.shape} {image.dtype}"
+            )
+        return np.ascontiguousarray(image)
+
+
 __all__ = [
     "CONTEXT_NAMES",
     "KINDS",
@@ -257,8 +309,10 @@ __all__ = [
     "Benchmark",
     "Codes",
     "Critic",
+    "DetectedFace",
     "Encoder",
     "FaceDataset",
+    "FaceDetector",
     "FaceModel",
     "Loss",
     "LossContext",

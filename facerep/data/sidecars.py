@@ -86,13 +86,18 @@ def read_pts(path: str | Path, *, expected: int | None = NUM_LANDMARKS) -> np.nd
     return (points - PTS_OFFSET).astype(np.float32)
 
 
+def pts_text(points: np.ndarray) -> str:
+    """(n, 2) points in facerep pixels as the text of an iBUG ``.pts`` file (1-based, see module docstring)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2) + PTS_OFFSET
+    body = "\n".join(f"{x:.4f} {y:.4f}" for x, y in points)
+    return f"version: 1\nn_points:  {len(points)}\n{{\n{body}\n}}\n"
+
+
 def write_pts(path: str | Path, points: np.ndarray) -> None:
     """Write (n, 2) points in facerep pixels as an iBUG ``.pts`` file (1-based, see module docstring)."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2) + PTS_OFFSET
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = "\n".join(f"{x:.4f} {y:.4f}" for x, y in points)
-    path.write_text(f"version: 1\nn_points:  {len(points)}\n{{\n{body}\n}}\n", encoding="utf-8")
+    path.write_text(pts_text(points), encoding="utf-8")
 
 
 def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -165,16 +170,21 @@ def video_landmarks_path(video: str | Path) -> Path:
     return video.with_name(video.stem + LANDMARK_CSV_SUFFIX)
 
 
-def write_video_landmarks(path: str | Path, landmarks: dict[int, np.ndarray]) -> None:
-    """Write {frame index: (68, 2) px} as a per-video landmark CSV (see module docstring)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def video_landmarks_text(landmarks: dict[int, np.ndarray]) -> str:
+    """{frame index: (68, 2) px} as the text of a per-video landmark CSV (see module docstring)."""
     header = "frame," + ",".join(f"x{i},y{i}" for i in range(NUM_LANDMARKS))
     lines = [header]
     for frame in sorted(landmarks):
         pts = np.asarray(landmarks[frame], dtype=np.float64).reshape(NUM_LANDMARKS, 2)
         lines.append(f"{int(frame)}," + ",".join(f"{v:.4f}" for v in pts.reshape(-1)))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
+
+
+def write_video_landmarks(path: str | Path, landmarks: dict[int, np.ndarray]) -> None:
+    """Write {frame index: (68, 2) px} as a per-video landmark CSV (see module docstring)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(video_landmarks_text(landmarks), encoding="utf-8")
 
 
 def read_video_landmarks(path: str | Path) -> dict[int, np.ndarray]:

@@ -1,0 +1,1 @@
+"""Face detectors with 68 iBUG landmarks (component kind ``face_detector``)."""
