@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from facerep.bench.protocols import PROTOCOL_TITLES
 from facerep.bench.published import CONDITIONS
@@ -213,7 +214,7 @@ def _rich_table(title: str, rows: Sequence[TableRow], *, spread: bool = False) -
         values = [v for c in CONDITIONS for v in (_fmt(row.cells[c].mean), _fmt(row.cells[c].std))]
         if spread:
             values.append(_spread(row))
-        table.add_row(_label(row), *values, style=style.get(row.kind))
+        table.add_row(Text(_label(row)), *values, style=style.get(row.kind))  # run names are text
     return table
 
 
@@ -226,4 +227,4 @@ def print_tables(tables: BenchTables, console: Console | None = None) -> None:
         console.print(
             _rich_table("Table 2 - ablation, average over identity (mm)", tables.table2, spread=True)
         )
-    console.print(f"data root: {tables.meta.get('data_root', '?')}", highlight=False)
+    console.print(Text(f"data root: {tables.meta.get('data_root', '?')}"), highlight=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 plugins_app = typer.Typer(help="List registered components.", invoke_without_command=True)
 
@@ -38,11 +39,12 @@ def plugins(
         if details:
             row.append(", ".join(_describe(n, p) for n, p in comp.recipe_parameters().items()))
             row.append(_parameter_count(registry, comp, context))
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # plain text: docstrings may hold [brackets]
     console.print(table)
     for err in registry.load_errors:
         console.print(
-            f"[yellow]plugin {err.plugin!r} from package {err.package!r} failed to load:[/] {err.error}"
+            Text(f"plugin {err.plugin!r} from package {err.package!r} failed to load: ", style="yellow")
+            + Text(str(err.error))
         )
 
 

@@ -28,6 +28,7 @@ def check(
     """Run the contract checks on a registered component (exit status 1 when one fails)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from facerep.core.errors import RecipeError, did_you_mean
     from facerep.core.registry import get_registry
@@ -56,7 +57,8 @@ def check(
         results = check_component(k, node, registry=registry, checks=only or None)
         colours = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
         for r in results:
-            table.add_row(r.check, f"[{colours[r.status]}]{r.status}[/]", f"{r.seconds:.2f}", r.message)
+            status = Text(r.status, style=colours[r.status])
+            table.add_row(Text(r.check), status, f"{r.seconds:.2f}", Text(r.message))  # messages are text
         console.print(table)
         failed += sum(r.failed for r in results)
     if failed:

@@ -32,7 +32,7 @@ from facerep.bench.published import TABLE1, TABLE2
 from facerep.bench.results import Score, TableRow, published_rows, summarise
 from facerep.bench.scoring import ShapeScore, score_shape
 from facerep.bench.tables import BenchTables, print_tables, write_per_subject, write_tables
-from facerep.core.errors import DataError, FacerepError
+from facerep.core.errors import DataError, FacerepError, literal
 from facerep.core.interfaces import Benchmark
 from facerep.core.registry import Component, hookimpl
 from facerep.geometry.surface_distance import DIRECTIONS, SCAN_CROP_RADIUS_MM, STATISTICS
@@ -182,7 +182,7 @@ class MiccBenchmark(Benchmark):
         with Progress(*columns, console=console, disable=not self.progress, transient=False) as bar:
             task = bar.add_task("", total=total)
             for subject in source.subjects:
-                bar.update(task, description=f"{subject}: scan and baselines")
+                bar.update(task, description=f"{literal(subject)}: scan and baselines")
                 scan = source.scan(subject)
                 panels: dict[tuple[str, str], list[ErrorPanel]] = {}
                 baseline_scores: dict[str, tuple[ShapeScore, np.ndarray]] = {}
@@ -195,7 +195,7 @@ class MiccBenchmark(Benchmark):
                         baseline_scores[name] = (self._score(shape, face_model, scan), shape)
                 for condition in source.conditions:
                     title = CONDITION_TITLES[condition]
-                    bar.update(task, description=f"{subject} {title}")
+                    bar.update(task, description=f"{literal(subject)} {title}")
                     frames = source.frames(subject, condition)
                     for name, (sc, shape) in baseline_scores.items():
                         for protocol in self.protocols:
