@@ -12,7 +12,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --upgrade pip >/dev/null
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -e '.[test,detect]'
 	touch $(STAMP)
 
 run: $(STAMP)
