@@ -1,7 +1,7 @@
 """The synthetic face world written in the real datasets' on-disk formats (DESIGN.md section 5).
 
 `generate_world(out, preset, seed)` renders, with the ``synthetic`` face model and the ``sh_rasterizer``
-renderer, three folders laid out like the real datasets (readable by the dataset plugins):
+renderer, five folders laid out like the real datasets (readable by the dataset plugins and benchmarks):
 
 - ``celeba/``: ``img_align_celeba/NNNNNN.jpg``, ``identity_CelebA.txt``, ``list_eval_partition.txt``
   (identity-disjoint train / val / test) and the sidecars of `facerep.data.sidecars` (68 landmarks with
@@ -20,6 +20,14 @@ renderer, three folders laid out like the real datasets (readable by the dataset
   evaluated by a denser synthetic model of the same seed, plus scanner-like noise; its 68 landmarks in
   ``NAME.landmarks68.csv``) and ``subject_XX/Video/{Indoor-Cooperative,PTZ-Indoor,PTZ-Outdoor}.mjpg``
   (uncropped frames of rising difficulty) with ``VIDEO.landmarks68.csv``. Subjects are new identities.
+- ``aflw2000/``: AFLW2000-3D's layout (``imageNNNNN.jpg`` + ``.mat`` with ``pt3d_68``), new identities at
+  yaws spread evenly over [0, 90) degrees (`write_aflw2000`).
+- ``verification/``: LFW's layout (``lfw/NAME/NAME_000K.jpg`` + ``pairs.txt``) of new identities, for
+  the face-verification benchmark (`write_verification`).
+
+Every folder draws from its own random stream (numpy ``default_rng([seed, k])``), so adding a folder
+leaves the others' bytes unchanged; an older cached world gets the two evaluation folders written into
+it on demand (`facerep.data.world.ensure_world_part`).
 
 Each folder has a ``meta.json`` naming the face model its parameters belong to
 (``{"type": "synthetic", "vertices": V, "seed": S}``). The same (preset, seed) gives the same bytes on
@@ -100,6 +108,8 @@ class WorldPreset:
             self.identities * self.photos_per_identity
             + self.labelled_sources * self.views_per_source
             + self.micc_subjects * len(CONDITIONS) * self.frames_per_video
+            + aflw2000_images(self)
+            + verification_identities(self) * VERIFICATION_PHOTOS
         )
 
 
@@ -109,6 +119,23 @@ PRESETS: dict[str, WorldPreset] = {
     "standard": WorldPreset("standard", 128, 5000, 20000, 3000, 12, 1500, 8, 30, 40, supersample=2),
     "paper": WorldPreset("paper", 224, 37202, 60000, 10176, 20, 3837, 16, 53, 60, supersample=2),
 }
+
+
+#: The evaluation sets added beside MICC, sized from the preset's MICC subject count: AFLW2000-3D-layout
+#: images per subject, and held-out verification identities per subject with their photos each.
+AFLW2000_PER_SUBJECT = 10
+VERIFICATION_PER_SUBJECT = 4
+VERIFICATION_PHOTOS = 4
+
+
+def aflw2000_images(preset: WorldPreset) -> int:
+    """Images of the world's AFLW2000-3D-layout set."""
+    return AFLW2000_PER_SUBJECT * preset.micc_subjects
+
+
+def verification_identities(preset: WorldPreset) -> int:
+    """Identities of the world's verification set (each with `VERIFICATION_PHOTOS` photos)."""
+    return VERIFICATION_PER_SUBJECT * preset.micc_subjects
 
 
 def get_preset(preset: str | WorldPreset) -> WorldPreset:
@@ -450,6 +477,123 @@ def write_micc(
                "vertices": preset.scan_vertices, "seed": seed}})  # fmt: skip
 
 
+def write_aflw2000(
+    out: Path, studio: _Studio, preset: WorldPreset, seed: int, advance: Callable[[int], None],
+    record: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """The AFLW2000-3D-layout landmark test set: new identities, one image each, yaws spread evenly over the
+    benchmark's bins [0, 30), [30, 60), [60, 90) degrees (either side).
+
+    ``aflw2000/imageNNNNN.jpg`` (frames 1.5 times the input size, the face at 0.45-0.95 of them, as in
+    ``300w_lp/``) + ``imageNNNNN.mat``: ``pt3d_68`` (3, 68) = the exact landmarks' x, y (1-based pixels)
+    and depth z (pixels, larger = nearer), ``Pose_Para`` (1, 7), ``Shape_Para`` / ``Exp_Para`` (the linear
+    fit of the true face), ``Tex_Para``, ``Illum_Para``, ``Color_Para``, ``roi``. Its own random stream
+    (seed, 4): the other folders' bytes do not depend on it.
+    """
+    from facerep.geometry.camera import project
+
+    fm, rng = studio.fm, np.random.default_rng([seed, 4])
+    n = aflw2000_images(preset)
+    a_id = _coefficients(rng, fm.id_std, n)
+    a_tex = _coefficients(rng, fm.albedo_std, n)
+    a_exp = _coefficients(rng, fm.exp_std, n) * rng.uniform(0.0, 1.0, (n, 1)).astype(np.float32)
+    with torch.no_grad():
+        truth = fm.true_shape(torch.from_numpy(a_id), torch.from_numpy(a_exp)).float()
+        fit_id, fit_exp = (t.float().numpy() for t in fm.fit(truth))
+    pose = sample_poses(rng, n, max_yaw=90.0)
+    low = (np.arange(n) % 3) * 30.0  # even thirds over the yaw bins
+    pose[:, 1] = np.where(rng.random(n) < 0.5, -1.0, 1.0) * (low + rng.uniform(0.0, 30.0, n)) * DEG
+    pose[:, 5] = np.log(rng.uniform(*LABELLED_FACE_SHARE, n))
+    light = sample_lights(rng, n)
+    hair = rng.random(n) < 0.2
+    glasses = rng.random(n) < 0.15
+    size = round(LABELLED_FRAME * preset.image_size)
+    with torch.no_grad():
+        index = torch.as_tensor(np.asarray(fm.landmarks))
+        _, depth = project(truth[:, index], torch.from_numpy(pose), size)
+        focal = np.exp(pose[:, 5].astype(np.float64)) * size / 200.0
+    root = out / "aflw2000"
+    photos = studio.photos(rng, a_id, a_exp, a_tex, pose, light, size, hair=hair, glasses=glasses)
+    for k, (rgb, _mask, lm) in enumerate(photos):
+        name = f"image{k + 1:05d}"
+        _write_jpeg(root / f"{name}.jpg", rgb)
+        lo, hi = lm.min(axis=0), lm.max(axis=0)
+        z = depth[k].double().numpy() * focal[k]
+        save_mat(root / f"{name}.mat", {
+            "pt3d_68": np.concatenate([lm.T + 0.5, z[None]], axis=0).astype(np.float64),
+            "Pose_Para": np.array([[*pose[k, :5], 0.0, focal[k]]], dtype=np.float32),
+            "Shape_Para": fit_id[k].astype(np.float64).reshape(-1, 1),
+            "Exp_Para": fit_exp[k].astype(np.float64).reshape(-1, 1),
+            "Tex_Para": a_tex[k].astype(np.float64).reshape(-1, 1),
+            "Illum_Para": light[k].astype(np.float64).reshape(1, -1),
+            "Color_Para": np.array([[1, 1, 1, 0, 0, 0, 1]], dtype=np.float32),
+            "roi": np.array([[lo[0], lo[1], hi[0], hi[1]]]).round().astype(np.int16),
+        })  # fmt: skip
+        if record is not None:
+            record[f"{name}.jpg"] = {"landmarks": lm, "yaw": float(pose[k, 1]), "id_params": fit_id[k]}
+        advance(1)
+    write_meta(root, _model_meta(preset, seed))
+
+
+def write_verification(
+    out: Path, studio: _Studio, preset: WorldPreset, seed: int, advance: Callable[[int], None],
+    record: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """The face-verification set in LFW's layout: new identities (in no training set), a fixed pair list.
+
+    ``verification/lfw/person_NNNN/person_NNNN_000K.jpg`` (frames twice the input size, the face at
+    0.45-0.7 of them; photos vary as the CelebA set's do: expression, yaw up to 60 degrees, light,
+    occluders), their landmark sidecars under ``verification/landmarks68/`` and ``verification/pairs.txt``
+    (header ``1<TAB>N``; every same-identity pair, then as many different-identity pairs drawn at random).
+    Its own random stream (seed, 5): the other folders' bytes do not depend on it.
+    """
+    fm, rng = studio.fm, np.random.default_rng([seed, 5])
+    n_id, per = verification_identities(preset), VERIFICATION_PHOTOS
+    a_id = _coefficients(rng, fm.id_std, n_id)
+    a_tex = _coefficients(rng, fm.albedo_std, n_id)
+    owner = np.repeat(np.arange(n_id), per)
+    n = owner.size
+    a_exp = _coefficients(rng, fm.exp_std, n) * (rng.uniform(0.0, 1.3, (n, 1)) * (rng.random((n, 1)) > 0.2))
+    pose = sample_poses(rng, n, max_yaw=60.0, scale=(0.45, 0.7))
+    light = sample_lights(rng, n)
+    hair = rng.random(n) < 0.35
+    glasses = (rng.random(n_id) < 0.3)[owner] & (rng.random(n) < 0.8)
+    size = 2 * preset.image_size
+    root = out / "verification"
+    names = [f"person_{i + 1:04d}" for i in range(n_id)]
+    photos = studio.photos(rng, a_id[owner], a_exp.astype(np.float32), a_tex[owner], pose, light, size,
+                           hair=hair, glasses=glasses)  # fmt: skip
+    sigma = 0.008 * preset.image_size
+    for k, (rgb, _mask, lm) in enumerate(photos):
+        name = names[owner[k]]
+        rel = f"lfw/{name}/{name}_{k % per + 1:04d}.jpg"
+        _write_jpeg(root / rel, rgb)
+        noisy = detector_noise(rng, lm, sigma)
+        write_pts(landmark_sidecar(root, rel), noisy)
+        if record is not None:
+            record[rel] = {"identity": int(owner[k]), "landmarks": noisy}
+        advance(1)
+    same = [(names[i], a + 1, b + 1) for i in range(n_id) for a in range(per) for b in range(a + 1, per)]
+    different: set[tuple[str, int, str, int]] = set()
+    while len(different) < len(same):
+        i, j = rng.choice(n_id, 2, replace=False)
+        i, j = sorted((int(i), int(j)))
+        different.add((names[i], int(rng.integers(per)) + 1, names[j], int(rng.integers(per)) + 1))
+    lines = [f"1\t{len(same)}"] + ["\t".join(map(str, row)) for row in [*same, *sorted(different)]]
+    (root / "pairs.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_meta(root, _model_meta(preset, seed))
+
+
+#: The world's folders and their writers, in the order `generate_world` writes them.
+WORLD_PARTS: dict[str, Callable[..., None]] = {
+    "celeba": write_celeba,
+    "300w_lp": write_300w_lp,
+    "micc": write_micc,
+    "aflw2000": write_aflw2000,
+    "verification": write_verification,
+}
+
+
 def generate_world(
     out: str | Path,
     preset: str | WorldPreset = "demo",
@@ -458,6 +602,7 @@ def generate_world(
     progress: Callable[[int], None] | None = None,
     record: dict[str, Any] | None = None,
     device: str | torch.device | None = None,
+    parts: tuple[str, ...] | None = None,
 ) -> Path:
     """Write the synthetic world into `out` (created; should be empty). Returns `out`.
 
@@ -466,11 +611,16 @@ def generate_world(
         preset: a `PRESETS` name or a `WorldPreset`.
         seed: world seed; also the seed of the face model the parameters belong to.
         progress: called with the number of images written since the last call.
-        record: when given, filled with what was generated, per dataset ("celeba", "300w_lp", "micc"),
+        record: when given, filled with what was generated, per folder (the `WORLD_PARTS` keys),
             keyed by relative file path (tests compare the readers' output with it).
         device: where to render (default: CUDA when available, else CPU); the bytes written do not depend
             on it beyond floating-point rounding.
+        parts: write only these folders (`WORLD_PARTS` keys) and no ``world.json``; None: the whole world.
+            Each folder draws from its own random stream, so a part written alone has the same bytes.
     """
+    unknown = sorted(set(parts or ()) - set(WORLD_PARTS))
+    if unknown:
+        raise ValueError(f"unknown world part(s) {unknown}; the world has {list(WORLD_PARTS)}")
     preset = get_preset(preset)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -481,12 +631,15 @@ def generate_world(
     studio = _Studio(fm, supersample=preset.supersample, device=device)
     threads = torch.get_num_threads()
     try:
-        parts = {"celeba": write_celeba, "300w_lp": write_300w_lp, "micc": write_micc}
-        for key, writer in parts.items():
+        for key, writer in WORLD_PARTS.items():
+            if parts is not None and key not in parts:
+                continue
             sub = record.setdefault(key, {}) if record is not None else None
             writer(out, studio, preset, seed, advance, sub)
     finally:
         torch.set_num_threads(threads)
+    if parts is not None:
+        return out
     summary = {**_model_meta(preset, seed), "preset": asdict(preset)}
     (out / "world.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return out

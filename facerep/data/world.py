@@ -1,7 +1,9 @@
 """The cached synthetic world: generated once per (preset, seed), atomically, then reused.
 
 ``ensure_world(preset, seed)`` returns ``cache_dir()/world/<preset>-<seed>/`` holding ``celeba/``,
-``300w_lp/`` and ``micc/`` (see `facerep.data.synth`). Generation writes into a temporary sibling folder
+``300w_lp/``, ``micc/``, ``aflw2000/`` and ``verification/`` (see `facerep.data.synth`); worlds cached
+before the last two existed get them from `ensure_world_part` (written in place, the rest untouched).
+Generation writes into a temporary sibling folder
 and renames it into place when complete, so an interrupted run never leaves a half world; a file lock
 makes concurrent processes (e.g. DDP ranks) wait for one generator instead of all generating.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from facerep.core.errors import DataError
 from facerep.core.paths import cache_dir
-from facerep.data.synth import WORLD_FORMAT, WorldPreset, generate_world, get_preset
+from facerep.data.synth import WORLD_FORMAT, WORLD_PARTS, WorldPreset, generate_world, get_preset
 
 #: Dataset plugin name -> sub-folder of a world.
 SOURCE_FOLDERS: dict[str, str] = {"celeba": "celeba", "w300lp": "300w_lp", "micc": "micc"}
@@ -153,3 +155,28 @@ def ensure_world(
         if _complete(path):  # another process finished it while we waited
             return path
         return write_world(path, spec, seed, force=True, progress=progress)
+
+
+def ensure_world_part(preset: str, seed: int, part: str, root: str | Path | None = None) -> Path:
+    """The folder `part` (a `facerep.data.synth.WORLD_PARTS` key) of the cached world of (preset, seed).
+
+    A world cached before that folder existed gets it written in place (into a temporary sibling, then
+    renamed, under the world's lock); the world's other folders are left as they are, so runs training
+    on them are unaffected. The folder's bytes are those a fresh world would have (its own random stream).
+    """
+    if part not in WORLD_PARTS:
+        raise DataError(f"the synthetic world has no {part!r} folder; it has {', '.join(WORLD_PARTS)}")
+    world = ensure_world(preset, seed, root)
+    target = world / part
+    if target.is_dir():
+        return target
+    with _lock(world.with_name(f".{world.name}.lock")):
+        if target.is_dir():
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{part}.tmp-", dir=world))
+        try:
+            generate_world(tmp, get_preset(preset), seed, parts=(part,))
+            (tmp / part).rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

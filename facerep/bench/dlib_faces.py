@@ -1,0 +1,115 @@
+"""dlib's face tools as benchmark baselines: HOG face detector, 68-point landmarks, 128-D face descriptors.
+
+The trained networks come from the ``face-recognition-models`` package
+(``shape_predictor_68_face_landmarks.dat``, ``shape_predictor_5_face_landmarks.dat``,
+``dlib_face_recognition_resnet_model_v1.dat``); dlib itself from
+``dlib`` / ``dlib-bin``. Both are optional: `dlib_missing` says why they cannot be used, and the
+benchmarks then leave their dlib rows out with that note.
+
+Coordinates follow facerep's convention (pixel centres at i + 0.5): dlib's points (centres at integers)
+are shifted by +0.5, and boxes given to dlib by -0.5.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from facerep.core.errors import FacerepError
+
+MODEL_FILES: dict[str, str] = {
+    "landmarks68": "shape_predictor_68_face_landmarks.dat",
+    "landmarks5": "shape_predictor_5_face_landmarks.dat",
+    "descriptor": "dlib_face_recognition_resnet_model_v1.dat",
+}
+INSTALL_HINT = "pip install dlib-bin face-recognition-models (facerep's `detect` extra)"
+
+
+def model_file(role: str) -> Path | None:
+    """The ``face-recognition-models`` file for `role` (`MODEL_FILES`), or None when not installed.
+
+    The package's own locator functions need ``pkg_resources``, absent from recent setuptools, so its
+    folder is found from the import system without importing it.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "models" / MODEL_FILES[role]
+        if path.is_file():
+            return path
+    return None
+
+
+def dlib_missing() -> str | None:
+    """None when dlib and the model files are usable, else one line saying what is missing."""
+    if importlib.util.find_spec("dlib") is None:
+        return f"dlib is not installed ({INSTALL_HINT})"
+    absent = [MODEL_FILES[r] for r in MODEL_FILES if model_file(r) is None]
+    if absent:
+        return f"face-recognition-models lacks {', '.join(absent)} ({INSTALL_HINT})"
+    return None
+
+
+def _rectangle(box: tuple[float, float, float, float]):  # noqa: ANN202 - a dlib.rectangle
+    import dlib
+
+    x0, y0, x1, y1 = (round(v - 0.5) for v in box)
+    return dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
+
+
+class DlibFaces:
+    """dlib's detector, landmark predictors and face recogniser, loaded once (~2 s)."""
+
+    def __init__(self) -> None:
+        missing = dlib_missing()
+        if missing:
+            raise FacerepError(missing)
+        import dlib
+
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        self._landmarks68 = dlib.shape_predictor(str(model_file("landmarks68")))
+        self._landmarks5 = dlib.shape_predictor(str(model_file("landmarks5")))
+        self._descriptor = dlib.face_recognition_model_v1(str(model_file("descriptor")))
+
+    def detect(self, rgb: np.ndarray, upsample: int = 1) -> list[tuple[float, float, float, float]]:
+        """Face boxes (x0, y0, x1, y1) in pixels of an (H, W, 3) uint8 image, by the HOG detector."""
+        found = self._detector(np.ascontiguousarray(rgb), int(upsample))
+        return [(r.left() + 0.5, r.top() + 0.5, r.right() + 0.5, r.bottom() + 0.5) for r in found]
+
+    def landmarks68(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """(68, 2) iBUG landmarks (pixels) of the face in `box` (x0, y0, x1, y1)."""
+        shape = self._landmarks68(np.ascontiguousarray(rgb), _rectangle(box))
+        return np.array([(p.x + 0.5, p.y + 0.5) for p in shape.parts()], dtype=np.float64)
+
+    def descriptor(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """(128,) face descriptor of the face in `box` (aligned by dlib's 5-point predictor)."""
+        image = np.ascontiguousarray(rgb)
+        shape = self._landmarks5(image, _rectangle(box))
+        return np.asarray(self._descriptor.compute_face_descriptor(image, shape), dtype=np.float64)
+
+
+@cache
+def dlib_faces() -> DlibFaces:
+    """One shared `DlibFaces` per process."""
+    return DlibFaces()
+
+
+def largest(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float] | None:
+    """The largest box (by area), or None for none."""
+    if not boxes:
+        return None
+    return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+
+
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0

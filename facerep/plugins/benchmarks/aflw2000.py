@@ -1,0 +1,332 @@
+"""The ``aflw2000`` benchmark: 68-landmark alignment on AFLW2000-3D by the 3DDFA protocol.
+
+For every image of an AFLW2000-3D folder (the real one, or the synthetic world's ``aflw2000/``), the
+face is cropped from the ground-truth landmarks' box (`facerep.data.imagefile.landmark_box`, the crop the
+training data uses), each run encodes the crop, and its 68 landmarks are its mesh's landmark vertices
+projected by its predicted pose (`facerep.geometry.camera.project`), mapped from the crop back to image
+pixels. The error of an image is the NME against ``pt3d_68``'s x, y, normalised by sqrt(w * h) of the
+ground truth's box, summarised per yaw bin (`facerep.bench.nme`).
+
+Baselines in the same run: the face model's mean landmark layout fitted to the ground-truth box
+(`facerep.bench.landmark_layout`: what a model that learnt nothing scores) and, where dlib and
+face-recognition-models are installed, dlib's 68-point shape predictor on its HOG detector's box (the
+detection overlapping the ground-truth box most; the ground-truth box itself where it finds none, as
+counted in the table's note). On real data (a folder without the synthetic world's ``meta.json``) the
+published rows of `facerep.bench.published_alignment` are added, marked as published.
+
+Outputs under ``out_dir``: ``aflw2000.{md,csv,json}``, ``aflw2000_per_image.csv`` and
+``aflw2000_errors.png`` (ground truth against every method on a few images).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from facerep.bench.aflw2000_source import AflwSample, read_aflw2000
+from facerep.bench.dlib_faces import dlib_faces, dlib_missing, iou
+from facerep.bench.landmark_layout import fit_to_box, mean_layout
+from facerep.bench.landmark_pictures import LandmarkPanel, LandmarkRow, render_landmark_errors
+from facerep.bench.metric_tables import Column, MetricRow, MetricTable, print_table, write_table
+from facerep.bench.nme import BIN_NAMES, nme, summarise_nme, yaw_bin
+from facerep.bench.published_alignment import AFLW2000_PUBLISHED, REFERENCES
+from facerep.core.errors import DataError, FacerepError
+from facerep.core.interfaces import Benchmark
+from facerep.core.registry import Component, hookimpl
+from facerep.data.imagefile import crop_resize, landmark_box, load_image
+from facerep.data.meta import META_FILE
+from facerep.geometry.camera import project
+
+BASELINES: tuple[str, ...] = ("mean_layout", "dlib")
+#: Smallest overlap (IoU) between a dlib detection and the ground-truth box for it to count as the face.
+DLIB_MIN_IOU = 0.3
+
+
+def resolve_aflw2000_root(root: str | Path, *, preset: str = "demo", seed: int = 0) -> Path:
+    """An AFLW2000-3D folder: `root` itself, or for ``builtin`` the synthetic world's ``aflw2000/``
+    (written into the cached world when it lacks one)."""
+    if str(root) != "builtin":
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise DataError(f"{path}: AFLW2000-3D folder not found")
+        return path
+    from facerep.data.world import ensure_world_part
+
+    return ensure_world_part(preset, seed, "aflw2000")
+
+
+def _names(runs: list[Any]) -> list[str]:
+    names = [str(getattr(m, "name", None) or f"run{i + 1}") for i, m in enumerate(runs)]
+    if len(set(names)) != len(names):
+        names = [f"{n}#{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+    return names
+
+
+def _device(model: Any) -> torch.device:
+    module = getattr(model, "model", model)
+    if isinstance(module, torch.nn.Module):
+        for p in module.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def predict_landmarks(model: Any, crops: torch.Tensor) -> np.ndarray:
+    """The model's 68 landmarks in crop pixels.
+
+    Args:
+        model: anything with ``encode``, ``decode_shape``, ``face_model`` and ``image_size``.
+        crops: (B, 3, S, S) in [0, 1], S = the model's image size.
+
+    Returns:
+        (B, 68, 2) float64: the decoded mesh's landmark vertices projected by the predicted pose.
+    """
+    codes = model.encode(crops.to(_device(model)))
+    vertices = model.decode_shape(codes.identity, codes.expression)
+    index = torch.as_tensor(np.asarray(model.face_model.landmarks), device=vertices.device)
+    points, _ = project(vertices[:, index].float(), codes.pose.float(), int(model.image_size))
+    return points.detach().double().cpu().numpy()
+
+
+class Aflw2000Benchmark(Benchmark):
+    """AFLW2000-3D landmark benchmark (3DDFA protocol, yaw bins, baselines, published rows, pictures).
+
+    Args:
+        root: AFLW2000-3D folder, or ``builtin`` for the synthetic world's.
+        crop_scale: side of the square crop relative to the ground-truth landmarks' extent.
+        batch_size: images per encoder forward pass.
+        limit: score only the first `limit` images (sorted by name), None for all.
+        baselines: score the mean layout and (where installed) dlib.
+        published: add the published rows: None = on real data only, True / False = always / never.
+        error_images: how many images the error picture shows (spread over the yaw bins).
+        world_preset, world_seed: the synthetic world used when root is ``builtin``.
+        progress: show a rich progress bar.
+    """
+
+    def __init__(
+        self,
+        root: str = "builtin",
+        crop_scale: float = 1.7,
+        batch_size: int = 32,
+        limit: int | None = None,
+        baselines: bool = True,
+        published: bool | None = None,
+        error_images: int = 6,
+        world_preset: str = "demo",
+        world_seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        if not crop_scale > 0:
+            raise FacerepError(f"crop_scale must be positive, got {crop_scale}")
+        if limit is not None and int(limit) < 1:
+            raise FacerepError(f"limit must be at least 1, got {limit}")
+        self.root = root
+        self.crop_scale = float(crop_scale)
+        self.batch_size = max(1, int(batch_size))
+        self.limit = None if limit is None else int(limit)
+        self.baselines = bool(baselines)
+        self.published = published
+        self.error_images = int(error_images)
+        self.world_preset = world_preset
+        self.world_seed = int(world_seed)
+        self.progress = bool(progress)
+
+    # -- scoring --------------------------------------------------------------------------------------
+
+    def _run_landmarks(self, model: Any, samples: list[AflwSample], advance: Any) -> list[np.ndarray]:
+        size = int(model.image_size)
+        out: list[np.ndarray] = []
+        for start in range(0, len(samples), self.batch_size):
+            chunk = samples[start : start + self.batch_size]
+            crops, boxes = [], []
+            for s in chunk:
+                box = landmark_box(s.landmarks, self.crop_scale)
+                crops.append(crop_resize(load_image(s.image), box, size)[0])
+                boxes.append(box)
+            points = predict_landmarks(model, torch.stack(crops))
+            for (x0, y0, side), p in zip(boxes, points, strict=True):
+                out.append(p * (side / size) + (x0, y0))
+            advance(len(chunk))
+        return out
+
+    def _dlib_landmarks(self, samples: list[AflwSample], advance: Any) -> tuple[list[np.ndarray], int]:
+        faces = dlib_faces()
+        out, fallbacks = [], 0
+        for s in samples:
+            rgb = np.asarray(load_image(s.image))
+            lo, hi = s.landmarks.min(axis=0), s.landmarks.max(axis=0)
+            truth_box = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+            found = [(iou(b, truth_box), b) for b in faces.detect(rgb)]
+            best = max(found, default=(0.0, None))
+            if best[1] is None or best[0] < DLIB_MIN_IOU:
+                fallbacks += 1
+                box = truth_box
+            else:
+                box = best[1]
+            out.append(faces.landmarks68(rgb, box))
+            advance(1)
+        return out, fallbacks
+
+    # -- the benchmark --------------------------------------------------------------------------------
+
+    def run(
+        self, runs: list[Any], out_dir: Any, *, console: Console | None = None, data_root: Path | None = None
+    ) -> dict[str, Any]:
+        """Score `runs` (objects with encode / decode_shape / face_model / image_size, optionally name,
+        path and checkpoint) and the baselines; write the files under `out_dir`.
+
+        Returns:
+            {"table": MetricTable, "scores": per-image dicts, "files": {name: Path}, "seconds": float}.
+        """
+        if not runs:
+            raise FacerepError("the AFLW2000-3D benchmark needs at least one run")
+        console = console or Console()
+        started = time.perf_counter()
+        out = Path(out_dir)
+        root = data_root or resolve_aflw2000_root(self.root, preset=self.world_preset, seed=self.world_seed)
+        samples = read_aflw2000(root, limit=self.limit)
+        synthetic = (Path(root) / META_FILE).is_file()
+        names = _names(runs)
+        yaws = [s.yaw for s in samples]
+        predictions: dict[str, tuple[str, list[np.ndarray]]] = {}
+        notes: dict[str, str] = {}
+        skipped: list[str] = []
+        use_dlib = self.baselines and dlib_missing() is None
+        if self.baselines and not use_dlib:
+            skipped.append(f"dlib baseline skipped: {dlib_missing()}")
+        total = len(samples) * (len(runs) + int(use_dlib))
+        columns = (TextColumn("[bold]AFLW2000-3D[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())  # fmt: skip
+        with Progress(*columns, console=console, disable=not self.progress) as bar:
+            task = bar.add_task("", total=total)
+
+            def advance(n: int) -> None:
+                bar.advance(task, n)
+
+            for model, name in zip(runs, names, strict=True):
+                bar.update(task, description=name)
+                predictions[name] = ("run", self._run_landmarks(model, samples, advance))
+            if self.baselines:
+                layout = mean_layout(runs[0].face_model)
+                predictions["mean_layout"] = ("baseline", [fit_to_box(layout, s.landmarks) for s in samples])
+                notes["mean_layout"] = "mean face's landmarks fitted to the ground-truth box"
+            if use_dlib:
+                bar.update(task, description="dlib 68-point predictor")
+                points, fallbacks = self._dlib_landmarks(samples, advance)
+                predictions["dlib"] = ("baseline", points)
+                notes["dlib"] = f"HOG box; ground-truth box on {fallbacks}/{len(samples)} undetected"
+        scores = []
+        rows: list[MetricRow] = []
+        checkpoints = {n: str(getattr(m, "checkpoint", "") or "") for m, n in zip(runs, names, strict=True)}
+        errors: dict[str, list[float]] = {}
+        for method, (kind, points) in predictions.items():
+            errors[method] = [nme(p, s.landmarks) for p, s in zip(points, samples, strict=True)]
+            for s, e in zip(samples, errors[method], strict=True):
+                scores.append({"method": method, "kind": kind, "image": s.name, "yaw": s.yaw,
+                               "bin": BIN_NAMES[yaw_bin(s.yaw)], "nme": e})  # fmt: skip
+            summary = summarise_nme(errors[method], yaws)
+            rows.append(self._row(method, kind, summary, checkpoints.get(method, ""), notes.get(method, "")))
+        if self.published or (self.published is None and not synthetic):
+            for pub in AFLW2000_PUBLISHED:
+                values = {f"bin{i}": None if v is None else v / 100.0 for i, v in enumerate(pub.bins)}
+                values.update(balanced=pub.mean / 100.0, overall=None, std=None)
+                rows.append(MetricRow(pub.method, "published", values, note=pub.source))
+        table = self._table(rows, runs, names, checkpoints, root, synthetic, len(samples), skipped)
+        files = write_table(table, out)
+        files["aflw2000_per_image.csv"] = self._write_per_image(scores, out / "aflw2000_per_image.csv")
+        if self.error_images > 0:
+            files["aflw2000_errors.png"] = self._picture(
+                samples, predictions, errors, out / "aflw2000_errors.png"
+            )
+        print_table(table, console)
+        return {"table": table, "scores": scores, "files": files, "seconds": time.perf_counter() - started}
+
+    # -- outputs --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _row(method: str, kind: str, summary: Any, checkpoint: str, note: str) -> MetricRow:
+        values = {f"bin{i}": v for i, v in enumerate(summary.bins)}
+        values.update(balanced=summary.balanced, overall=summary.overall, std=summary.std)
+        counts = {f"bin{i}": c for i, c in enumerate(summary.counts)}
+        counts["all"] = summary.n
+        return MetricRow(method, kind, values, counts, checkpoint, note)
+
+    def _table(
+        self, rows: list[MetricRow], runs: list[Any], names: list[str], checkpoints: dict[str, str],
+        root: Path, synthetic: bool, images: int, skipped: list[str],
+    ) -> MetricTable:  # fmt: skip
+        columns = [Column(f"bin{i}", f"{b} NME %", 100.0, 2, f"bin{i}") for i, b in enumerate(BIN_NAMES)]
+        columns += [
+            Column("balanced", "balanced %", 100.0, 2),
+            Column("overall", "overall %", 100.0, 2, "all"),
+            Column("std", "std %", 100.0, 2),
+        ]
+        meta = {
+            "data_root": str(root),
+            "synthetic": synthetic,
+            "images": images,
+            "runs": [
+                {"name": n, "path": str(getattr(m, "path", "") or ""), "checkpoint": checkpoints[n]}
+                for m, n in zip(runs, names, strict=True)
+            ],
+            "crop_scale": self.crop_scale,
+            "protocol": "3DDFA: 68 landmarks, NME / sqrt(w*h) of the ground-truth box, |yaw| bins (degrees)",
+        }
+        notes = [
+            "NME in percent of sqrt(w*h) of the ground-truth landmarks' box; (n) = images in the bin",
+            "balanced = mean of the three bin means (the field's 'mean'); overall = mean over all images",
+            f"crop: square of {self.crop_scale} x the ground-truth landmarks' extent (the protocol's box)",
+            *skipped,
+        ]
+        if any(r.kind == "published" for r in rows):
+            notes.append("published rows: all 2,000 AFLW2000-3D images, as printed in the cited papers:")
+            notes += [f"  {short}: {full}" for short, full in REFERENCES.items()]
+        return MetricTable("aflw2000", "AFLW2000-3D: 68-landmark NME by yaw", columns, rows, meta, notes)
+
+    @staticmethod
+    def _write_per_image(scores: list[dict[str, Any]], path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["method", "kind", "image", "yaw", "bin", "nme"])
+            writer.writeheader()
+            for s in scores:
+                writer.writerow({**s, "yaw": f"{s['yaw']:.3f}", "nme": f"{s['nme']:.6f}"})
+        return path
+
+    def _picture(
+        self, samples: list[AflwSample], predictions: dict[str, tuple[str, list[np.ndarray]]],
+        errors: dict[str, list[float]], path: Path,
+    ) -> Path:  # fmt: skip
+        by_bin: list[list[int]] = [[], [], []]
+        for i, s in enumerate(samples):
+            by_bin[yaw_bin(s.yaw)].append(i)
+        chosen: list[int] = []
+        while len(chosen) < min(self.error_images, len(samples)):  # round robin over the bins
+            for group in by_bin:
+                if group and len(chosen) < self.error_images:
+                    chosen.append(group.pop(0))
+        rows = []
+        for i in chosen:
+            s = samples[i]
+            panels = [LandmarkPanel(m, pts[i], errors[m][i]) for m, (_, pts) in predictions.items()]
+            rows.append(LandmarkRow(load_image(s.image), s.landmarks, f"{s.name}  yaw {s.yaw:+.0f}", panels))
+        return render_landmark_errors(rows, path)
+
+
+@hookimpl
+def facerep_components() -> list[Component]:
+    return [
+        Component(
+            "benchmark",
+            "aflw2000",
+            Aflw2000Benchmark,
+            "AFLW2000-3D: 68-landmark NME by yaw bin (3DDFA protocol), baselines, published rows",
+        )
+    ]

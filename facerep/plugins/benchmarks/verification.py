@@ -1,0 +1,356 @@
+"""The ``verification`` benchmark: same or different person, from the cosine of identity codes.
+
+Data: a pair list (`facerep.bench.pairs`): LFW's layout (``ROOT/pairs.txt`` + ``ROOT/lfw/NAME/NAME_0001.jpg``;
+the synthetic world's ``verification/`` holds new identities in that layout), or, with ``pairs="all"``,
+every pair of the photos in ``ROOT/NAME/`` identity folders. Each photo is cropped as ``facerep
+reconstruct`` crops it (`facerep.bench.face_crops`: landmark sidecar, else the registered
+``face_detector``, else the centred square, with a warning).
+
+Score of a pair: the cosine similarity of the two photos' identity codes (with ``flip``, each code is the
+mean of the photo's and its mirror image's). Reported per method (`facerep.bench.roc`): ROC AUC, equal
+error rate, and TAR at FAR 1e-2 and 1e-3 where there are enough different-person pairs (1 / FAR).
+
+Baselines in the same run: dlib's face recognition network (128-D descriptors from face-recognition-models,
+scored by minus their Euclidean distance, dlib's own metric: a real trained recogniser, the anchor row)
+where installed, and random 128-D codes (chance).
+
+Outputs under ``out_dir``: ``verification.{md,csv,json}``, ``verification_pairs.csv`` (every pair's
+scores) and ``verification_roc.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from facerep.bench.dlib_faces import dlib_faces, dlib_missing, iou, largest
+from facerep.bench.face_crops import FaceCropper, build_detector, landmark_locator
+from facerep.bench.metric_tables import Column, MetricRow, MetricTable, print_table, write_table
+from facerep.bench.pairs import PAIRS_FILE, PairList, all_pairs, image_folder, read_lfw_pairs
+from facerep.bench.roc import equal_error_rate, roc_auc, roc_curve, tar_at_far
+from facerep.bench.roc_plot import plot_roc
+from facerep.core.errors import DataError, FacerepError
+from facerep.core.interfaces import Benchmark
+from facerep.core.registry import Component, hookimpl
+from facerep.data.imagefile import load_image
+
+FARS: tuple[float, ...] = (1e-2, 1e-3)
+BASELINES: tuple[str, ...] = ("dlib", "random")
+ALL_PAIRS = "all"
+
+
+def resolve_verification_root(root: str | Path, *, preset: str = "demo", seed: int = 0) -> Path:
+    """A verification folder: `root` itself, or for ``builtin`` the synthetic world's ``verification/``
+    (written into the cached world when it lacks one)."""
+    if str(root) != "builtin":
+        path = Path(root).expanduser()
+        if not path.exists():
+            raise DataError(f"{path}: verification data not found")
+        return path
+    from facerep.data.world import ensure_world_part
+
+    return ensure_world_part(preset, seed, "verification")
+
+
+def load_pairs(root: Path, pairs: str | None) -> PairList:
+    """The pair list of `root`: its ``pairs.txt`` (default), a given pairs file, or every pair (``"all"``)."""
+    if pairs == ALL_PAIRS:
+        return all_pairs(root)
+    if root.is_file():  # the pairs file itself
+        return read_lfw_pairs(root)
+    path = Path(pairs).expanduser() if pairs else root / PAIRS_FILE
+    if not path.is_file():
+        raise DataError(
+            f"{path}: pairs file not found (LFW: ROOT/{PAIRS_FILE} beside ROOT/lfw/NAME/NAME_0001.jpg); "
+            f"to score every pair of ROOT's identity folders pass pairs '{ALL_PAIRS}' (--pairs {ALL_PAIRS})"
+        )
+    return read_lfw_pairs(path, image_folder(root))
+
+
+def _names(runs: list[Any]) -> list[str]:
+    names = [str(getattr(m, "name", None) or f"run{i + 1}") for i, m in enumerate(runs)]
+    if len(set(names)) != len(names):
+        names = [f"{n}#{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+    return names
+
+
+def _device(model: Any) -> torch.device:
+    module = getattr(model, "model", model)
+    if isinstance(module, torch.nn.Module):
+        for p in module.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def identity_codes(
+    model: Any, images: torch.Tensor, *, flip: bool = False, batch_size: int = 32
+) -> np.ndarray:
+    """(B, D_id) identity codes of (B, 3, S, S) crops in [0, 1] (with `flip`: mean with the mirrored's)."""
+    device = _device(model)
+    out = []
+    for start in range(0, int(images.shape[0]), batch_size):
+        batch = images[start : start + batch_size].to(device)
+        codes = model.encode(batch).identity.float()
+        if flip:
+            codes = (codes + model.encode(batch.flip(-1)).identity.float()) / 2.0
+        out.append(codes.cpu().double().numpy())
+    return np.concatenate(out)
+
+
+def cosine_scores(codes: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Cosine similarity of rows `first[k]` and `second[k]` of (N, D) `codes`: (K,)."""
+    unit = codes / np.maximum(np.linalg.norm(codes, axis=1, keepdims=True), 1e-12)
+    return np.einsum("kd,kd->k", unit[first], unit[second])
+
+
+class VerificationBenchmark(Benchmark):
+    """Face verification from identity codes (ROC AUC, EER, TAR@FAR, ROC curve; dlib and chance baselines).
+
+    Args:
+        root: LFW-layout folder (or a pairs file), a folder of identity folders with ``pairs="all"``, or
+            ``builtin`` for the synthetic world's held-out identities.
+        pairs: None (``ROOT/pairs.txt``), a pairs file, or "all" (every pair of ROOT's identity folders).
+        flip: average each identity code with its mirrored photo's.
+        crop_scale: crop side relative to the landmarks' extent.
+        detector: the ``face_detector`` used for photos without landmark sidecars (None: centre crops).
+        batch_size: photos per encoder forward pass.
+        baselines: score dlib (where installed) and random codes.
+        random_seed: seed of the random codes.
+        world_preset, world_seed: the synthetic world used when root is ``builtin``.
+        progress: show a rich progress bar.
+    """
+
+    def __init__(
+        self,
+        root: str = "builtin",
+        pairs: str | None = None,
+        flip: bool = False,
+        crop_scale: float = 1.7,
+        detector: str | None = "dlib",
+        batch_size: int = 32,
+        baselines: bool = True,
+        random_seed: int = 0,
+        world_preset: str = "demo",
+        world_seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        if not crop_scale > 0:
+            raise FacerepError(f"crop_scale must be positive, got {crop_scale}")
+        self.root = root
+        self.pairs = pairs
+        self.flip = bool(flip)
+        self.crop_scale = float(crop_scale)
+        self.detector = detector
+        self.batch_size = max(1, int(batch_size))
+        self.baselines = bool(baselines)
+        self.random_seed = int(random_seed)
+        self.world_preset = world_preset
+        self.world_seed = int(world_seed)
+        self.progress = bool(progress)
+
+    # -- codes ----------------------------------------------------------------------------------------
+
+    def _dlib_codes(
+        self, images: list[Path], landmarks: dict[Path, np.ndarray | None], advance: Any
+    ) -> tuple[np.ndarray, int]:
+        faces = dlib_faces()
+        codes, fallbacks = [], 0
+        for path in images:
+            rgb = np.asarray(load_image(path))
+            found = faces.detect(rgb)
+            points = landmarks.get(path)
+            box = None
+            if points is not None:  # the detection on the landmarks the model's crop used
+                lo, hi = points.min(axis=0), points.max(axis=0)
+                target = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+                scored = [(iou(b, target), b) for b in found]
+                best = max(scored, default=(0.0, None))
+                box = best[1] if best[0] >= 0.3 else None
+                if box is None:
+                    fallbacks += 1
+                    box = target
+            else:
+                box = largest(found)
+                if box is None:
+                    fallbacks += 1
+                    box = (0.5, 0.5, rgb.shape[1] - 0.5, rgb.shape[0] - 0.5)
+            codes.append(faces.descriptor(rgb, box))
+            advance(1)
+        return np.stack(codes), fallbacks
+
+    # -- the benchmark --------------------------------------------------------------------------------
+
+    def run(
+        self, runs: list[Any], out_dir: Any, *, console: Console | None = None, data_root: Path | None = None
+    ) -> dict[str, Any]:
+        """Score the pairs with every run and baseline; write the files under `out_dir`.
+
+        Returns:
+            {"table": MetricTable, "scores": {method: (K,) pair scores}, "pairs": PairList,
+             "files": {name: Path}, "seconds": float}.
+        """
+        if not runs:
+            raise FacerepError("the verification benchmark needs at least one run")
+        console = console or Console()
+        started = time.perf_counter()
+        out = Path(out_dir)
+        root = data_root or resolve_verification_root(
+            self.root, preset=self.world_preset, seed=self.world_seed
+        )
+        pair_list = load_pairs(Path(root), self.pairs)
+        images = pair_list.images
+        index = {p: i for i, p in enumerate(images)}
+        first = np.array([index[p.first] for p in pair_list.pairs])
+        second = np.array([index[p.second] for p in pair_list.pairs])
+        same = np.array([p.same for p in pair_list.pairs])
+        detector, detector_line = build_detector(self.detector)
+        locator = landmark_locator(detector) if detector is not None else None
+        warnings: list[str] = []
+        names = _names(runs)
+        scores: dict[str, tuple[str, np.ndarray]] = {}
+        notes: dict[str, str] = {}
+        use_dlib = self.baselines and dlib_missing() is None
+        if self.baselines and not use_dlib:
+            warnings.append(f"dlib baseline skipped: {dlib_missing()}")
+        croppers: dict[int, FaceCropper] = {}
+        crops: dict[int, torch.Tensor] = {}
+        crop_landmarks: dict[Path, np.ndarray | None] = {}
+        total = len(images) * (len({int(m.image_size) for m in runs}) + len(runs) + int(use_dlib))
+        columns = (TextColumn("[bold]verification[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())  # fmt: skip
+        with Progress(*columns, console=console, disable=not self.progress) as bar:
+            task = bar.add_task("", total=total)
+
+            def advance(n: int) -> None:
+                bar.advance(task, n)
+
+            for model, name in zip(runs, names, strict=True):
+                size = int(model.image_size)
+                if size not in crops:
+                    bar.update(task, description=f"cropping {len(images)} photos at {size} px")
+                    cropper = croppers[size] = FaceCropper(size, self.crop_scale, locator)
+                    tensors = []
+                    for path in images:
+                        photo = cropper(path)
+                        tensors.append(photo.image)
+                        if photo.crop != "center" and photo.landmarks is not None:
+                            x0, y0, side = photo.box
+                            crop_landmarks[path] = photo.landmarks.numpy() * (side / size) + (x0, y0)
+                        else:
+                            crop_landmarks.setdefault(path, None)
+                        advance(1)
+                    crops[size] = torch.stack(tensors)
+                bar.update(task, description=name)
+                codes = identity_codes(model, crops[size], flip=self.flip, batch_size=self.batch_size)
+                scores[name] = ("run", cosine_scores(codes, first, second))
+                advance(len(images))
+            if use_dlib:
+                bar.update(task, description="dlib face descriptors")
+                codes, fallbacks = self._dlib_codes(images, crop_landmarks, advance)
+                dist = np.linalg.norm(codes[first] - codes[second], axis=1)
+                scores["dlib"] = ("baseline", -dist)
+                notes["dlib"] = f"128-D, score = -L2 distance; box not detected on {fallbacks}/{len(images)}"
+            if self.baselines:
+                rng = np.random.default_rng(self.random_seed)
+                scores["random"] = (
+                    "baseline",
+                    cosine_scores(rng.standard_normal((len(images), 128)), first, second),
+                )
+                notes["random"] = "random 128-D codes (chance)"
+        for size, cropper in croppers.items():
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(cropper.counts.items()))
+            if cropper.counts.get("center", 0) and detector is None:
+                warnings.append(
+                    f"{cropper.counts['center']} photo(s) without landmarks were centre-cropped: "
+                    f"no face detector ({detector_line})"
+                )
+                console.print(f"[yellow]warning:[/] {warnings[-1]}", highlight=False)
+            warnings.append(f"crops at {size} px: {counts}")
+        table = self._table(scores, same, notes, runs, names, root, pair_list, detector_line, warnings)
+        files = write_table(table, out)
+        files["verification_pairs.csv"] = self._write_pairs(pair_list, scores, out / "verification_pairs.csv")
+        curves = [
+            (m if k == "run" else f"{m} (baseline)", roc_curve(s[same], s[~same]), roc_auc(s[same], s[~same]))
+            for m, (k, s) in scores.items()
+        ]
+        files["verification_roc.png"] = plot_roc(curves, out / "verification_roc.png",
+                                                 title=f"verification: {pair_list.num_same} same / "
+                                                 f"{pair_list.num_different} different pairs")  # fmt: skip
+        print_table(table, console)
+        return {"table": table, "scores": {m: s for m, (_, s) in scores.items()}, "pairs": pair_list,
+                "files": files, "seconds": time.perf_counter() - started}  # fmt: skip
+
+    # -- outputs --------------------------------------------------------------------------------------
+
+    def _table(
+        self, scores: dict[str, tuple[str, np.ndarray]], same: np.ndarray, notes: dict[str, str],
+        runs: list[Any], names: list[str], root: Path, pair_list: PairList, detector_line: str,
+        warnings: list[str],
+    ) -> MetricTable:  # fmt: skip
+        checkpoints = {n: str(getattr(m, "checkpoint", "") or "") for m, n in zip(runs, names, strict=True)}
+        rows = []
+        for method, (kind, s) in scores.items():
+            pos, neg = s[same], s[~same]
+            values: dict[str, float | None] = {"auc": roc_auc(pos, neg), "eer": equal_error_rate(pos, neg)}
+            for far in FARS:
+                values[f"tar@{far:g}"] = tar_at_far(pos, neg, far)
+            counts = {"same": int(pos.size), "different": int(neg.size)}
+            note = notes.get(method, "identity codes, cosine" + (", flip-averaged" if self.flip else ""))
+            rows.append(MetricRow(method, kind, values, counts, checkpoints.get(method, ""), note))
+        columns = [Column("auc", "ROC AUC", 1.0, 4), Column("eer", "EER %", 100.0, 2)]
+        columns += [Column(f"tar@{far:g}", f"TAR@FAR {far:g} %", 100.0, 2) for far in FARS]
+        meta = {
+            "data_root": str(root),
+            "pairs": pair_list.source,
+            "same_pairs": pair_list.num_same,
+            "different_pairs": pair_list.num_different,
+            "images": len(pair_list.images),
+            "runs": [
+                {"name": n, "path": str(getattr(m, "path", "") or ""), "checkpoint": checkpoints[n]}
+                for m, n in zip(runs, names, strict=True)
+            ],
+            "flip": self.flip,
+            "crop_scale": self.crop_scale,
+            "detector": detector_line,
+        }
+        table_notes = [
+            f"pairs: {pair_list.num_same} same, {pair_list.num_different} different, {len(pair_list.images)} "
+            f"photos ({pair_list.source})",
+            "TAR@FAR f needs at least 1/f different-person pairs ('-' otherwise)",
+            f"photos without landmark sidecars: {detector_line}",
+            *warnings,
+        ]
+        return MetricTable(
+            "verification", "Face verification from identity codes", columns, rows, meta, table_notes
+        )
+
+    @staticmethod
+    def _write_pairs(pair_list: PairList, scores: dict[str, tuple[str, np.ndarray]], path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["first", "second", "same", "fold", *scores])
+            for k, p in enumerate(pair_list.pairs):
+                writer.writerow([str(p.first), str(p.second), int(p.same), p.fold,
+                                 *(f"{s[k]:.6f}" for _, s in scores.values())])  # fmt: skip
+        return path
+
+
+@hookimpl
+def facerep_components() -> list[Component]:
+    return [
+        Component(
+            "benchmark",
+            "verification",
+            VerificationBenchmark,
+            "face verification (same / different person) from identity codes: ROC AUC, EER, TAR@FAR",
+        )
+    ]
