@@ -30,6 +30,11 @@ from safetensors.torch import load_file, save_file
 from facerep.core.errors import CheckpointError
 
 _NAME = re.compile(r"^step-(\d+)\.safetensors$")
+_TEMPORARY = re.compile(r"^\.(debug-)?step-\d+\.safetensors\..+\.tmp$")
+_MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
+
+#: Metadata every checkpoint the trainer writes holds (`load_checkpoint` refuses a file without them).
+REQUIRED_META = ("stage", "stage_name", "step", "epoch", "stage_step", "epoch_step", "recipe", "classes")
 
 
 @dataclass
@@ -111,20 +116,134 @@ def save_checkpoint(path: Path, data: CheckpointData) -> Path:
     return path
 
 
+def remove_temporary_files(directory: Path) -> list[Path]:
+    """Delete the temporary files `save_checkpoint` leaves when its process is killed mid-write."""
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.iterdir() if _TEMPORARY.match(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+class UnreadableCheckpointError(CheckpointError):
+    """A checkpoint file that cannot be used; `reason` says what it is instead."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"unreadable checkpoint {path}: {reason}")
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """A checkpoint's facerep metadata, read without its tensors, after checking the file is a whole
+    safetensors file written by facerep. Raises `UnreadableCheckpointError` saying what the file is
+    instead (empty, truncated, not a safetensors file, another program's safetensors file, metadata
+    without the keys the trainer writes)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else 0
+            header_bytes = handle.read(min(length, _MAX_HEADER)) if 0 < length <= size - 8 else b""
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+
+    def bad(reason: str) -> CheckpointError:
+        return UnreadableCheckpointError(path, reason)
+
+    if size == 0:
+        raise bad("empty file (0 bytes)")
+    if head.startswith(b"PK\x03\x04"):
+        raise bad("a zip archive (a torch.save file?), not a safetensors checkpoint")
+    if size < 8:
+        raise bad(f"{size} bytes, too short for a safetensors file")
+    if length > size - 8 or length > _MAX_HEADER:
+        with open(path, "rb") as handle:
+            handle.seek(8)
+            starts_like_header = handle.read(2) == b'{"'
+        if starts_like_header:
+            raise bad(f"truncated: its header alone needs {length} bytes, the file ends after {size - 8}")
+        raise bad(f"not a safetensors file (its first 8 bytes announce a {length}-byte header; {size} bytes)")
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise bad("not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise bad("not a safetensors file (its header is not a JSON object)")
+    try:
+        data_end = max(
+            (int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"),
+            default=0,
+        )
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise bad("not a safetensors file (a tensor entry of its header has no data offsets)") from None
+    if 8 + length + data_end > size:
+        raise bad(f"truncated: {size} bytes of the {8 + length + data_end} its header lists")
+    raw = (header.get("__metadata__") or {}).get("facerep")
+    if raw is None:
+        raise bad("not a facerep checkpoint (a safetensors file without facerep metadata)")
+    try:
+        meta = json.loads(raw)
+    except (TypeError, ValueError):
+        raise bad("its facerep metadata is not JSON") from None
+    if not isinstance(meta, dict):
+        raise bad("its facerep metadata is not a JSON object")
+    missing = [key for key in REQUIRED_META if key not in meta]
+    if missing:
+        raise bad(f"its facerep metadata lacks {', '.join(missing)} (not written by the trainer?)")
+    for key in ("stage", "step", "epoch", "stage_step", "epoch_step"):
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad(f"its metadata {key} = {value!r} is not a whole number >= 0")
+    if not isinstance(meta["recipe"], dict) or not isinstance(meta["stage_name"], str):
+        raise bad("its metadata recipe is not a mapping or its stage_name not a string")
+    return meta
+
+
 def load_checkpoint(path: Path) -> CheckpointData:
-    """Read a checkpoint; a missing or corrupt file raises `CheckpointError` naming it."""
+    """Read a checkpoint; a missing or unreadable file raises `CheckpointError` naming it and the reason."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    meta = read_meta(path)
     try:
         tensors = load_file(str(path))
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            raw = (handle.metadata() or {}).get("facerep")
-        meta = json.loads(raw) if raw else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"corrupt checkpoint {path}: {exc}") from None
+        raise UnreadableCheckpointError(path, str(exc)) from None
     return CheckpointData(tensors, meta)
+
+
+def load_module_state(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Load a module's state dict from a checkpoint section.
+
+    Missing or unexpected keys and shape mismatches raise `CheckpointError` naming `where` (the
+    checkpoint file and the component) and the first few keys concerned.
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} in the model"
+        for k in own
+        if k in state and hasattr(own[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    problems = []
+    if shapes:
+        problems.append("shapes differ: " + _few(shapes))
+    if missing:
+        problems.append("missing " + _few(missing))
+    if unexpected:
+        problems.append("unexpected " + _few(unexpected))
+    if problems:
+        raise CheckpointError(
+            f"{where} does not match the model the recipe builds ({'; '.join(problems)}); "
+            "was it trained with another recipe?"
+        )
+    module.load_state_dict(state)
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    more = f" and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
@@ -145,12 +264,48 @@ def prune_checkpoints(directory: Path, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def load_latest(directory: Path, warn: Any = None) -> tuple[Path, CheckpointData] | None:
-    """The newest readable checkpoint; corrupt ones are reported through `warn(message)` and skipped."""
+@dataclass
+class Latest:
+    """The newest readable checkpoint of a folder and the newer ones skipped as unreadable.
+
+    Attributes:
+        path: the checkpoint loaded (None when no file was readable or there was none).
+        data: its contents.
+        skipped: (file, reason) for each newer checkpoint that could not be read, newest first.
+    """
+
+    path: Path | None
+    data: CheckpointData | None
+    skipped: list[tuple[Path, str]]
+
+
+def find_latest(directory: Path) -> Latest:
+    """Read checkpoints newest first until one loads; record why each one before it did not."""
+    skipped: list[tuple[Path, str]] = []
     for path in reversed(list_checkpoints(directory)):
         try:
-            return path, load_checkpoint(path)
+            return Latest(path, load_checkpoint(path), skipped)
         except CheckpointError as exc:
-            if warn is not None:
-                warn(f"{exc}; falling back to the previous checkpoint")
-    return None
+            skipped.append((path, getattr(exc, "reason", str(exc))))
+    return Latest(None, None, skipped)
+
+
+def load_latest(directory: Path, warn: Any = None) -> tuple[Path, CheckpointData] | None:
+    """The newest readable checkpoint, or None when `directory` holds none at all.
+
+    Each newer checkpoint skipped is reported through `warn(message)` (the file and why it was skipped,
+    and the one used instead). When checkpoints exist but none is readable, `CheckpointError` lists each
+    file and the reason.
+    """
+    latest = find_latest(directory)
+    if latest.path is None:
+        if latest.skipped:
+            raise CheckpointError(
+                f"no readable checkpoint in {directory}: "
+                + "; ".join(f"{p.name}: {reason}" for p, reason in latest.skipped)
+            )
+        return None
+    if warn is not None:
+        for path, reason in latest.skipped:
+            warn(f"skipped checkpoint {path} ({reason}); using the older {latest.path.name}")
+    return latest.path, latest.data

@@ -43,6 +43,15 @@ from facerep.core.model import FaceRepModel, build_model
 from facerep.core.paths import cache_dir
 from facerep.core.recipe import Recipe, options_with_defaults, validate
 from facerep.core.registry import Registry, get_registry
+from facerep.core.run_dir import (
+    RunLock,
+    check_recipe_file_is_not_overwritten,
+    previous_outputs,
+    recipe_changes,
+    set_aside,
+    trim_metrics,
+    write_atomically,
+)
 from facerep.core.types import Batch
 
 #: Labelled training samples the validator's landmark read-out reference is fitted on (at most).
@@ -64,6 +73,12 @@ class TrainOptions:
     quiet: bool = False
     precision: str | None = None  # "32" | "bf16-mixed"; None = the recipe's train.precision
     compile: bool = False
+    allow_recipe_change: bool = False  # resume with a recipe unlike the checkpoint's (see fit)
+
+    def __post_init__(self) -> None:
+        steps = self.max_steps
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise FacerepError(f"max_steps must be a whole number of steps >= 1, got {steps!r}")
 
 
 @dataclass
@@ -114,9 +129,27 @@ def lr_factor(step: int, total: int, config: dict[str, Any]) -> float:
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+#: Whole-number train options and their least value.
+_TRAIN_COUNTS = {
+    "epochs": 1,
+    "n_critic": 1,
+    "log_every": 1,
+    "sample_every": 1,
+    "checkpoint_every": 1,
+    "keep_checkpoints": 0,  # 0 keeps every checkpoint
+    "steps_per_epoch": 0,  # 0: one pass of the sampler
+}
+
+
 def train_config(stage: Recipe) -> dict[str, Any]:
-    """The stage's ``train`` section with defaults; unknown keys are recipe errors."""
+    """The stage's ``train`` section with defaults; unknown keys and bad values are recipe errors."""
     config = options_with_defaults(stage, "train", stage.get("train", {}), TRAIN_DEFAULTS)
+    for key, least in _TRAIN_COUNTS.items():
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise RecipeError(
+                f"{key} must be a whole number >= {least}, got {value!r}", where=stage.locate(f"train.{key}")
+            )
     if config["on_nonfinite"] not in ("stop", "skip"):
         raise RecipeError("on_nonfinite must be 'stop' or 'skip'", where=stage.locate("train.on_nonfinite"))
     if config["lr_decay"] not in ("none", "cosine"):
@@ -250,6 +283,7 @@ class Trainer:
         self.is_main = self.rank == 0
         self.state = TrainState()
         self.console = _console(options.quiet or not self.is_main)
+        self._warnings = _console(not self.is_main)  # shown even with --quiet
         self._tb = None
         self._restored_critic_generator: Tensor | None = None
         self._validator: Any = None
@@ -262,15 +296,28 @@ class Trainer:
     def checkpoint_dir(self) -> Path:
         return self.out / "checkpoints"
 
-    def _write_run_files(self) -> None:
+    def _warn(self, message: str) -> None:
+        from rich.markup import escape
+
+        self._warnings.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+    def _note(self, message: str) -> None:
+        from rich.markup import escape
+
+        self.console.print(escape(message), highlight=False)
+
+    def _write_run_files(self, recipe_files: bool) -> None:
+        """plugins.json, and recipe.yaml / recipe.origins.yaml when asked or missing (atomically)."""
         if not self.is_main:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "recipe.yaml").write_text(self.recipe.to_yaml())
-        (self.out / "recipe.origins.yaml").write_text(self.recipe.to_yaml(with_origins=True))
+        if recipe_files or not (self.out / "recipe.yaml").is_file():
+            write_atomically(self.out / "recipe.yaml", self.recipe.to_yaml())
+            write_atomically(self.out / "recipe.origins.yaml", self.recipe.to_yaml(with_origins=True))
         versions = {c.qualified_name + f"@{c.kind}": c.version for c in self.registry.components()}
-        (self.out / "plugins.json").write_text(
-            json.dumps({"torch": torch.__version__, "components": versions}, indent=1)
+        write_atomically(
+            self.out / "plugins.json",
+            json.dumps({"torch": torch.__version__, "components": versions}, indent=1),
         )
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -283,55 +330,160 @@ class Trainer:
                 if isinstance(value, int | float) and key not in ("step", "epoch"):
                     self._tb.add_scalar(key, value, record["step"])
 
-    def _truncate_metrics(self, step: int) -> None:
-        """On resume, drop log records of steps after the checkpoint (they will be trained again)."""
-        path = self.out / "metrics.jsonl"
-        if not self.is_main or not path.is_file():
-            return
-        kept = [line for line in path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
-        path.write_text("".join(line + "\n" for line in kept))
+    def _prepare_run_dir(self) -> tuple[Path, ckpt.CheckpointData] | None:
+        """Check the run folder before anything is written (see `fit`); the checkpoint to resume from.
+
+        Every refusal comes before the first change to the folder.
+        """
+        if self.is_main:
+            check_recipe_file_is_not_overwritten(self.recipe, self.out)
+        found: tuple[Path, ckpt.CheckpointData] | None = None
+        skipped: list[tuple[Path, str]] = []
+        if self.options.resume:
+            latest = ckpt.find_latest(self.checkpoint_dir)
+            skipped = latest.skipped
+            if latest.path is None and skipped:
+                raise CheckpointError(
+                    f"no readable checkpoint in {self.checkpoint_dir} to resume from: "
+                    + "; ".join(f"{p.name}: {reason}" for p, reason in skipped)
+                    + " (move them aside to start the run over; nothing was changed)"
+                )
+            if latest.path is not None and latest.data is not None:
+                found = (latest.path, latest.data)
+        else:
+            left = previous_outputs(self.out)
+            if left:
+                raise FacerepError(
+                    f"{self.out} already holds an earlier run's {', '.join(left)}: pass --resume to continue "
+                    "it, or choose another --out (nothing was changed)"
+                )
+        changes, step = self._recipe_changes(found)
+        if not self.is_main:
+            return found
+        for path, reason in skipped:  # (skipped files are newer than the one found)
+            kept = set_aside(path, path.name + ".unreadable")
+            self._warn(
+                f"skipped checkpoint {path} ({reason}); resuming from the older one "
+                f"(the skipped file is kept as {kept.name})"
+            )
+        if changes and (self.out / "recipe.yaml").is_file():
+            kept = set_aside(self.out / "recipe.yaml", f"recipe.before-step-{step:08d}.yaml")
+            self._warn(
+                f"going on with a changed recipe (--allow-recipe-change); the previous one is kept as "
+                f"{kept}: " + "; ".join(changes)
+            )
+        ckpt.remove_temporary_files(self.checkpoint_dir)
+        if self.options.resume:
+            if found is None:
+                self._note(f"no checkpoint in {self.checkpoint_dir}; starting from scratch")
+            through = int(found[1].meta["step"]) if found is not None else -1
+            trim_metrics(self.out / "metrics.jsonl", through, self._warn)  # those steps are trained again
+        self._write_run_files(recipe_files=bool(changes) or not self.options.resume)
+        return found
+
+    def _recipe_changes(self, found: tuple[Path, ckpt.CheckpointData] | None) -> tuple[list[str], int]:
+        """How this recipe differs from the one the run folder was trained with (its newest checkpoint's,
+        else its recipe.yaml's), and the step it was trained to; refuses a difference unless
+        ``allow_recipe_change``."""
+        folder_recipe = self.out / "recipe.yaml"
+        if found is not None:
+            before, what, step = (
+                found[1].meta["recipe"],
+                f"its checkpoint {found[0].name}",
+                found[1].meta["step"],
+            )
+        elif folder_recipe.is_file():
+            from facerep.core.recipe import load_yaml
+
+            what, step = f"{folder_recipe}", 0
+            try:
+                before = load_yaml(folder_recipe)[0]
+            except RecipeError as exc:
+                before = {"(recipe.yaml)": f"unreadable: {exc}"}
+        else:
+            return [], 0
+        changes = recipe_changes(before, self.recipe.data)
+        if changes and not self.options.allow_recipe_change:
+            raise FacerepError(
+                f"the recipe differs from the one {self.out} was trained with ({what}):\n  "
+                + "\n  ".join(changes)
+                + "\npass --allow-recipe-change to go on with this recipe (the old recipe.yaml is kept "
+                "beside it), or choose another --out; nothing was changed"
+            )
+        return changes, int(step)
+
+    def _resume_state(self, path: Path, meta: dict[str, Any], names: list[str]) -> bool:
+        """Set the counters from a checkpoint; True when it ends a stage (the next one starts afresh)."""
+        skipped = int(meta.get("skipped_nonfinite", 0) or 0)
+        done = meta.get("stage_complete")
+        if done is not None:
+            if done not in names:
+                raise CheckpointError(
+                    f"{path} ends stage {done!r}, which this recipe does not have "
+                    f"(stages: {', '.join(names)})"
+                )
+            index = names.index(done) + 1
+            self.state = TrainState(stage=index, step=meta["step"], skipped_nonfinite=skipped)
+            if index < len(names):
+                self._note(
+                    f"resuming from {path}: stage {done} finished at step {meta['step']}; "
+                    f"starting stage {names[index]}"
+                )
+            else:
+                self._note(f"{path} ends the last stage ({done}, step {meta['step']}): the run is complete")
+            return True
+        name = meta["stage_name"]
+        if name not in names:
+            raise CheckpointError(
+                f"{path} is a checkpoint of stage {name!r}, which this recipe does not have "
+                f"(stages: {', '.join(names)})"
+            )
+        self.state = TrainState(
+            stage=names.index(name),
+            epoch=meta["epoch"],
+            step=meta["step"],
+            stage_step=meta["stage_step"],
+            epoch_step=meta["epoch_step"],
+            skipped_nonfinite=skipped,
+        )
+        self._note(f"resuming from {path} (stage {name}, step {meta['step']})")
+        return False
 
     # -- main loop --------------------------------------------------------------------------------
 
     def fit(self) -> Path:
-        """Train every stage; returns the run directory."""
+        """Train every stage; returns the run directory.
+
+        The run directory is locked while training (`facerep.core.run_dir.RunLock`). A fresh run refuses
+        a folder holding an earlier run's outputs. ``resume`` continues from the newest readable
+        checkpoint (newer unreadable ones are set aside as ``*.unreadable`` with a warning): mid-stage
+        checkpoints restore everything, a stage's last checkpoint starts the next stage as an
+        uninterrupted run would. A recipe unlike the one the folder was trained with is refused unless
+        ``allow_recipe_change`` (then the old recipe.yaml is kept as ``recipe.before-step-N.yaml``).
+        """
         torch.manual_seed(int(self.recipe.get("seed", 0)))
         self._started = time.perf_counter()
-        if not self.options.resume and ckpt.list_checkpoints(self.checkpoint_dir):
-            raise FacerepError(
-                f"{self.out} already holds a run's checkpoints: pass --resume to continue it, "
-                "or choose another --out (nothing was overwritten)"
-            )
-        self._write_run_files()
-        if self.is_main:
-            self._tb = _tensorboard(self.out)
-        resume_data = None
-        if self.options.resume:
-            found = ckpt.load_latest(
-                self.checkpoint_dir, warn=lambda m: self.console.print(f"[yellow]{m}[/]")
-            )
-            if found is None:
-                self.console.print(
-                    f"[yellow]no checkpoint in {self.checkpoint_dir}; starting from scratch[/]"
-                )
-            else:
-                path, resume_data = found
-                meta = resume_data.meta
-                self.state = TrainState(
-                    stage=meta["stage"],
-                    epoch=meta["epoch"],
-                    step=meta["step"],
-                    stage_step=meta["stage_step"],
-                    epoch_step=meta["epoch_step"],
-                    skipped_nonfinite=meta.get("skipped_nonfinite", 0),
-                )
-                self.console.print(f"resuming from {path} (stage {meta['stage_name']}, step {meta['step']})")
-                self._truncate_metrics(int(meta["step"]))
+        if not self.is_main:
+            return self._fit()
+        self.out.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.out, self._warn):
+            return self._fit()
+
+    def _fit(self) -> Path:
+        resume = self._prepare_run_dir()
         stages = list(self.recipe.stages())
+        names = [name for name, _ in stages]
+        between = resume is not None and self._resume_state(resume[0], resume[1].meta, names)
+        if self.is_main:
+            self._tb = _tensorboard(self.out, purge_step=self.state.step + 1 if resume is not None else None)
         previous: Components | None = None
         for index, (name, stage) in enumerate(stages):
             if index < self.state.stage:
                 continue
+            if resume is not None and between:
+                # the RNG as the finished stage left it, so this stage's new components start as they
+                # would have in an uninterrupted run
+                self._restore_rng(*resume)
             comps = build_stage(
                 stage,
                 device=self.device,
@@ -340,15 +492,17 @@ class Trainer:
                 rank=self.rank,
                 world_size=self.world_size,
             )
-            if resume_data is not None and index == self.state.stage:
-                self._restore(comps, resume_data)
-                resume_data = None
+            if resume is not None:
+                self._restore(comps, resume[1], resume[0], between)
+                resume = None
             else:
                 self.state.epoch, self.state.stage_step, self.state.epoch_step = 0, 0, 0
             self._train_stage(index, name, stage, comps)
             previous = comps
             self.state.stage = index + 1
         if self.is_main:
+            keep = int(train_config(stages[-1][1])["keep_checkpoints"])
+            ckpt.prune_checkpoints(self.checkpoint_dir, keep)  # a run stopped before its last prune
             self._summary()
         return self.out
 
@@ -363,6 +517,11 @@ class Trainer:
         total = (per_epoch or comps.data.epoch_length) * int(config["epochs"])
         if self.options.max_steps is not None:
             total = min(total, self.options.max_steps)
+        if total < 1:
+            raise FacerepError(
+                f"stage {name!r}: the data yields no batch (too few samples for the batch sizes in "
+                f"{stage.locate('data.batch')})"
+            )
         loss_context = LossContext(
             face_model=comps.face_model,
             shape_decoder=model.shape_decoder,
@@ -442,7 +601,7 @@ class Trainer:
             self.console.print(f"[yellow]stage {name}: skipped {count} bad sample(s); see metrics.jsonl[/]")
         comps.neutral_expression = self._neutral_expression(comps)  # type: ignore[attr-defined]
         self._checkpoint(index, name, comps, config, generator, final=True)
-        if self.is_main:
+        if self.is_main and batch is not None:  # None: resumed at or past a lowered --max-steps
             self._sample_sheet(comps, batch, name)
 
     def _step(
@@ -622,24 +781,43 @@ class Trainer:
         if final:
             data.meta["stage"] = index + 1  # a resumed run starts at the next stage
             data.meta["stage_complete"] = name
-        ckpt.save_checkpoint(ckpt.checkpoint_path(self.checkpoint_dir, self.state.step), data)
+        path = ckpt.checkpoint_path(self.checkpoint_dir, self.state.step)
+        if path.exists():
+            try:
+                existing = ckpt.read_meta(path)
+            except CheckpointError:
+                existing = None  # an unreadable file is replaced
+            if existing is not None and existing["stage_name"] != name:
+                raise CheckpointError(
+                    f"refusing to overwrite {path} (a checkpoint of stage {existing['stage_name']!r}) with "
+                    f"one of stage {name!r} at the same step; nothing was overwritten"
+                )
+        ckpt.save_checkpoint(path, data)
         ckpt.prune_checkpoints(self.checkpoint_dir, int(config["keep_checkpoints"]))
 
-    def _restore(self, comps: Components, data: ckpt.CheckpointData) -> None:
+    def _restore(self, comps: Components, data: ckpt.CheckpointData, path: Path, between: bool) -> None:
         """Load a checkpoint into freshly built components.
 
-        Mid-stage checkpoints restore everything. A stage-final checkpoint (the run stopped between
-        stages) restores the weights of components whose class is unchanged, as the stage switch does.
+        Mid-stage checkpoints restore everything. A stage's last checkpoint (`between`: the run stopped
+        between stages) restores the weights of components whose class is unchanged, as the stage switch
+        does; the others start fresh. A component or state that does not fit raises `CheckpointError`
+        naming the file and the component.
         """
         meta = data.meta
-        between_stages = "stage_complete" in meta
+        classes = meta.get("classes") or {}
         for address, module in _modules(comps).items():
-            if meta.get("classes", {}).get(address) != _class_name(module):
-                if between_stages:
+            saved = classes.get(address)
+            if saved != _class_name(module):
+                if between:
                     continue
-                raise CheckpointError(f"checkpoint component {address} is not a {_class_name(module)}")
-            module.load_state_dict(data.section(address))
-        if not between_stages:
+                raise CheckpointError(
+                    f"{path}: its {address} is {'a ' + saved if saved else 'missing'}, the recipe builds a "
+                    f"{_class_name(module)} (was it trained with another recipe?)"
+                )
+            ckpt.load_module_state(module, data.section(address), f"{path} ({address})")
+        if between:
+            return
+        try:
             ckpt.optimizer_from_tensors(
                 comps.model_optimizer, data, "optim.model", meta["optimizers"]["model"]
             )
@@ -648,8 +826,21 @@ class Trainer:
                     comps.critic_optimizer, data, "optim.critic", meta["optimizers"]["critic"]
                 )
             comps.data.sampler.load_state_dict(meta["sampler"])
-            self._restored_critic_generator = data.tensors.get("rng.critic")
-        ckpt.restore_rng_state(data, meta["rng"])
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{path}: cannot restore the optimiser or sampler state ({type(exc).__name__}: {exc}); "
+                "it does not fit this recipe"
+            ) from None
+        self._restored_critic_generator = data.tensors.get("rng.critic")
+        self._restore_rng(path, data)
+
+    def _restore_rng(self, path: Path, data: ckpt.CheckpointData) -> None:
+        try:
+            ckpt.restore_rng_state(data, data.meta["rng"])
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{path}: cannot restore the random number generators ({type(exc).__name__}: {exc})"
+            ) from None
 
     # -- outputs ----------------------------------------------------------------------------------
 
@@ -781,12 +972,14 @@ def _console(quiet: bool) -> Any:
     return Console(quiet=quiet, stderr=True)
 
 
-def _tensorboard(out: Path) -> Any:
+def _tensorboard(out: Path, purge_step: int | None = None) -> Any:
+    """A TensorBoard writer (None when tensorboard is not installed); on resume, `purge_step` hides the
+    events an interrupted run logged after its checkpoint."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except Exception:  # tensorboard not installed: metrics.jsonl only
         return None
-    return SummaryWriter(str(out / "tensorboard"))
+    return SummaryWriter(str(out / "tensorboard"), purge_step=purge_step)
 
 
 class _Bar:

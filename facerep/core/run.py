@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from facerep.core.model import FaceRepModel, build_model
 from facerep.core.paths import cache_dir
 from facerep.core.recipe import Recipe
 from facerep.core.registry import Registry, get_registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,20 +57,25 @@ def load_run(
     checkpoint: str | Path | None = None,
     device: str = "cpu",
     registry: Registry | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> LoadedRun:
-    """Load the newest readable checkpoint of a run directory (or a given checkpoint file)."""
+    """Load the newest readable checkpoint of a run directory (or a given checkpoint file).
+
+    Newer checkpoints that cannot be read are skipped, each reported through `warn` (default: a
+    logging warning, which the command line prints) with the reason. Raises `CheckpointError` when the
+    run has no checkpoint (or none readable: each file and why) or its weights do not fit its recipe.
+    """
     registry = registry or get_registry()
+    warn = warn or log.warning
     run_dir = Path(path)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory not found: {run_dir}")
     if checkpoint is not None:
         ckpt_path, data = Path(checkpoint), ckpt.load_checkpoint(Path(checkpoint))
     else:
-        found = ckpt.load_latest(run_dir / "checkpoints")
+        found = ckpt.load_latest(run_dir / "checkpoints", warn=warn)
         if found is None:
-            raise CheckpointError(
-                f"no readable checkpoint in {run_dir / 'checkpoints'} (has this run trained?)"
-            )
+            raise CheckpointError(f"no checkpoint in {run_dir / 'checkpoints'} (has this run trained?)")
         ckpt_path, data = found
     meta = data.meta
     recipe = Recipe(meta["recipe"], {}, Path(meta.get("recipe_source", run_dir / "recipe.yaml")))
@@ -78,17 +87,17 @@ def load_run(
     n_ids = int(data.tensors.get("losses.recognition.classifier.weight", torch.zeros(1, 1)).shape[0])
     context["num_identities"] = n_ids
     model = build_model(stage, context, registry)
-    state = data.section("model")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{ckpt_path} does not match the recipe's model: "
-            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
-        )
+    ckpt.load_module_state(model, data.section("model"), str(ckpt_path))
     model.to(device).eval()
+    size = int(context["code_sizes"]["expression"])
     neutral = data.tensors.get("neutral_expression")
     if neutral is None:
-        neutral = torch.zeros(int(context["code_sizes"]["expression"]))
+        neutral = torch.zeros(size)
+    elif tuple(neutral.shape) != (size,):
+        raise CheckpointError(
+            f"{ckpt_path}: its neutral_expression has shape {tuple(neutral.shape)}, the model's expression "
+            f"code has {size} values"
+        )
     return LoadedRun(
         run_dir.name, run_dir, ckpt_path, stage, face_model, image_size, neutral.to(device), model
     )
