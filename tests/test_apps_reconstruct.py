@@ -143,7 +143,7 @@ def test_crop_choices(synthetic_photos: list[Path]) -> None:
 
 
 def test_cli_reconstruct_a_folder(
-    tiny_trained_run: Path, synthetic_photos: list[Path], tmp_path: Path
+    tiny_trained_run: Path, synthetic_photos: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     from facerep.cli.app import main
 
@@ -152,10 +152,13 @@ def test_cli_reconstruct_a_folder(
     (folder / "a").mkdir()
     (folder / "a" / "face.jpg").write_bytes(synthetic_photos[0].read_bytes())
     (folder / "notes.txt").write_text("not a photo")
-    main(["reconstruct", str(folder), "--run", str(tiny_trained_run), "--out", str(tmp_path / "out")])
-    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    out = tmp_path / "out"
+    main(["reconstruct", str(folder), "--run", str(tiny_trained_run), "--out", str(out), "--no-detect"])
+    index = json.loads((out / "index.json").read_text())
     assert len(index["photos"]) == 1 and not index["errors"] and index["photos"][0]["crop"] == "center"
-    assert (tmp_path / "out" / "face" / "canonical_textured.png").is_file()
+    assert index["photos"][0]["box"] is None and index["no_face"] == []
+    assert (out / "face" / "canonical_textured.png").is_file()
+    assert "--no-detect: every photo is taken as an aligned face crop" in capsys.readouterr().err
 
 
 def test_unreadable_photos_stop_or_are_skipped(model: FaceRep, tmp_path: Path) -> None:
@@ -191,7 +194,7 @@ def test_reconstruct_real_identity_crops(model: FaceRep, tmp_path: Path) -> None
     root = shared_data("photos", "identities")
     photos = [p for person in ("amy", "raj") for p in find_photos(root / person)[:2]]
     photos.append(photos[0])  # the same file name twice: the output folders must not collide
-    results = reconstruct_photos(model, photos, tmp_path, batch_size=3)
+    results = reconstruct_photos(model, photos, tmp_path, batch_size=3, detect=False)
     assert {r.crop for r in results} == {"center"} and len(results) == 5
     assert len({r.folder for r in results}) == 5
     for result in results[::2]:
@@ -201,7 +204,7 @@ def test_reconstruct_real_identity_crops(model: FaceRep, tmp_path: Path) -> None
 @pytest.mark.slow
 def test_reconstruct_every_real_identity_crop(model: FaceRep, tmp_path: Path) -> None:
     root = shared_data("photos", "identities")
-    results = reconstruct_photos(model, root, tmp_path)
+    results = reconstruct_photos(model, root, tmp_path, detect=False)
     assert len(results) == 40 and {r.crop for r in results} == {"center"}
     for result in results:
         _check_folder(result.folder, model, result.photo)
@@ -227,43 +230,3 @@ def test_identity_codes_cluster_by_person_with_a_standard_run(tmp_path: Path) ->
     d = torch.cdist(x, x)
     same = (y[:, None] == y[None]) & ~torch.eye(len(y), dtype=torch.bool)
     assert float(d[same].mean()) < float(d[y[:, None] != y[None]].mean())
-
-
-def test_detect_uses_face_alignment_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """--detect goes through face-alignment's API (a stand-in module here: the package is optional)."""
-    import sys
-    import types
-
-    from facerep.apps.photos import LandmarkDetector
-    from facerep.data.sidecars import read_pts
-
-    folder = shared_data("photos", "landmarks68")
-    truth = read_pts(folder / "einstein.pts")
-
-    class FaceAlignment:
-        def __init__(self, landmarks_type: object, device: str = "cpu") -> None:
-            assert landmarks_type == "2D" and device == "cpu"
-
-        def get_landmarks_from_image(self, image: np.ndarray) -> list[np.ndarray]:
-            assert image.ndim == 3 and image.shape[2] == 3
-            small = (truth - truth.mean(0)) * 0.2 + truth.mean(0)
-            return [small - 0.5, truth - 0.5]  # pixel indices; the larger face wins
-
-    fake = types.SimpleNamespace(LandmarksType=types.SimpleNamespace(TWO_D="2D"), FaceAlignment=FaceAlignment)
-    monkeypatch.setitem(sys.modules, "face_alignment", fake)
-    bare = folder.parent / "identities" / "amy" / "amy1.png"
-    photo = load_face_photo(bare, 32, detector=LandmarkDetector())
-    assert photo.crop == "detected" and photo.landmarks is not None
-    with_sidecar = load_face_photo(folder / "einstein.jpg", 32, detector=LandmarkDetector())
-    assert with_sidecar.crop == "landmarks"  # a sidecar wins over detection
-
-
-def test_detect_without_face_alignment_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
-    from facerep.apps.photos import LandmarkDetector
-    from facerep.core.errors import DataError
-
-    monkeypatch.setitem(sys.modules, "face_alignment", None)  # import fails
-    with pytest.raises(DataError, match=r"facerep\[detect\]"):
-        LandmarkDetector()

@@ -1,12 +1,16 @@
 """`FaceRep`: a trained run as an object for applications (``facerep.load(RUN)`` returns one).
 
 A thin inference wrapper over `facerep.core.run.load_run`: everything runs without gradients, in eval
-mode, on the run's device. Images are (B, 3, H, W) floats in [0, 1] (a single (3, H, W) image is
-accepted too); images of another size are resized (antialiased bilinear) to the run's ``image_size``.
+mode, on the run's device. `FaceRep.encode` and `FaceRep.prepare` take face crops, (B, 3, H, W) floats in
+[0, 1] (a single (3, H, W) image is accepted too), resized (antialiased bilinear) to the run's
+``image_size``. `FaceRep.reconstruct` also takes ordinary photos, a path, a PIL image, a numpy array or a
+tensor of another size, and crops their faces as ``facerep reconstruct`` does (detection, see
+`facerep.apps.photos`).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +63,12 @@ class FaceRep:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be (B, 3, H, W) or (3, H, W), got {tuple(images.shape)}")
         images = images.to(self.device, torch.float32)
+        if images.shape[-1] != images.shape[-2]:
+            warnings.warn(
+                f"prepare() squashes {images.shape[-1]}x{images.shape[-2]} images to a square: give face "
+                "crops, or photos to reconstruct(), which finds and crops their faces",
+                stacklevel=3,
+            )
         if images.shape[-2:] != (self.image_size, self.image_size):
             size = (self.image_size, self.image_size)
             images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
@@ -91,20 +101,115 @@ class FaceRep:
         return self.model.render(vertices.to(dev), albedo.to(dev), pose.to(dev), light.to(dev))
 
     @torch.no_grad()
-    def reconstruct(self, images: Tensor) -> Reconstruction:
-        """Images -> `Reconstruction` (codes, vertices, albedo, rendering; ``extras["albedo_uv"]`` when the
-        albedo decoder produces a UV map)."""
-        recon = self.model(self.prepare(images))
+    def reconstruct(
+        self,
+        images: Any,
+        *,
+        faces: str = "largest",
+        detect: bool = True,
+        detector: Any = "dlib",
+        crop_scale: float = 1.5,
+        photos: bool | None = None,
+    ) -> Reconstruction:
+        """Face crops or photos -> `Reconstruction` (codes, vertices, albedo, rendering;
+        ``extras["albedo_uv"]`` when the albedo decoder produces a UV map).
+
+        `images` is either face crops, a square (B, 3, S, S) or (3, S, S) tensor (resized to the run's
+        ``image_size``, as `encode` does), or photos: a path, a PIL image, a numpy array (H, W, 3), a
+        non-square tensor, or a list of these (``photos=True`` treats square tensors as photos too).
+        Photos are cropped as ``facerep reconstruct`` crops them: a ``.pts`` sidecar of a path, else the
+        faces `detector` finds (`faces`: "largest" per photo, or "all": one row each, largest first);
+        ``detect=False`` takes each photo's centred square (with a warning). For photos, ``extras`` also
+        holds ``boxes`` (B, 4) ``[x0, y0, x1, y1]`` and ``landmarks`` (B, 68, 2), both in photo pixels
+        (NaN for centre crops), and ``photo`` (B,) the input each row comes from.
+
+        Raises:
+            `facerep.apps.photos.NoFaceFound` when a photo has no face; `TypeError` for other inputs.
+        """
+        crops_given = isinstance(images, Tensor) and images.dim() in (3, 4) and self._is_crop(images)
+        if crops_given if photos is None else not photos:
+            recon = self.model(self.prepare(images))
+        else:
+            crops = self.crop_photos(
+                images, faces=faces, detect=detect, detector=detector, crop_scale=crop_scale
+            )
+            recon = self.model(self.prepare(torch.stack([c.image for c in crops])))
+            nan4, nan68 = torch.full((4,), float("nan")), torch.full((68, 2), float("nan"))
+            recon.extras["boxes"] = torch.stack(
+                [torch.tensor(c.face_box, dtype=torch.float32) if c.face_box else nan4 for c in crops]
+            )
+            recon.extras["landmarks"] = torch.stack(
+                [torch.from_numpy(c.face_landmarks) if c.face_landmarks is not None else nan68 for c in crops]
+            )
+            recon.extras["photo"] = torch.tensor([c.photo_index for c in crops])
         recon.extras.update(self._uv_extras())
         return recon
+
+    def _is_crop(self, images: Tensor) -> bool:
+        return images.shape[-3] == 3 and images.shape[-1] == images.shape[-2]
+
+    def crop_photos(
+        self,
+        photos: Any,
+        *,
+        faces: str = "largest",
+        detect: bool = True,
+        detector: Any = "dlib",
+        crop_scale: float = 1.5,
+    ) -> list[Any]:
+        """The face crops of one photo or a list of photos (see `reconstruct`), as
+        `facerep.apps.photos.FacePhoto` records with ``photo_index`` set to the input's position."""
+        from facerep.apps.photos import as_photo, crop_faces, landmark_sidecar
+
+        items = list(photos) if isinstance(photos, list | tuple) else [photos]
+        if isinstance(photos, Tensor) and photos.dim() == 4:
+            items = list(photos)
+        if not detect:
+            warnings.warn(
+                "detect=False: each photo is taken as an aligned face crop (its centred square); an "
+                "uncropped photo gives a wrong face",
+                stacklevel=3,
+            )
+        crops = []
+        for k, item in enumerate(items):
+            original, path = as_photo(item)
+            has_sidecar = path.is_file() and landmark_sidecar(path) is not None
+            found = crop_faces(
+                original,
+                path,
+                self.image_size,
+                detector=self._face_detector(detector) if detect and not has_sidecar else None,
+                faces=faces,
+                crop="auto" if detect else "center",
+                crop_scale=crop_scale,
+            )
+            for crop in found:
+                crop.photo_index = k
+            crops.extend(found)
+        return crops
+
+    def _face_detector(self, detector: Any) -> Any:
+        from facerep.core.interfaces import FaceDetector
+
+        if isinstance(detector, FaceDetector):
+            return detector
+        cached = getattr(self, "_detectors", {})
+        if detector not in cached:
+            from facerep.data.landmark_store import build_detector
+
+            cached[detector] = build_detector(str(detector), self.device)
+            self._detectors = cached
+        return cached[detector]
 
     def _uv_extras(self) -> dict[str, Tensor]:
         uv_map = getattr(self.model.albedo_decoder, "last_uv_map", None)
         return {"albedo_uv": uv_map.detach()} if isinstance(uv_map, Tensor) else {}
 
 
-def load(run: str | Path, *, device: str = "cpu", checkpoint: str | Path | None = None) -> FaceRep:
-    """Load a trained run directory (its newest checkpoint, or `checkpoint`) as a `FaceRep`."""
+def load(run: str | Path, *, device: str = "auto", checkpoint: str | Path | None = None) -> FaceRep:
+    """Load a trained run directory (its newest checkpoint, or `checkpoint`) as a `FaceRep`; ``device``
+    "auto" is CUDA when available, else the CPU (`facerep.core.device.resolve_device`)."""
+    from facerep.core.device import resolve_device
     from facerep.core.run import load_run
 
-    return FaceRep(load_run(run, checkpoint=checkpoint, device=device))
+    return FaceRep(load_run(run, checkpoint=checkpoint, device=str(resolve_device(device))))

@@ -1,14 +1,18 @@
-"""Face photos in, network-sized crops out.
+"""Face photos in, network-sized face crops out.
 
-A photo becomes a square crop resized to the run's image size in one of three ways:
+A photo gives one square crop per face, resized to the run's image size, in one of three ways:
 
 - **landmark sidecar**: ``NAME.pts`` (iBUG / 300-W point file, 68 points) next to ``NAME.jpg``, or
   ``ROOT/landmarks68/REL.pts`` for ``ROOT/REL.jpg`` as facerep's datasets (and ``facerep data landmarks``)
-  lay them out: the crop is a square
-  around the landmarks (`facerep.data.imagefile.landmark_box`, side = ``crop_scale`` x their extent);
-- **detection** (``detect=True``, needs the optional ``face-alignment`` package, the ``[detect]`` extra):
-  68 landmarks are detected, then cropped as above;
-- otherwise the photo is taken as an **aligned crop** (CelebA-style): its largest centred square.
+  lay them out: one face, cropped by a square around its landmarks (`facerep.data.imagefile.landmark_box`,
+  side = ``crop_scale`` x their extent);
+- **detection** (the default of ``facerep reconstruct`` and ``FaceRep.reconstruct``): a ``face_detector``
+  (`facerep.core.interfaces.FaceDetector`, ``dlib`` by default) finds every face and its 68 landmarks; each
+  face (or only the largest) is cropped as above. A photo without a face gives no crop (`NoFaceFound`);
+- **centre crop** (``crop="center"``, the command's ``--no-detect``): the photo is taken as an aligned face
+  crop (CelebA-style), its largest centred square.
+
+`as_photo` turns a path, a PIL image, a numpy array or a tensor into the RGB photo these functions read.
 """
 
 from __future__ import annotations
@@ -16,31 +20,45 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from torch import Tensor
 
 from facerep.core.errors import DataError
+from facerep.core.interfaces import DetectedFace, FaceDetector
 from facerep.data.imagefile import center_box, crop_resize, landmark_box, load_image
 
 #: File suffixes read as photos (case-insensitive).
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".webp", ".tif", ".tiff")
-#: Crop choices of `load_face_photo`.
+#: Crop choices of `crop_faces`.
 CROPS = ("auto", "landmarks", "center")
+#: Which detected faces `crop_faces` keeps.
+FACES = ("all", "largest")
+
+
+class NoFaceFound(DataError):  # noqa: N818 - reads as what happened
+    """The detector found no face in a photo; the message names the photo."""
 
 
 @dataclass
 class FacePhoto:
-    """One photo prepared for the network.
+    """One face of a photo, prepared for the network.
 
     Attributes:
-        path: the photo file.
+        path: the photo file (``Path("<image>")`` for an in-memory image).
         image: (3, S, S) crop in [0, 1].
         original: the full photo (RGB).
         box: the crop in the photo, (x0, y0, side) in pixels.
         crop: how the box was chosen: "landmarks" (sidecar), "detected" or "center".
         landmarks: (68, 2) landmarks in crop pixels (sidecar or detected), or None.
+        face: index of the face in the photo (largest first), 0 for sidecar and centre crops.
+        face_box: the face's box ``[x0, y0, x1, y1]`` in photo pixels (the detector's, or the landmarks'
+            bounding box for a sidecar), or None for a centre crop.
+        face_landmarks: (68, 2) float32 landmarks in photo pixels, or None.
+        score: the detector's score, or None.
+        photo_index: position of the photo among several inputs (`facerep.apps.model.FaceRep.reconstruct`).
     """
 
     path: Path
@@ -49,6 +67,11 @@ class FacePhoto:
     box: tuple[float, float, float]
     crop: str
     landmarks: Tensor | None = None
+    face: int = 0
+    face_box: tuple[float, float, float, float] | None = None
+    face_landmarks: np.ndarray | None = None
+    score: float | None = None
+    photo_index: int = 0
 
     @property
     def name(self) -> str:
@@ -89,29 +112,150 @@ def landmark_sidecar(photo: Path, max_depth: int = 4) -> Path | None:
     return None
 
 
-class LandmarkDetector:
-    """68-point landmarks with the optional ``face-alignment`` package (2D FAN, CPU or CUDA)."""
+def as_photo(image: Any) -> tuple[Image.Image, Path]:
+    """An input of `FaceRep.reconstruct` as (RGB PIL image, path or ``Path("<image>")``).
 
-    def __init__(self, device: str = "cpu") -> None:
-        try:
-            import face_alignment
-        except ImportError:
-            raise DataError(
-                "--detect needs the optional face-alignment package: pip install 'facerep[detect]' "
-                "(or give each photo a NAME.pts landmark file)"
-            ) from None
-        landmarks_type = (
-            getattr(face_alignment.LandmarksType, "TWO_D", None) or face_alignment.LandmarksType._2D
-        )
-        self._fa = face_alignment.FaceAlignment(landmarks_type, device=device)
+    Accepts a path (str or Path), a PIL image, a numpy array (H, W, 3) or (H, W) — uint8, or float in
+    [0, 1] — and a tensor (3, H, W) or (H, W, 3) float in [0, 1] (or uint8).
+    """
+    import torch
+
+    memory = Path("<image>")
+    if isinstance(image, str | Path):
+        return load_image(image), Path(image)
+    if isinstance(image, Image.Image):
+        return image.convert("RGB"), memory
+    if isinstance(image, torch.Tensor):
+        t = image.detach().cpu()
+        if t.dim() == 3 and t.shape[0] in (1, 3) and t.shape[-1] not in (1, 3):
+            t = t.permute(1, 2, 0)
+        image = t.numpy()
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[..., 0]
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
+            raise ValueError(f"an image array must be (H, W, 3) or (H, W), got shape {image.shape}")
+        if arr.dtype != np.uint8:
+            arr = (np.clip(np.asarray(arr, dtype=np.float64), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        return Image.fromarray(np.ascontiguousarray(arr), mode="RGB"), memory
+    raise TypeError(
+        "an image is a path, a PIL image, a numpy array (H, W, 3) or a tensor (3, H, W); "
+        f"got {type(image).__name__}"
+    )
+
+
+def _bounds(points: np.ndarray) -> tuple[float, float, float, float]:
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+
+def _cut(
+    original: Image.Image,
+    path: Path,
+    image_size: int,
+    points: np.ndarray,
+    how: str,
+    crop_scale: float,
+    face: int = 0,
+    detected: DetectedFace | None = None,
+) -> FacePhoto:
+    box = landmark_box(points, crop_scale)
+    image, landmarks, _ = crop_resize(original, box, int(image_size), points)
+    face_box = tuple(float(v) for v in detected.box) if detected is not None else _bounds(points)
+    return FacePhoto(
+        path,
+        image,
+        original,
+        tuple(float(b) for b in box),
+        how,
+        landmarks,
+        face,
+        face_box,  # type: ignore[arg-type]
+        np.asarray(points, dtype=np.float32),
+        float(detected.score) if detected is not None else None,
+    )
+
+
+def crop_faces(
+    original: Image.Image,
+    path: str | Path,
+    image_size: int,
+    *,
+    detector: FaceDetector | None = None,
+    faces: str = "all",
+    crop: str = "auto",
+    crop_scale: float = 1.5,
+    sidecars: bool = True,
+) -> list[FacePhoto]:
+    """The network crops of one photo (see the module docstring): one per face, largest first.
+
+    Args:
+        original: the photo (RGB).
+        path: its file (for sidecars and messages).
+        image_size: side of the crops, pixels.
+        detector: finds faces when the photo has no landmark sidecar.
+        faces: "all" or "largest" (detected faces only; a sidecar or centre crop is one face).
+        crop: "auto" (sidecar, else the detector, else the centred square), "landmarks" (a sidecar or the
+            detector, an error without either) or "center" (the centred square, nothing detected).
+        crop_scale: crop side / landmark extent.
+        sidecars: look for a ``.pts`` sidecar of `path`.
+    Raises:
+        `NoFaceFound` when the detector finds no face; `DataError` for ``crop="landmarks"`` without landmarks.
+    """
+    from facerep.data.sidecars import read_pts
+
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+    if faces not in FACES:
+        raise ValueError(f"faces must be one of {FACES}, got {faces!r}")
+    path = Path(path)
+    if crop == "center":
+        box = center_box(*original.size)
+        image, _, _ = crop_resize(original, box, int(image_size))
+        return [FacePhoto(path, image, original, tuple(float(b) for b in box), "center")]
+    sidecar = landmark_sidecar(path) if sidecars and path.is_file() else None
+    if sidecar is not None:
+        return [_cut(original, path, image_size, read_pts(sidecar), "landmarks", crop_scale)]
+    if detector is None:
+        if crop == "landmarks":
+            raise DataError(f"{path}: no landmarks to crop around (no .pts sidecar and no face detector)")
+        return crop_faces(original, path, image_size, crop="center")
+    found = detector.detect(np.asarray(original.convert("RGB")))
+    if not found:
+        raise NoFaceFound(f"{path}: no face found")
+    found = sorted(found, key=lambda f: -f.area)
+    if faces == "largest":
+        found = found[:1]
+    return [
+        _cut(original, path, image_size, f.landmarks, "detected", crop_scale, k, f)
+        for k, f in enumerate(found)
+    ]
+
+
+class LandmarkDetector:
+    """The largest face's 68 landmarks of a photo, by a registered ``face_detector`` (``dlib`` by default).
+
+    Building it without the detector's package is a `facerep.core.errors.FacerepError` naming the
+    ``pip install`` line.
+    """
+
+    def __init__(self, device: Any = "cpu", name: str = "dlib") -> None:
+        from facerep.data.landmark_store import build_detector
+
+        self.detector = build_detector(name, device)
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+        return self.detector.detect(image)
 
     def __call__(self, image: Image.Image, path: Path) -> np.ndarray:
-        """(68, 2) landmarks in pixels (facerep's convention) of the largest detected face."""
-        found = self._fa.get_landmarks_from_image(np.asarray(image))
+        """(68, 2) landmarks in pixels (facerep's convention) of the largest face; `NoFaceFound` if none."""
+        found = self.detector.detect(np.asarray(image.convert("RGB")))
         if not found:
-            raise DataError(f"{path}: no face detected")
-        largest = max(found, key=lambda pts: float(np.ptp(pts[:, 0]) * np.ptp(pts[:, 1])))
-        return np.asarray(largest[:, :2], dtype=np.float32) + 0.5  # pixel indices -> pixel centres
+            raise NoFaceFound(f"{path}: no face found")
+        return max(found, key=lambda f: f.area).landmarks
 
 
 def load_face_photo(
@@ -119,35 +263,22 @@ def load_face_photo(
     image_size: int,
     *,
     crop_scale: float = 1.5,
-    detector: LandmarkDetector | None = None,
+    detector: LandmarkDetector | FaceDetector | None = None,
     crop: str = "auto",
 ) -> FacePhoto:
-    """Read a photo and cut the network's square crop (see the module docstring for the three ways).
-
-    `crop` is "auto" (landmarks when a sidecar or the detector gives them, else the centred square),
-    "landmarks" (an error without landmarks) or "center" (ignore landmarks for the crop).
-    """
-    from facerep.data.sidecars import read_pts
-
-    if crop not in CROPS:
-        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+    """Read a photo and cut the network's square crop of its largest face (see `crop_faces`)."""
+    if isinstance(detector, LandmarkDetector):
+        detector = detector.detector
     path = Path(path)
-    original = load_image(path)
-    sidecar = landmark_sidecar(path)
-    points = None
-    how = "center"
-    if sidecar is not None:
-        points, how = read_pts(sidecar), "landmarks"
-    elif detector is not None:
-        points, how = detector(original, path), "detected"
-    if crop == "landmarks" and points is None:
-        raise DataError(f"{path}: no landmarks to crop around (no .pts sidecar; try --detect)")
-    if crop == "center" or points is None:
-        box, how = center_box(*original.size), "center"
-    else:
-        box = landmark_box(points, crop_scale)
-    image, landmarks, _ = crop_resize(original, box, int(image_size), points)
-    return FacePhoto(path, image, original, tuple(float(b) for b in box), how, landmarks)
+    return crop_faces(
+        load_image(path),
+        path,
+        image_size,
+        detector=detector,
+        faces="largest",
+        crop=crop,
+        crop_scale=crop_scale,
+    )[0]
 
 
 def load_face_photos(

@@ -1,6 +1,8 @@
-"""``facerep reconstruct``: photos -> 3D faces on disk.
+"""``facerep reconstruct``: photos -> 3D faces on disk, one output folder per face.
 
-For every photo ``NAME`` the output folder gets ``OUT/NAME/`` with:
+Every photo's faces are found by a face detector (`facerep.apps.photos.crop_faces`; a ``NAME.pts``
+sidecar replaces detection), and each face gets a folder ``OUT/NAME/`` (``OUT/NAME_face1/``,
+``OUT/NAME_face2/``, ... when a photo gives several, largest first) with:
 
 - ``input.png``: the network's crop (``image_size`` px);
 - ``canonical.obj`` / ``canonical.ply`` (vertex colours = albedo) and ``canonical_textured.obj`` +
@@ -12,9 +14,13 @@ For every photo ``NAME`` the output folder gets ``OUT/NAME/`` with:
 - ``render.png``: the re-rendered crop (RGBA, alpha = coverage); ``overlay.png``: the rendering pasted
   over the full input photo;
 - ``codes.npz``: identity, expression, pose, light codes (1-D), per-vertex albedo (N, 3), canonical and
-  posed vertices (N, 3) mm, the crop box in the photo (x0, y0, side) and the crop's landmarks when known.
+  posed vertices (N, 3) mm, the crop box in the photo (x0, y0, side), the crop's landmarks when known,
+  and the face's box ``face_box`` (4,) and 68 landmarks ``face_landmarks`` (68, 2) in photo pixels.
 
-``OUT/index.json`` lists every photo with its crop method and files.
+``OUT/index.json`` lists every face (photo, face index, folder, crop method, ``box: [x0, y0, x1, y1]`` and
+``landmarks: [[x, y] x 68]`` in photo pixels, files), the photos in which no face was found
+(``no_face``: reported and skipped, never centre-cropped) and unreadable photos (``errors``). Folder
+names come from the photo names, cleaned so that each one resolves inside ``OUT``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,27 +43,41 @@ from facerep.apps.export import (
     write_meshes,
 )
 from facerep.apps.model import FaceRep
-from facerep.apps.photos import FacePhoto, LandmarkDetector, find_photos, load_face_photo
+from facerep.apps.photos import FacePhoto, NoFaceFound, crop_faces, find_photos
+from facerep.core.interfaces import FaceDetector
+from facerep.data.imagefile import load_image
 
 
 @dataclass
 class PhotoResult:
-    """What was written for one photo."""
+    """What was written for one face of a photo."""
 
     photo: Path
     folder: Path
     crop: str
     files: dict[str, Path] = field(default_factory=dict)
+    face: int = 0
+    face_box: tuple[float, float, float, float] | None = None
+    face_landmarks: np.ndarray | None = None
 
 
-def _safe_stem(photo: Path, taken: set[str]) -> str:
-    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in photo.stem) or "photo"
+def safe_folder_name(photo: Path, taken: set[str]) -> str:
+    """A folder name from the photo's stem: letters, digits, ``-``, ``_`` and inner dots only, never empty,
+    ``.`` or ``..`` (``...png`` -> ``photo``), unique among `taken` (which it joins)."""
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in photo.stem).strip(".") or "photo"
     name, k = stem, 1
-    while name in taken:
+    while name.lower() in taken:
         k += 1
         name = f"{stem}-{k}"
-    taken.add(name)
+    taken.add(name.lower())
     return name
+
+
+def _output_folder(out: Path, name: str) -> Path:
+    """``out/name``, checked to resolve inside ``out`` (`facerep.core.safe_write.inside`)."""
+    from facerep.core.safe_write import inside
+
+    return inside(out, name)
 
 
 def write_reconstruction(
@@ -109,6 +130,10 @@ def write_reconstruction(
         payload["box"] = np.asarray(photo.box, dtype=np.float32)
         if photo.landmarks is not None:
             payload["landmarks"] = photo.landmarks.numpy().astype(np.float32)
+        if photo.face_box is not None:
+            payload["face_box"] = np.asarray(photo.face_box, dtype=np.float32)
+        if photo.face_landmarks is not None:
+            payload["face_landmarks"] = np.asarray(photo.face_landmarks, dtype=np.float32)
         np.savez(folder / "codes.npz", **payload)
         files["codes"] = folder / "codes.npz"
         results.append(PhotoResult(photo.path, folder, photo.crop, files))
@@ -120,9 +145,10 @@ def reconstruct_photos(
     target: str | Path | Sequence[str | Path],
     out: str | Path,
     *,
-    detect: bool = False,
+    detect: bool = True,
+    faces: str = "all",
+    detector: FaceDetector | str = "dlib",
     crop_scale: float = 1.5,
-    crop: str = "auto",
     batch_size: int = 8,
     texture_size: int = 256,
     on_error: str = "raise",
@@ -134,60 +160,126 @@ def reconstruct_photos(
         model: a loaded run (`facerep.load`).
         target: photo file, folder (searched recursively) or list of photo files.
         out: output folder (created).
-        detect: detect 68 landmarks (face-alignment) for photos without a ``.pts`` sidecar.
+        detect: find the faces with `detector` (photos with a ``.pts`` sidecar use it instead); False takes
+            every photo as an aligned face crop (its centred square).
+        faces: "all" (one output folder per face) or "largest".
+        detector: a `FaceDetector`, or the name of a registered one (built on the model's device when
+            first needed).
         crop_scale: crop side / landmark extent for landmark crops.
-        crop: "auto", "landmarks" or "center" (see `facerep.apps.photos.load_face_photo`).
-        batch_size: photos per forward pass.
+        batch_size: faces per forward pass.
         texture_size: side of baked UV albedo textures, texels.
         on_error: "raise", or "skip" to report unreadable photos in ``index.json`` and go on.
         progress: called with the number of photos finished after each batch.
 
     Returns:
-        One `PhotoResult` per reconstructed photo.
+        One `PhotoResult` per reconstructed face. Photos without a face are listed under ``no_face`` in
+        ``index.json`` and skipped.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = find_photos(target) if isinstance(target, str | Path) else [Path(p) for p in target]
-    detector = LandmarkDetector() if detect else None
+    built: list[FaceDetector] = [detector] if isinstance(detector, FaceDetector) else []
+
+    def get_detector() -> FaceDetector:
+        if not built:
+            from facerep.data.landmark_store import build_detector
+
+            built.append(build_detector(str(detector), model.device))
+        return built[0]
+
     taken: set[str] = set()
     results: list[PhotoResult] = []
     errors: dict[str, str] = {}
-    for start in range(0, len(paths), max(1, int(batch_size))):
-        chunk, folders = [], []
-        for path in paths[start : start + batch_size]:
-            try:
-                chunk.append(
-                    load_face_photo(
-                        path, model.image_size, crop_scale=crop_scale, detector=detector, crop=crop
-                    )
+    no_face: list[str] = []
+    pending: list[FacePhoto] = []
+    folders: list[Path] = []
+
+    def flush() -> None:
+        if pending:
+            for result, photo in zip(
+                write_reconstruction(model, pending, folders, texture_size=texture_size), pending, strict=True
+            ):
+                result.face, result.face_box, result.face_landmarks = (
+                    photo.face,
+                    photo.face_box,
+                    photo.face_landmarks,
                 )
-            except Exception as exc:
-                if on_error == "raise":
-                    raise
-                errors[str(path)] = f"{type(exc).__name__}: {exc}"
-                continue
-            folders.append(out / _safe_stem(path, taken))
-        if chunk:
-            results.extend(write_reconstruction(model, chunk, folders, texture_size=texture_size))
-        if progress is not None:
-            progress(min(len(paths), start + batch_size))
+                results.append(result)
+        pending.clear()
+        folders.clear()
+
+    for done, path in enumerate(paths, start=1):
+        try:
+            original = load_image(path)
+            found = crop_faces(
+                original,
+                path,
+                model.image_size,
+                detector=get_detector() if detect and _needs_detector(path) else None,
+                faces=faces,
+                crop="auto" if detect else "center",
+                crop_scale=crop_scale,
+            )
+        except NoFaceFound:
+            no_face.append(str(path))
+            found = []
+        except Exception as exc:
+            if on_error == "raise":
+                raise
+            errors[str(path)] = f"{type(exc).__name__}: {exc}"
+            found = []
+        base = safe_folder_name(path, taken) if found else ""
+        for photo in found:
+            name = base if len(found) == 1 else f"{base}_face{photo.face + 1}"
+            pending.append(photo)
+            folders.append(_output_folder(out, name))
+            if len(pending) >= max(1, int(batch_size)):
+                flush()
+        if progress is not None and not pending:
+            progress(done)
+    flush()
+    if progress is not None:
+        progress(len(paths))
+    _write_index(model, out, results, no_face, errors)
+    return results
+
+
+def _needs_detector(path: Path) -> bool:
+    from facerep.apps.photos import landmark_sidecar
+
+    return landmark_sidecar(path) is None
+
+
+def _write_index(
+    model: FaceRep, out: Path, results: list[PhotoResult], no_face: list[str], errors: dict[str, str]
+) -> Path:
+    from facerep.core.safe_write import write_text
+
+    def entry(r: PhotoResult) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "photo": str(r.photo),
+            "face": r.face,
+            "folder": r.folder.name,
+            "crop": r.crop,
+        }
+        item["box"] = [round(float(v), 2) for v in r.face_box] if r.face_box is not None else None
+        item["landmarks"] = (
+            [[round(float(x), 2), round(float(y), 2)] for x, y in r.face_landmarks]
+            if r.face_landmarks is not None
+            else None
+        )
+        item["files"] = {k: str(p.relative_to(out.resolve())) for k, p in sorted(r.files.items())}
+        return item
+
     index = {
         "run": str(model.run.path),
         "checkpoint": str(model.run.checkpoint),
         "image_size": model.image_size,
         "vertices": model.face_model.num_vertices,
-        "photos": [
-            {
-                "photo": str(r.photo),
-                "folder": r.folder.name,
-                "crop": r.crop,
-                "files": {k: str(p.relative_to(out)) for k, p in sorted(r.files.items())},
-            }
-            for r in results
-        ],
+        "photos": [entry(r) for r in results],
+        "no_face": no_face,
         "errors": errors,
     }
-    (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
-    return results
+    return write_text(out / "index.json", json.dumps(index, indent=1) + "\n")

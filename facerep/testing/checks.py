@@ -15,7 +15,8 @@ driven by a small per-kind adapter that makes tiny inputs and knows the output c
 - ``no_input_mutation``: forward and backward leave every input tensor unchanged;
 - ``cuda``: built on CPU and moved to CUDA it gives the CPU outputs (skipped without a GPU).
 
-Face models, datasets, optimizers and benchmarks have their own checks (see `KIND_CHECKS`).
+Face models, datasets, optimizers, benchmarks and face detectors have their own checks (see `KIND_CHECKS`);
+a face detector's ``faces`` check needs a photo with a face, given as the context entry ``face_image``.
 """
 
 from __future__ import annotations
@@ -358,6 +359,7 @@ def check_build(subject: Subject) -> None:
         "dataset": iface.FaceDataset,
         "benchmark": iface.Benchmark,
         "optimizer": torch.optim.Optimizer,
+        "face_detector": iface.FaceDetector,
     }.get(subject.kind)
     if expected is not None and not isinstance(obj, expected):
         raise subject.fail(
@@ -852,6 +854,102 @@ def check_optimizer_determinism(subject: Subject) -> None:
         raise subject.fail("two runs differ: " + "; ".join(problems))
 
 
+# -- face detectors ------------------------------------------------------------------------------------
+
+#: The context entry that gives face-detector checks a photo with at least one face ((H, W, 3) uint8 RGB).
+FACE_IMAGE = "face_image"
+
+
+def _blank_images() -> dict[str, np.ndarray]:
+    ramp = np.linspace(0, 255, 160, dtype=np.float64)
+    gradient = np.broadcast_to(ramp[None, :, None], (120, 160, 3)).round().astype(np.uint8)
+    return {"a flat grey image": np.full((120, 160, 3), 128, np.uint8), "a smooth gradient": gradient}
+
+
+def check_detector_no_face(subject: Subject) -> None:
+    """Images without a face (flat grey, a smooth gradient) give an empty list."""
+    detector = _built(subject)
+    for what, image in _blank_images().items():
+        found = detector.detect(image)
+        if not isinstance(found, list):
+            raise subject.fail(f"detect() should return a list, got {type(found).__name__}")
+        if found:
+            raise subject.fail(f"found {len(found)} face(s) in {what}")
+
+
+def check_detector_bad_input(subject: Subject) -> None:
+    """Anything but an (H, W, 3) uint8 array is a ValueError (a float image, greyscale, RGBA)."""
+    detector = _built(subject)
+    bad = {
+        "a float image": np.full((64, 64, 3), 0.5, np.float32),
+        "a greyscale image": np.full((64, 64), 128, np.uint8),
+        "an RGBA image": np.full((64, 64, 4), 128, np.uint8),
+    }
+    for what, image in bad.items():
+        try:
+            detector.detect(image)
+        except ValueError:
+            continue
+        raise subject.fail(f"detect() accepted {what}; it should raise ValueError")
+
+
+def _check_face(subject: Subject, k: int, face: Any, height: int, width: int) -> None:
+    if not isinstance(face, iface.DetectedFace):
+        raise subject.fail(f"detection {k} is a {type(face).__name__}, not a DetectedFace")
+    box = np.asarray(face.box)
+    if box.shape != (4,) or not np.isfinite(box).all():
+        raise subject.fail(f"detection {k}: box should be 4 finite numbers, got {box!r}")
+    if not (box[0] < box[2] and box[1] < box[3]):
+        raise subject.fail(f"detection {k}: box {box.tolist()} is not [x0, y0, x1, y1] with x0 < x1, y0 < y1")
+    if box[2] <= 0 or box[3] <= 0 or box[0] >= width or box[1] >= height:
+        raise subject.fail(f"detection {k}: box {box.tolist()} lies outside the {width}x{height} image")
+    marks = face.landmarks
+    if not isinstance(marks, np.ndarray) or marks.shape != (68, 2) or marks.dtype != np.float32:
+        got = getattr(marks, "shape", None), getattr(marks, "dtype", type(marks).__name__)
+        raise subject.fail(f"detection {k}: landmarks should be a (68, 2) float32 array, got {got}")
+    if not np.isfinite(marks).all():
+        raise subject.fail(f"detection {k}: landmarks are not finite")
+    side = max(box[2] - box[0], box[3] - box[1])
+    centre = marks.mean(axis=0)
+    if not (
+        box[0] - side / 2 <= centre[0] <= box[2] + side / 2
+        and box[1] - side / 2 <= centre[1] <= box[3] + side / 2
+    ):
+        raise subject.fail(
+            f"detection {k}: the landmarks' centre {centre.tolist()} is far from its box {box.tolist()}"
+        )
+    if not math.isfinite(float(face.score)):
+        raise subject.fail(f"detection {k}: score {face.score!r} is not finite")
+
+
+def check_detector_faces(subject: Subject) -> None:
+    """On a photo with a face (context ``face_image``): DetectedFace records with a box, 68 float32
+    landmarks near it and a finite score, largest first; the input is left unchanged; a repeat is equal."""
+    image = subject.context_overrides.get(FACE_IMAGE)
+    if image is None:
+        raise CheckSkipped(f"give a photo with a face as context {FACE_IMAGE!r} ((H, W, 3) uint8 RGB)")
+    image = np.asarray(image)
+    before = image.copy()
+    detector = _built(subject)
+    found = detector.detect(image)
+    if not isinstance(found, list) or not found:
+        raise subject.fail(f"found no face in the {FACE_IMAGE!r} photo")
+    for k, face in enumerate(found):
+        _check_face(subject, k, face, image.shape[0], image.shape[1])
+    areas = [face.area for face in found]
+    if areas != sorted(areas, reverse=True):
+        raise subject.fail(f"detections are not largest first (box areas {areas})")
+    if not np.array_equal(image, before):
+        raise subject.fail("detect() changed its input image")
+    again = detector.detect(image)
+    same = len(again) == len(found) and all(
+        np.array_equal(a.box, b.box) and np.array_equal(a.landmarks, b.landmarks)
+        for a, b in zip(found, again, strict=False)
+    )
+    if not same:
+        raise subject.fail("a repeated detect() on the same image gave different faces")
+
+
 # -- the table of checks -------------------------------------------------------------------------------
 
 
@@ -905,6 +1003,12 @@ KIND_CHECKS: dict[str, list[Check]] = {
         Check("determinism", check_optimizer_determinism),
     ],
     "benchmark": [Check("build", check_build)],
+    "face_detector": [
+        Check("build", check_build),
+        Check("bad_input", check_detector_bad_input),
+        Check("no_face", check_detector_no_face),
+        Check("faces", check_detector_faces),
+    ],
 }
 KIND_CHECKS["loss"].insert(3, Check("without_rows", check_loss_without_rows))
 
