@@ -147,36 +147,41 @@ def test_obj_round_trip(tmp_path) -> None:
 
 
 def test_cli_data_landmarks_writes_sidecars_with_a_detector(tmp_path, monkeypatch) -> None:
-    """`facerep data landmarks` with a stand-in for face-alignment: .pts per image, CSV per video."""
+    """`facerep data landmarks --detector face_alignment` with a stand-in for face-alignment: a .pts per image
+    in the --out mirror (the largest face, pixel centres moved to facerep's +0.5), nothing in the root."""
     import sys
     import types
 
     from facerep.cli.app import main
-    from facerep.data.sidecars import landmark_sidecar, video_landmarks_path
+    from facerep.data.landmark_store import LandmarkStore
+    from facerep.data.sidecars import landmark_sidecar
 
     points = np.stack([np.linspace(2, 20, 68), np.linspace(3, 21, 68)], 1).astype(np.float32)
 
     class FaceAlignment:
-        def __init__(self, kind, device="cpu", flip_input=False) -> None:
+        def __init__(self, kind, device="cpu", flip_input=False, face_detector="sfd") -> None:
             assert kind == "2D" and device == "cpu"
 
-        def get_landmarks_from_image(self, rgb):
-            if rgb.mean() < 10:  # a black frame: no face
-                return None
+        def get_landmarks_from_image(self, rgb, return_bboxes=False):
+            if rgb.mean() < 10:  # a black image: no face
+                return None, None, None
             small, big = points * 0.5, points  # two faces: the larger one is kept
-            return [small, big]
+            return [small, big], None, [[1, 1.5, 10, 11, 0.9], [2, 3, 20, 21, 0.99]]
 
     fake = types.SimpleNamespace(LandmarksType=types.SimpleNamespace(TWO_D="2D"), FaceAlignment=FaceAlignment)
     monkeypatch.setitem(sys.modules, "face_alignment", fake)
-    Image.new("RGB", (24, 24), (120, 90, 60)).save(tmp_path / "a.jpg")
-    (tmp_path / "sub").mkdir()
-    Image.new("RGB", (24, 24), (120, 90, 60)).save(tmp_path / "sub" / "b.png")
-    frames = [np.full((24, 24, 3), v, np.uint8) for v in (100, 0, 100)]
-    write_mjpeg(tmp_path / "v.mjpg", frames)
-    main(["data", "landmarks", str(tmp_path)])
+    root = tmp_path / "data"
+    root.mkdir()
+    Image.new("RGB", (24, 24), (120, 90, 60)).save(root / "a.jpg")
+    (root / "sub").mkdir()
+    Image.new("RGB", (24, 24), (120, 90, 60)).save(root / "sub" / "b.png")
+    Image.new("RGB", (24, 24), (0, 0, 0)).save(root / "dark.png")
+    out = tmp_path / "mirror"
+    main(
+        ["data", "landmarks", str(root), "--detector", "face_alignment", "--device", "cpu", "--out", f"{out}"]
+    )
     # face-alignment's pixel centres sit on integers: facerep's are at +0.5
-    np.testing.assert_allclose(read_pts(landmark_sidecar(tmp_path, "a.jpg")), points + 0.5, atol=1e-4)
-    assert landmark_sidecar(tmp_path, "sub/b.png").is_file()
-    marks = read_video_landmarks(video_landmarks_path(tmp_path / "v.mjpg"))
-    assert sorted(marks) == [0, 2]
-    np.testing.assert_allclose(marks[2], points + 0.5, atol=1e-4)
+    np.testing.assert_allclose(read_pts(landmark_sidecar(out, "a.jpg")), points + 0.5, atol=1e-4)
+    assert landmark_sidecar(out, "sub/b.png").is_file() and not landmark_sidecar(out, "dark.png").exists()
+    assert LandmarkStore(root, out).image_noface("dark.png")
+    assert sorted(p.name for p in root.rglob("*")) == ["a.jpg", "b.png", "dark.png", "sub"]

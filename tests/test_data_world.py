@@ -216,17 +216,20 @@ def test_cli_data_synth_writes_the_world(tmp_path, monkeypatch) -> None:
     assert exc.value.code == 2 and (tmp_path / "x" / "keep.txt").is_file()
 
 
-def test_cli_data_landmarks_without_face_alignment_says_how(tmp_path, capsys) -> None:
-    import importlib.util
+def test_cli_data_landmarks_without_dlib_says_which_pip_install(tmp_path, capsys, monkeypatch) -> None:
+    import sys
+
+    from PIL import Image
 
     from facerep.cli.app import main
 
-    if importlib.util.find_spec("face_alignment") is not None:
-        pytest.skip("face-alignment is installed here")
-    (tmp_path / "a.jpg").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib were not installed
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.jpg")
     with pytest.raises(SystemExit) as exc:
-        main(["data", "landmarks", str(tmp_path)])
-    assert exc.value.code == 2 and "face-alignment" in capsys.readouterr().err
+        main(["data", "landmarks", str(tmp_path), "--device", "cpu"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exc.value.code == 2
+    assert "pip install 'facerep[detect]' (or: pip install dlib-bin face-recognition-models)" in err
 
 
 def test_training_set_sizes_change_the_training_sets_only(tmp_path) -> None:

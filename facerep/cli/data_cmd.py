@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import typer
 
+from facerep.cli.options import device_option
 from facerep.core.errors import FacerepError
 
 data_app = typer.Typer(
@@ -14,13 +14,7 @@ data_app = typer.Typer(
 )
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp")
-VIDEO_SUFFIXES = (".mjpg", ".mjpeg")
-DETECT_HINT = (
-    "68-point landmark detection needs the optional `face-alignment` package: "
-    "pip install face-alignment (facerep's `detect` extra; it downloads its network weights on first use). "
-    "Alternatively write the landmarks with any tool as iBUG .pts files under DIR/landmarks68/ "
-    "(see facerep.data.sidecars)."
-)
+LAYOUTS = ("auto", "celeba", "micc", "photos")
 
 
 @data_app.command("synth")
@@ -44,91 +38,127 @@ def synth(
         console.print(f"  {path / sub}  ({what})")
 
 
-class _Detector:
-    """face-alignment's 2D 68-point detector, returning facerep pixel coordinates (centres at +0.5)."""
+def find_layout(root: Path) -> str:
+    """A dataset root's layout: celeba (``img_align_celeba/``), micc (``subject_XX/`` folders) or photos."""
+    if (root / "img_align_celeba").is_dir():
+        return "celeba"
+    if any(p.is_dir() for p in root.glob("subject_*")):
+        return "micc"
+    return "photos"
 
-    def __init__(self, device: str) -> None:
-        try:
-            import face_alignment
-        except ImportError:
-            raise FacerepError(DETECT_HINT) from None
-        kind = getattr(face_alignment.LandmarksType, "TWO_D", None) or face_alignment.LandmarksType._2D
-        self.fa = face_alignment.FaceAlignment(kind, device=device, flip_input=False)
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
-        found = self.fa.get_landmarks_from_image(rgb)
-        if not found:
-            return None
-        # several faces: keep the largest (the photo's subject)
-        best = max(found, key=lambda p: float(np.ptp(p[:, 0]) * np.ptp(p[:, 1])))
-        return np.asarray(best[:, :2], dtype=np.float32) + 0.5  # face-alignment: pixel centres on integers
+def layout_files(root: Path, layout: str) -> list[Path]:
+    """The images (celeba, photos) or videos (micc) of a dataset root that get landmarks, relative to it."""
+    from facerep.data.sidecars import LANDMARK_DIR, MASK_DIR
+    from facerep.data.video import VIDEO_SUFFIXES
+
+    if layout == "micc":
+        found = [p for p in sorted(root.glob("subject_*/Video/*")) if p.suffix.lower() in VIDEO_SUFFIXES]
+    elif layout == "celeba":
+        found = [
+            p for p in sorted((root / "img_align_celeba").glob("*")) if p.suffix.lower() in IMAGE_SUFFIXES
+        ]
+    else:
+        skip = {root / LANDMARK_DIR, root / MASK_DIR}
+        found = [
+            p
+            for p in sorted(root.rglob("*"))
+            if p.suffix.lower() in IMAGE_SUFFIXES and not any(d in p.parents for d in skip)
+        ]
+    return [p.relative_to(root) for p in found if p.is_file()]
 
 
 @data_app.command("landmarks")
 def landmarks(
-    directory: Path = typer.Argument(..., help="Dataset root: every image and .mjpg under it is processed."),
-    device: str = typer.Option("cpu", "--device", help="Torch device for the detector."),
+    directory: Path = typer.Argument(..., help="Dataset root (only read)."),
+    layout: str = typer.Option(
+        "auto", "--layout", help="auto | celeba | micc (videos) | photos (every image)."
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Folder for the landmark files, mirroring ROOT's layout (default: the cache mirror).",
+    ),
+    detector: str = typer.Option(
+        "dlib", "--detector", help="Registered face_detector (dlib, face_alignment)."
+    ),
+    device: str = device_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo files that already have landmarks."),
 ) -> None:
-    """Detect 68 landmarks (iBUG order) and write the sidecars facerep reads.
+    """Detect 68 landmarks (iBUG order) of the largest face in every image or video frame, resumably.
 
-    Images: DIR/landmarks68/REL.pts (iBUG .pts). Motion-JPEG videos: VIDEO.landmarks68.csv beside them.
-    Face masks are not computed here: write them from any segmentation tool as 8-bit PNGs under
-    DIR/masks/REL.png (>= 128 = visible skin); without one the landmark hull is used.
+    Nothing is written inside ROOT: the landmark files go to a mirror of its layout, the cache mirror the
+    loaders and the bench also search (or --out DIR; give the loaders `landmarks_dir: DIR`). Images:
+    MIRROR/landmarks68/REL.pts; videos: MIRROR/REL.landmarks68.csv (frames with a face) and
+    MIRROR/REL.noface.txt (frames without). A rerun skips what is done. Face masks are not computed here:
+    write them from any segmentation tool as 8-bit PNGs under ROOT/masks/REL.png (>= 128 = visible skin);
+    without one the landmark hull is used.
     """
     from rich.console import Console
-    from rich.progress import track
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from facerep.data.imagefile import load_image
-    from facerep.data.mjpeg import read_mjpeg
-    from facerep.data.sidecars import (
-        LANDMARK_DIR,
-        MASK_DIR,
-        landmark_sidecar,
-        video_landmarks_path,
-        write_pts,
-        write_video_landmarks,
-    )
+    from facerep.cli.options import start_device
+    from facerep.core.errors import literal
+    from facerep.data.landmark_store import LandmarkStore, build_detector, fill_images, fill_video
+    from facerep.data.video import VideoReader
 
     root = directory.expanduser()
     if not root.is_dir():
         raise FacerepError(f"{root}: folder not found")
-    skip_dirs = {root / LANDMARK_DIR, root / MASK_DIR}
-    files = [
-        p
-        for p in sorted(root.rglob("*"))
-        if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES and not any(d in p.parents for d in skip_dirs)
-    ]
+    if layout not in LAYOUTS:
+        raise FacerepError(f"--layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
+    layout = find_layout(root) if layout == "auto" else layout
+    files = layout_files(root, layout)
     if not files:
-        raise FacerepError(f"{root}: no image or .mjpg video found")
-    detector = _Detector(device)
-    console = Console()
-    missed, written = [], 0
-    for path in track(files, description="detecting landmarks", console=console):
-        rel = path.relative_to(root)
-        if path.suffix.lower() in VIDEO_SUFFIXES:
-            target = video_landmarks_path(path)
-            if target.exists() and not overwrite:
-                continue
-            marks = {}
-            for k, frame in enumerate(read_mjpeg(path)):
-                found = detector(frame)
-                if found is None:
-                    missed.append(f"{rel}#{k}")
-                else:
-                    marks[k] = found
-            write_video_landmarks(target, marks)
+        what = "video (subject_XX/Video/*)" if layout == "micc" else "image"
+        raise FacerepError(f"{root}: no {what} found for layout {layout!r}")
+    console = Console(stderr=True)
+    resolved = start_device(device, console)
+    face_detector = build_detector(detector, resolved)  # a missing package fails before any work
+    store = LandmarkStore(root, out)
+    console.print(
+        f"{layout} layout: {len(files)} {'video' if layout == 'micc' else 'image'}(s); landmarks go to "
+        f"{literal(store.out)}",
+        highlight=False,
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    found = existing = 0
+    missed: list[str] = []
+    with Progress(*columns, console=console) as bar:
+        if layout == "micc":
+            counts = {rel: len(VideoReader(root / rel)) for rel in files}
+            task = bar.add_task("detecting faces in frames", total=sum(counts.values()))
+            done = 0
+            for rel in files:
+                report = fill_video(
+                    store,
+                    rel,
+                    face_detector,
+                    overwrite=overwrite,
+                    progress=lambda n, base=done: bar.update(task, completed=base + n),
+                )
+                done += counts[rel]
+                found += len(report.found)
+                existing += len(report.existing)
+                missed += [f"{rel}#{f}" for f in report.noface]
         else:
-            target = landmark_sidecar(root, rel)
-            if target.exists() and not overwrite:
-                continue
-            found = detector(np.asarray(load_image(path)))
-            if found is None:
-                missed.append(str(rel))
-                continue
-            write_pts(target, found)
-        written += 1
-    console.print(f"wrote landmarks for {written} file(s) under {root}")
+            task = bar.add_task("detecting faces", total=len(files))
+            report = fill_images(
+                store,
+                files,
+                face_detector,
+                overwrite=overwrite,
+                progress=lambda n: bar.update(task, completed=n),
+            )
+            found, existing = len(report.found), len(report.existing)
+            missed = [str(r) for r in report.noface]
+    unit = "frame" if layout == "micc" else "image"
+    console.print(
+        f"landmarks for {found} {unit}(s) written, {existing} already done, in {literal(store.out)}",
+        highlight=False,
+    )
     if missed:
         head = ", ".join(missed[:10]) + (" ..." if len(missed) > 10 else "")
-        console.print(f"[yellow]no face found in {len(missed)} image(s)/frame(s):[/] {head}")
+        console.print(
+            f"[yellow]no face found in {len(missed)} {unit}(s):[/] {literal(head)}", highlight=False
+        )

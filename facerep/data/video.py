@@ -28,7 +28,7 @@ VIDEO_SUFFIXES = (".mjpg", ".mjpeg", ".mpg", ".mpeg", ".avi", ".mp4", ".mkv", ".
 #: Suffixes of raw motion-JPEG streams.
 MJPEG_SUFFIXES = (".mjpg", ".mjpeg")
 #: What fixes a missing PyAV.
-PYAV_INSTALL = "pip install 'facerep[detect]'  (or: pip install av)"
+PYAV_INSTALL = "pip install 'facerep[detect]' (or: pip install av)"
 
 
 def is_raw_mjpeg(path: Path) -> bool:
