@@ -304,7 +304,7 @@ class Trainer:
     def _note(self, message: str) -> None:
         from rich.markup import escape
 
-        self.console.print(escape(message), highlight=False)
+        self.console.print(escape(message), highlight=False, soft_wrap=True)
 
     def _write_run_files(self, recipe_files: bool) -> None:
         """plugins.json, and recipe.yaml / recipe.origins.yaml when asked or missing (atomically)."""
@@ -387,15 +387,12 @@ class Trainer:
         ``allow_recipe_change``."""
         folder_recipe = self.out / "recipe.yaml"
         if found is not None:
-            before, what, step = (
-                found[1].meta["recipe"],
-                f"its checkpoint {found[0].name}",
-                found[1].meta["step"],
-            )
+            before, step = found[1].meta["recipe"], found[1].meta["step"]
+            what = f"this recipe differs from the one {self.out} was trained with (its {found[0].name})"
         elif folder_recipe.is_file():
             from facerep.core.recipe import load_yaml
 
-            what, step = f"{folder_recipe}", 0
+            what, step = f"{folder_recipe} holds another recipe than this one", 0
             try:
                 before = load_yaml(folder_recipe)[0]
             except RecipeError as exc:
@@ -405,7 +402,7 @@ class Trainer:
         changes = recipe_changes(before, self.recipe.data)
         if changes and not self.options.allow_recipe_change:
             raise FacerepError(
-                f"the recipe differs from the one {self.out} was trained with ({what}):\n  "
+                f"{what}:\n  "
                 + "\n  ".join(changes)
                 + "\npass --allow-recipe-change to go on with this recipe (the old recipe.yaml is kept "
                 "beside it), or choose another --out; nothing was changed"
