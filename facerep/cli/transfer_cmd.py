@@ -46,6 +46,7 @@ def transfer(
         console.print(
             f"[green]{len(rows)} x {len(cols)} expression-transfer grid[/] written to {literal(path)}",
             highlight=False,
+            soft_wrap=True,
         )
         return
     src, tgt = crops([sources[0]]), crops([targets[0]])
@@ -55,6 +56,7 @@ def transfer(
         f"[green]transferred[/] {literal(targets[0].name)}'s expression onto {literal(sources[0].name)}: "
         f"{literal(files['mesh_obj'])}",
         highlight=False,
+        soft_wrap=True,
     )
 
 

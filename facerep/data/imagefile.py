@@ -43,9 +43,9 @@ def _open(path: Path) -> Image.Image:
             return Image.open(path)
     except Image.DecompressionBombError as exc:
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"{int(found.group(1)) / 1e6:.0f} Mpx" if found else "too many pixels"
+        size = _pixels(int(found.group(1))) if found else "too many pixels"
         raise DataError(
-            f"{path}: image too large to read ({size}; the limit is {max_image_pixels() / 1e6:.0f} Mpx, "
+            f"{path}: image too large to read ({size}; the limit is {_pixels(max_image_pixels() or 0)}, "
             "a guard against decompression bombs): downscale it first"
         ) from None
     except Exception as exc:  # PIL's parsers raise many types on a damaged file
@@ -74,6 +74,10 @@ def _keep(image: Image.Image, result: Image.Image) -> Image.Image:
     return result
 
 
+def _pixels(count: int) -> str:
+    return f"{count / 1e6:.0f} Mpx" if count >= 10**6 else f"{count} px"
+
+
 def _cause(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
@@ -85,8 +89,8 @@ def _check_size(path: Path, image: Image.Image) -> None:
         raise DataError(f"{path}: image has no pixels ({width} x {height})")
     if limit is not None and width * height > limit:
         raise DataError(
-            f"{path}: image too large to read ({width} x {height} = {width * height / 1e6:.0f} Mpx; the "
-            f"limit is {limit / 1e6:.0f} Mpx, a guard against decompression bombs): downscale it first"
+            f"{path}: image too large to read ({width} x {height} = {_pixels(width * height)}; the limit "
+            f"is {_pixels(limit)}, a guard against decompression bombs): downscale it first"
         )
 
 
