@@ -5,6 +5,11 @@ real MICC Florence, or the synthetic world's ``micc/`` folder (which has a ``met
 conditions map to the paper's column names: Indoor-Cooperative -> Cooperative, PTZ-Indoor -> Indoor,
 PTZ-Outdoor -> Outdoor.
 
+Frames: the landmark files of the root (or of a landmark mirror, `facerep.data.landmark_store`) on the
+synthetic world; on real MICC Florence (no ``meta.json``), as downloaded, faces are detected in the frames
+on the fly (cached in the mirror, outside the dataset) and frames without a face are skipped and counted.
+A missing or unreadable video skips that subject's condition with a warning (``strict``: an error).
+
 Scan landmarks (for the landmark-initialised alignment) are read, when present, from a sidecar next
 to the scan OBJ: ``NAME.landmarks68.csv`` / ``NAME.landmarks68.txt`` (68 lines ``x y z`` or ``x,y,z``,
 mm, iBUG order, an optional header line), or ``NAME.pts3`` / ``NAME.npy`` with the same (68, 3) array.
@@ -32,6 +37,9 @@ CONDITION_TITLES: dict[str, str] = {
     "PTZ-Outdoor": "Outdoor",
 }
 IBUG_NOSE_TIP = 30
+#: How a subject's prediction is first aligned to its scan (before ICP), as the tables name it.
+ALIGN_LANDMARKS = "scan landmarks"
+ALIGN_NOSE_TIP = "estimated nose tip"
 LANDMARK_SIDECARS: tuple[str, ...] = (".landmarks68.csv", ".landmarks68.txt", ".pts3", ".npy")
 
 
@@ -83,6 +91,10 @@ class MiccSource:
         subjects: restrict to these subject folder names.
         conditions: dataset video names to read (default all three).
         radius: crop radius around the nose tip, mm.
+        strict: a missing or unreadable video is an error (default: skipped, warned and counted).
+        landmarks: "files" or "detect" (see `facerep.plugins.datasets.micc.MICC`); default: "files" on
+            the synthetic world, "detect" on real MICC.
+        progress: show a progress bar while detecting faces.
     """
 
     def __init__(
@@ -95,13 +107,32 @@ class MiccSource:
         subjects: Sequence[str] | None = None,
         conditions: Sequence[str] = tuple(CONDITION_TITLES),
         radius: float = SCAN_CROP_RADIUS_MM,
+        strict: bool = False,
+        landmarks: str | None = None,
+        progress: bool = False,
     ) -> None:
         from facerep.plugins.datasets.micc import MICC
 
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DataError(f"{self.root}: MICC data root not found")
-        self.dataset = MICC(self.root, image_size=image_size, conditions=conditions, frame_step=frame_step)
+        mode = landmarks or ("files" if self.synthetic else "detect")
+        self.dataset = MICC(
+            self.root,
+            image_size=image_size,
+            conditions=conditions,
+            frame_step=frame_step,
+            on_bad_sample="error" if strict else "skip",
+            landmarks=mode,
+            max_frames=max_frames,
+            progress=progress,
+        )
+        #: "path: reason" of each missing or unreadable video (its subject's condition is not scored).
+        self.skipped_videos: list[str] = list(self.dataset.skipped_videos)
+        #: (subject, condition) -> frames skipped because no face was found in them.
+        self.noface_frames: dict[tuple[str, str], int] = dict(self.dataset.noface_frames)
+        #: subject -> how its prediction is first aligned (`ALIGN_LANDMARKS` or `ALIGN_NOSE_TIP`).
+        self.alignment: dict[str, str] = {}
         self.max_frames = max_frames
         self.radius = float(radius)
         names = list(self.dataset.subjects)
@@ -140,7 +171,20 @@ class MiccSource:
             raise DataError(f"{path}: the scan has no faces (a point cloud cannot be measured against)")
         landmarks = read_scan_landmarks(path)
         nose = landmarks[IBUG_NOSE_TIP] if landmarks is not None else estimate_nose_tip(vertices)
+        self.alignment[subject] = ALIGN_LANDMARKS if landmarks is not None else ALIGN_NOSE_TIP
         try:
             return crop_scan(vertices, triangles, nose, radius=self.radius, landmarks=landmarks)
         except ValueError as exc:
             raise DataError(f"{path}: {exc}") from exc
+
+    def notes(self) -> list[str]:
+        """Lines for the tables: skipped videos and frames without a face (empty when nothing was skipped)."""
+        lines = []
+        if self.skipped_videos:
+            head = "; ".join(self.skipped_videos[:5]) + (" ..." if len(self.skipped_videos) > 5 else "")
+            lines.append(f"{len(self.skipped_videos)} video(s) missing or unreadable, not scored: {head}")
+        noface = sum(self.noface_frames.values())
+        if noface:
+            videos = sum(1 for n in self.noface_frames.values() if n)
+            lines.append(f"{noface} frame(s) without a detected face skipped, in {videos} video(s)")
+        return lines

@@ -287,3 +287,31 @@ def fill_video(
             report.found += list(found)
             report.noface += missing
     return report
+
+
+def detect_missing(
+    store: LandmarkStore, rels: Sequence[str | Path], detector: str = "dlib", label: str = "photos"
+) -> FillReport:
+    """For a loader's ``landmarks: detect``: detect the photos among `rels` that have no landmarks and no
+    no-face record yet, with a progress bar (on stderr) when there are any; the detector is only built
+    then. Returns the `FillReport` of those photos."""
+    todo = [rel for rel in rels if store.image_landmarks(rel) is None and not store.image_noface(rel)]
+    if not todo:
+        return FillReport(existing=list(rels))
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"{label}: detecting 68 landmarks", total=len(todo))
+        report = fill_images(
+            store, todo, lambda: build_detector(detector), progress=lambda n: bar.update(task, completed=n)
+        )
+    console.print(
+        f"{label}: landmarks detected for {len(report.found)} photo(s), no face in {len(report.noface)}; "
+        f"cached in {store.out}",
+        highlight=False,
+        markup=False,
+    )
+    return report

@@ -2,7 +2,9 @@
 
 An evaluation set: each image is its own identity. Landmarks are the x, y rows of ``pt3d_68`` (3 x 68,
 1-based image pixels as MATLAB writes them); ``Shape_Para`` / ``Exp_Para`` (BFM unless meta.json says
-otherwise) become id_params / exp_params when present.
+otherwise) become id_params / exp_params when present. With ``landmarks: detect`` a ``.mat`` without
+``pt3d_68`` is accepted and the image's 68 landmarks are detected once and cached
+(`facerep.data.landmark_store`); its ``landmarks_3d`` then has z = NaN.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from facerep.core.errors import DataError
 from facerep.core.registry import Component, hookimpl
 from facerep.data.base import ImageFaceDataset
 from facerep.data.imagefile import load_image
+from facerep.data.landmark_store import LANDMARK_MODES, LandmarkStore, detect_missing
 from facerep.data.matfile import load_mat
 from facerep.data.meta import basis_sizes, check_face_model, mat_3dmm_params, read_meta
-from facerep.data.sidecars import PTS_OFFSET, mask_sidecar, read_mask
+from facerep.data.sidecars import PTS_OFFSET, mask_sidecar, read_mask, read_pts
 
 REQUIRED = ("pt3d_68", "Shape_Para", "Exp_Para")
 
@@ -32,6 +35,9 @@ class AFLW2000(ImageFaceDataset):
         face_model: the run's face model (injected) or None (no check, coefficients kept whole).
         on_bad_sample: "error" or "skip".
         crop: "landmarks" (default) or "center".
+        landmarks: "files" (``pt3d_68`` required) or "detect" (images without it get detected landmarks).
+        detector: the ``face_detector`` of ``landmarks: detect``.
+        landmarks_dir: a landmark mirror written by ``facerep data landmarks --out``.
     Samples: image, mask, landmarks (68, 2), identity, sample_id, id_params, exp_params, pose_params (7,),
     landmarks_3d (68, 3) (x, y in the source image's pixels, z as stored).
     """
@@ -45,8 +51,14 @@ class AFLW2000(ImageFaceDataset):
         face_model: Any | None = None,
         on_bad_sample: str = "error",
         crop: str = "landmarks",
+        landmarks: str = "files",
+        detector: str = "dlib",
+        landmarks_dir: str | None = None,
     ) -> None:
         super().__init__(root, image_size, on_bad_sample, crop)
+        if landmarks not in LANDMARK_MODES:
+            raise DataError(f"aflw2000 landmarks must be one of {LANDMARK_MODES}, got {landmarks!r}")
+        required = REQUIRED if landmarks == "files" else tuple(k for k in REQUIRED if k != "pt3d_68")
         self.meta = read_meta(self.root)
         check_face_model(self.meta, face_model, self.root)
         sizes = basis_sizes(face_model)
@@ -55,19 +67,40 @@ class AFLW2000(ImageFaceDataset):
         for image_path in sorted(self.root.glob("*.jpg")):
             mat_path = image_path.with_suffix(".mat")
             try:
-                mat = load_mat(mat_path, REQUIRED)
-                pt3d = np.asarray(mat["pt3d_68"], dtype=np.float32)
-                if pt3d.shape != (3, 68):
+                mat = load_mat(mat_path, required)
+                pt3d = np.asarray(mat["pt3d_68"], dtype=np.float32) if "pt3d_68" in mat else None
+                if pt3d is not None and pt3d.shape != (3, 68):
                     raise DataError(f"{mat_path}: pt3d_68 has shape {pt3d.shape}, expected (3, 68)")
                 record = mat_3dmm_params(mat, sizes, mat_path)
             except DataError as exc:
                 self.bad(exc)
                 continue
-            pts = pt3d.T.copy()
-            pts[:, :2] -= PTS_OFFSET
-            record["landmarks_3d"] = pts
+            if pt3d is not None:
+                pts = pt3d.T.copy()
+                pts[:, :2] -= PTS_OFFSET
+                record["landmarks_3d"] = pts
             self.files.append(image_path.name)
             self.records.append(record)
+        missing = [
+            name for name, rec in zip(self.files, self.records, strict=True) if "landmarks_3d" not in rec
+        ]
+        if missing:
+            store = LandmarkStore(self.root, landmarks_dir)
+            detect_missing(store, missing, detector, "AFLW2000-3D")
+            kept = []
+            for name, rec in zip(self.files, self.records, strict=True):
+                if "landmarks_3d" not in rec:
+                    pts = store.image_landmarks(name)
+                    if pts is None:
+                        self.bad(
+                            f"{self.root / name}: no pt3d_68 in its .mat and no face found by the detector"
+                        )
+                        continue
+                    flat = read_pts(pts)
+                    rec["landmarks_3d"] = np.concatenate([flat, np.full((68, 1), np.nan, np.float32)], axis=1)
+                kept.append((name, rec))
+            self.files = [n for n, _ in kept]
+            self.records = [r for _, r in kept]
         if not self.files:
             raise DataError(f"{self.root}: no usable AFLW2000-3D image/.mat pair")
         self.identities = list(range(len(self.files)))
