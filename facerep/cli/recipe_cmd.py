@@ -67,6 +67,9 @@ def validate(
     recipe: str = typer.Argument(...),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     unset: list[str] = typer.Option([], "--unset"),
+    data: bool = typer.Option(
+        False, "--data", help="Also check the data: each source's root exists and its first samples load."
+    ),
 ) -> None:
     """Check the recipe against the registry: exit 0 when valid, 2 with the error otherwise."""
     from facerep.core.recipe import load_recipe
@@ -79,6 +82,12 @@ def validate(
         f"[green]ok[/]: {resolved.source} "
         f"({len(checked)} components over {len(resolved.stage_names())} stage(s))"
     )
+
+    if data:
+        from facerep.data.source_check import check_sources
+
+        for line in check_sources(resolved):
+            Console(highlight=False).print(f"data ok: {line}", markup=False)
 
 
 def _check_training_options(resolved: object) -> None:
