@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from facerep.cli.options import device_option
 from facerep.cli.recipe_cmd import SET_HELP
 from facerep.core.errors import RecipeError
 from facerep.core.recipe import Recipe
@@ -27,7 +28,7 @@ def run(
         help="With --resume: go on with a recipe unlike the one the run was trained with (by default "
         "refused, with the differences); the old recipe.yaml is kept as recipe.before-step-N.yaml.",
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    device: str = device_option(),
     max_steps: int = typer.Option(None, "--max-steps", min=1, help="At most this many steps per stage."),
     precision: str = typer.Option(None, "--precision", help="32 or bf16-mixed (default: the recipe's)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display (logs still written)."),
@@ -42,10 +43,12 @@ def run(
     """
     import os
 
+    from facerep.cli.options import start_device
     from facerep.core.engine import Trainer, TrainOptions
     from facerep.core.recipe import load_recipe
 
     resolved = load_recipe(recipe, overrides=set_, unsets=unset)
+    device = str(start_device(device))  # auto: CUDA when available, else the CPU
     if device.startswith("cuda") and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     options = TrainOptions(

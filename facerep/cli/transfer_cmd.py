@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from facerep.cli.options import device_option
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -21,7 +23,7 @@ def transfer(
     grid: int = typer.Option(0, "--grid", help="N: an N x N expression-transfer grid (paper Figure 9)."),
     detect: bool = typer.Option(False, "--detect", help="Detect landmarks (needs facerep[detect])."),
     crop_scale: float = typer.Option(1.5, "--crop-scale", help="Crop side / landmark extent."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, ..."),
+    device: str = device_option(),
 ) -> None:
     """Expression transfer (paper section 5.3): render and write the source face with the target's
     expression (and, with --pose / --light, its pose and lighting). With --grid N, the first N photos of
@@ -37,7 +39,9 @@ def transfer(
     check_options(grid=grid, crop_scale=crop_scale)
     sources, targets = find_photos(source), find_photos(target)
     console = Console(stderr=True)
-    model = facerep.load(run, device=device)
+    from facerep.cli.options import start_device
+
+    model = facerep.load(run, device=str(start_device(device, console)))
     crops = _CropReader(model.image_size, crop_scale=crop_scale, detect=detect)
     if grid:
         rows, cols = crops(sources[:grid]), crops(targets[:grid])
