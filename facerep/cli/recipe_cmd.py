@@ -71,16 +71,17 @@ def validate(
         False, "--data", help="Also check the data: each source's root exists and its first samples load."
     ),
 ) -> None:
-    """Check the recipe against the registry: exit 0 when valid, 2 with the error otherwise."""
+    """Check the recipe as `facerep run` does before training, without reading data: every key and value,
+    every component against the registry, and each stage's face model, networks, losses and optimizers
+    built once on the CPU. Exit 0 when valid, 2 with the error (file:line, key, cause) otherwise."""
     from facerep.core.recipe import load_recipe
     from facerep.core.recipe import validate as validate_recipe
 
     resolved = load_recipe(recipe, overrides=set_, unsets=unset)
-    checked = validate_recipe(resolved)
-    _check_training_options(resolved)
-    Console().print(
-        f"[green]ok[/]: {resolved.source} "
-        f"({len(checked)} components over {len(resolved.stage_names())} stage(s))"
+    checked = validate_recipe(resolved, build=True)
+    Console(highlight=False).print(
+        f"ok: {resolved.source} ({len(checked)} components over {len(resolved.stage_names())} stage(s))",
+        markup=False,
     )
 
     if data:
@@ -88,20 +89,3 @@ def validate(
 
         for line in check_sources(resolved):
             Console(highlight=False).print(f"data ok: {line}", markup=False)
-
-
-def _check_training_options(resolved: object) -> None:
-    """Each stage's ``train`` options and ``train.validate`` as `facerep run` checks them (recipe errors)."""
-    from facerep.core.data_setup import validation_config
-    from facerep.core.engine import train_config
-    from facerep.core.registry import get_registry
-
-    registry = get_registry()
-    for _, stage in resolved.stages():  # type: ignore[attr-defined]
-        train_config(stage)
-        labelled = []
-        for role, node in (stage.get("data.sources") or {}).items():
-            factory = registry.get("dataset", str(node.get("type")), address=f"data.sources.{role}").factory
-            if getattr(factory, "labelled", False):
-                labelled.append(role)
-        validation_config(stage, labelled)

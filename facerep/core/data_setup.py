@@ -99,7 +99,8 @@ def build_training_data(
     from facerep.data.augment import Augment
     from facerep.data.hybrid import HybridDataset
 
-    image_size = int(stage.get("data.image_size", 64))
+    options = data_options(stage)
+    image_size = options["image_size"]
     sources = build_sources(stage, face_model, registry, image_size=image_size)
     heldout = heldout_source = None
     validate = validation_config(stage, [r for r, src in sources.items() if getattr(src, "labelled", False)])
@@ -129,8 +130,8 @@ def build_training_data(
             )
     try:
         loader = dataset.loader(
-            stage.get("data.batch"),
-            num_workers=int(stage.get("data.num_workers", 0)),
+            options["batch"],
+            num_workers=options["num_workers"],
             seed=int(stage.get("seed", 0)),
             num_replicas=world_size,
             rank=rank,
@@ -151,6 +152,160 @@ def build_training_data(
         heldout_source,
         validate,
     )
+
+
+#: ``data`` keys (``sources``: role -> dataset node, see `build_sources`).
+DATA_KEYS: tuple[str, ...] = ("world", "image_size", "sources", "batch", "augment", "num_workers")
+#: ``data.batch`` keys and their defaults (the global batch: P identities x K photos + labelled pairs).
+BATCH_DEFAULTS: dict[str, int] = {"identities": 8, "photos_per_identity": 4, "labelled_pairs": 8}
+#: ``data.augment`` keys and their values when the section is given (`facerep.data.augment.Augment`).
+AUGMENT_DEFAULTS: dict[str, Any] = {"flip": False, "scale": [1.0, 1.0]}
+
+
+def _whole(stage: Recipe, address: str, value: Any, minimum: int, meaning: str = "") -> int:
+    """`value` as an integer >= `minimum`, else a recipe error at `address`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        need = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise RecipeError(
+            f"{address} must be {need}{meaning}, got {_shown(value)}",
+            where=stage.locate(address),
+            address=address,
+        )
+    return value
+
+
+def _shown(value: Any) -> str:
+    return f"the string {value!r}" if isinstance(value, str) else repr(value)
+
+
+def _mapping(stage: Recipe, address: str, value: Any, what: str) -> dict[str, Any]:
+    """`value` (None -> {}) as a mapping, else a recipe error naming `what` it should hold."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RecipeError(
+            f"{address} must be a mapping ({what}), got {type(value).__name__} {value!r}",
+            where=stage.locate(address),
+            address=address,
+        )
+    return value
+
+
+def _known_keys(stage: Recipe, address: str, node: dict[str, Any], keys: Any) -> None:
+    from facerep.core.errors import did_you_mean
+
+    for key in node:
+        if key not in keys:
+            raise RecipeError(
+                f"unknown {address} option {key!r}{did_you_mean(key, keys)}; options: {', '.join(keys)}",
+                where=stage.locate(f"{address}.{key}"),
+                address=f"{address}.{key}",
+            )
+
+
+def data_options(stage: Recipe) -> dict[str, Any]:
+    """A stage's ``data`` section checked, without reading any data: {image_size, num_workers, batch,
+    augment, world, sources}.
+
+    ``image_size`` (pixels, default 64) and ``num_workers`` (default 0) are integers; ``batch`` holds
+    `BATCH_DEFAULTS`' keys (integers; at least one row per batch); ``augment`` holds ``flip`` (bool) and
+    ``scale`` ([low, high], 0 < low <= high <= 1); ``world`` is checked by `world_options`; ``sources``
+    must name at least one dataset node, and a source whose ``root`` is ``builtin`` must be a type the
+    synthetic world holds. Every problem is a `RecipeError` at the key's line.
+    """
+    data = _mapping(stage, "data", stage.get("data"), "sources, batch, image_size, ...")
+    _known_keys(stage, "data", data, DATA_KEYS)
+    sources = _mapping(stage, "data.sources", data.get("sources"), "role -> dataset")
+    if not sources:
+        raise RecipeError(
+            "the recipe has no data sources", where=stage.locate("data"), address="data.sources"
+        )
+    for role, node in sources.items():
+        if isinstance(node, dict) and node.get("root") == BUILTIN_ROOT:
+            from facerep.data.world import source_root
+
+            try:
+                source_root(Path("."), str(node.get("type")).split(":")[-1])
+            except KeyError as exc:
+                raise RecipeError(
+                    f"the synthetic world has no data for dataset type {node.get('type')!r} ({exc.args[0]})",
+                    where=stage.locate(f"data.sources.{role}.root"),
+                    address=f"data.sources.{role}.root",
+                ) from None
+    image_size = _whole(stage, "data.image_size", data.get("image_size", 64), 1, " (pixels)")
+    num_workers = _whole(stage, "data.num_workers", data.get("num_workers", 0), 0)
+    batch_node = _mapping(stage, "data.batch", data.get("batch"), ", ".join(BATCH_DEFAULTS))
+    _known_keys(stage, "data.batch", batch_node, BATCH_DEFAULTS)
+    batch = {**BATCH_DEFAULTS, **batch_node}
+    for key, value in batch.items():
+        _whole(stage, f"data.batch.{key}", value, 1 if key == "photos_per_identity" else 0)
+    if batch["identities"] + batch["labelled_pairs"] == 0:
+        raise RecipeError(
+            "data.batch.identities and data.batch.labelled_pairs are both 0: a batch would be empty",
+            where=stage.locate("data.batch"),
+            address="data.batch",
+        )
+    augment = _mapping(stage, "data.augment", data.get("augment"), "flip, scale")
+    _known_keys(stage, "data.augment", augment, AUGMENT_DEFAULTS)
+    if "flip" in augment and not isinstance(augment["flip"], bool):
+        raise RecipeError(
+            f"data.augment.flip must be true or false, got {_shown(augment['flip'])}",
+            where=stage.locate("data.augment.flip"),
+            address="data.augment.flip",
+        )
+    if "scale" in augment:
+        scale = augment["scale"]
+        numbers = isinstance(scale, list) and len(scale) == 2
+        numbers = numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in scale)
+        if not numbers or not 0.0 < scale[0] <= scale[1] <= 1.0:
+            raise RecipeError(
+                f"data.augment.scale must be [low, high] with 0 < low <= high <= 1, got {_shown(scale)}",
+                where=stage.locate("data.augment.scale"),
+                address="data.augment.scale",
+            )
+    world = world_options(stage)
+    return {
+        "image_size": image_size,
+        "num_workers": num_workers,
+        "batch": batch,
+        "augment": augment or None,
+        "world": world,
+        "sources": sources,
+    }
+
+
+def world_options(stage: Recipe) -> tuple[str, int, dict[str, int]]:
+    """A stage's ``data.world`` checked: (preset, seed, changed training-set sizes); recipe errors at the
+    key's line for an unknown preset or key, a bad seed or a size that is not a positive integer."""
+    from facerep.core.errors import DataError, did_you_mean
+    from facerep.data.synth import PRESETS
+    from facerep.data.world import TRAINING_SIZES, world_spec
+
+    world = dict(_mapping(stage, "data.world", stage.get("data.world"), "preset, seed, ..."))
+    preset = world.pop("preset", "demo")
+    seed = _whole(stage, "data.world.seed", world.pop("seed", 0), 0)
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise RecipeError(
+            f"unknown synthetic world preset {preset!r}{did_you_mean(str(preset), PRESETS)}; presets: "
+            + ", ".join(PRESETS),
+            where=stage.locate("data.world.preset"),
+            address="data.world.preset",
+        )
+    try:
+        world_spec(preset, world or None)
+    except KeyError as exc:
+        key = str(exc.args[0])
+        raise RecipeError(
+            f"unknown data.world option {key!r}{did_you_mean(key, TRAINING_SIZES)}; options: preset, seed, "
+            + ", ".join(TRAINING_SIZES),
+            where=stage.locate(f"data.world.{key}"),
+            address=f"data.world.{key}",
+        ) from None
+    except (ValueError, DataError) as exc:
+        bad = next((k for k in world if f"data.world.{k} " in str(exc)), None)
+        address = f"data.world.{bad}" if bad else "data.world"
+        raise RecipeError(str(exc), where=stage.locate(address), address=address) from None
+    return preset, seed, world
 
 
 #: ``train.validate`` keys and their defaults (``source``: the first labelled source when absent).
@@ -228,20 +383,8 @@ def world_path(stage: Recipe) -> Path:
     """The synthetic world folder a stage's ``data.world`` names (generated if missing)."""
     from facerep.data.world import ensure_world
 
-    world = dict(stage.get("data.world") or {})
-    preset, seed = str(world.pop("preset", "demo")), int(world.pop("seed", 0))
+    preset, seed, sizes = world_options(stage)
     try:
-        return ensure_world(preset, seed, sizes=world or None)
-    except KeyError as exc:
-        from facerep.core.errors import did_you_mean
-        from facerep.data.world import TRAINING_SIZES
-
-        key = str(exc.args[0])
-        raise RecipeError(
-            f"unknown data.world option {key!r}{did_you_mean(key, TRAINING_SIZES)}; options: preset, seed, "
-            + ", ".join(TRAINING_SIZES),
-            where=stage.locate(f"data.world.{key}"),
-            address=f"data.world.{key}",
-        ) from None
+        return ensure_world(preset, seed, sizes=sizes or None)
     except ValueError as exc:
         raise RecipeError(str(exc), where=stage.locate("data.world"), address="data.world") from None

@@ -75,10 +75,77 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
 _DIRECTIVES = ("extends", "unset")
 
 
+#: Deepest nesting of mappings and lists a recipe (or a ``--set`` value) may have.
+MAX_NESTING = 64
+#: Largest recipe file read, in bytes (recipes are a few kilobytes of text).
+MAX_RECIPE_BYTES = 1 << 20
+#: Longest ``extends`` chain (child, parent, grandparent, ...).
+MAX_EXTENDS_DEPTH = 32
+
+_TAG = "tag:yaml.org,2002:"
+#: Tags a recipe's scalars may carry (implicitly or written out as ``!!int`` and so on).
+_SCALAR_TAGS = frozenset(f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null"))
+_RECIPE_CONTENTS = "recipes hold plain mappings, lists, strings, numbers, true/false and null"
+
+
+class RefusedYAML(yaml.MarkedYAMLError):
+    """YAML that is valid but that a recipe may not use (anchors, aliases, deep nesting).
+
+    Attributes:
+        address: dotted path of the key it was found under ("" at the root).
+    """
+
+    def __init__(self, problem: str, mark: yaml.Mark, address: str) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.address = address
+
+
+_ALIASES = "anchors and aliases are not allowed in recipes (share settings with 'extends' or 'stages')"
+
+
 class RecipeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading floats the YAML 1.2 way (``1e-4`` is a number, not a string)."""
+    """PyYAML's safe loader, reading floats the YAML 1.2 way (``1e-4`` is a number, not a string).
+
+    Dates stay strings (``2024-05-01``), and composing refuses anchors and aliases (``&a`` / ``*a``: a
+    few lines of aliases of aliases expand to gigabytes; recipes share settings with ``extends`` and
+    ``stages``) and nesting deeper than `MAX_NESTING`.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._keys: list[str] = []  # the key path of the node being composed
+
+    def _refuse(self, problem: str, mark: yaml.Mark) -> RefusedYAML:
+        keys = self._keys
+        address = ".".join(keys) if len(keys) <= 8 else ".".join(keys[:4]) + "..." + ".".join(keys[-2:])
+        return RefusedYAML(problem, mark, address)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        label = index.value if isinstance(index, yaml.ScalarNode) else None if index is None else str(index)
+        if label is not None:
+            self._keys.append(str(label))
+        try:
+            if isinstance(event, yaml.AliasEvent):
+                raise self._refuse(f"alias '*{event.anchor}': {_ALIASES}", event.start_mark)
+            if getattr(event, "anchor", None) is not None:
+                raise self._refuse(f"anchor '&{event.anchor}': {_ALIASES}", event.start_mark)
+            if len(self._keys) > MAX_NESTING:
+                raise self._refuse(
+                    f"mappings and lists nested more than {MAX_NESTING} levels deep", event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            if label is not None:
+                self._keys.pop()
 
 
+# YAML 1.1's implicit dates would become datetime objects, which no recipe value is (and which run
+# folders' JSON metadata cannot hold): drop that resolver, so ``2024-05-01`` stays a string.
+RecipeLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != f"{_TAG}timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 RecipeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
@@ -93,9 +160,59 @@ RecipeLoader.add_implicit_resolver(
 )
 
 
-def parse_value(text: str) -> Any:
-    """A command-line value parsed as YAML with `RecipeLoader` (``5e-4`` -> 0.0005)."""
-    return yaml.load(text, Loader=RecipeLoader)  # noqa: S506 - RecipeLoader is a SafeLoader
+def _compose(text: str, where: str, *, in_file: bool = True) -> yaml.Node | None:
+    """YAML text -> one composed node (None when empty); every problem is a `RecipeError` at its line.
+
+    `where` names the text in errors: a file path (`in_file`: lines and keys are added) or e.g. ``--set``.
+    """
+    loader = None
+    try:
+        loader = RecipeLoader(text)
+        return loader.get_single_node()
+    except yaml.reader.ReaderError as exc:  # a control character, or similar
+        line = text[: exc.position].count("\n") + 1
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise RecipeError(
+            f"invalid YAML: character {char} cannot appear in a recipe ({exc.reason})",
+            where=f"{where}:{line}" if in_file else where,
+            address=_key_at_line(text, line) if in_file else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        refused = isinstance(exc, RefusedYAML)
+        raise RecipeError(
+            problem if refused else f"invalid YAML: {problem}",
+            where=f"{where}:{mark.line + 1}" if mark and in_file else where,
+            address=(exc.address or None) if refused else None,
+        ) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _key_at_line(text: str, line: int) -> str | None:
+    """The dotted key whose value starts on `line` of recipe `text` (best effort, for error messages)."""
+    text = yaml.reader.Reader.NON_PRINTABLE.sub(" ", text)
+    try:
+        node = _compose(text, "", in_file=False)
+        origins: dict[Path_, str] = {}
+        if node is not None:
+            _located(node, "", (), origins, RecipeLoader(""))
+    except RecipeError:
+        return None
+    found = [p for p, w in origins.items() if p and w == f":{line}"]
+    return ".".join(max(found, key=len)) if found else None
+
+
+def parse_value(text: str, *, where: str = "--set", address: str | None = None) -> Any:
+    """A command-line value parsed as YAML with `RecipeLoader` (``5e-4`` -> 0.0005), under the same
+    rules as a recipe file; a problem is a `RecipeError` naming `where`."""
+    try:
+        node = _compose(text, where, in_file=False)
+        return None if node is None else _located(node, where, (), {}, RecipeLoader(""), lines=False)
+    except RecipeError as exc:
+        raise RecipeError(exc.message, where=where, address=address) from None
 
 
 def builtin_recipe_names() -> list[str]:
@@ -129,45 +246,119 @@ def find_recipe(ref: str | Path, *, relative_to: Path | None = None) -> Path:
 # -- YAML with line numbers --------------------------------------------------------------------------
 
 
-def _located(node: yaml.Node, where: str, path: Path_, origins: dict[Path_, str], loader: Any) -> Any:
-    """Turn a composed YAML node into Python values, recording "file:line" of every path."""
-    origins[path] = f"{where}:{node.start_mark.line + 1}"
+def _tag_name(tag: str) -> str:
+    return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
+
+
+def _scalar_value(node: yaml.ScalarNode, where: str, address: str | None, loader: Any) -> Any:
+    if node.tag == f"{_TAG}merge":
+        raise RecipeError(
+            "YAML merge keys ('<<') are not supported in recipes (use 'extends' or 'stages')",
+            where=where,
+            address=address,
+        )
+    if node.tag == f"{_TAG}value":  # a lone "=" is text
+        return node.value
+    if node.tag not in _SCALAR_TAGS:
+        raise RecipeError(
+            f"unsupported YAML tag {_tag_name(node.tag)!r}: {_RECIPE_CONTENTS}", where=where, address=address
+        )
+    try:
+        return loader.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        problem = getattr(exc, "problem", None) or exc
+        raise RecipeError(
+            f"cannot read {node.value!r} as {_tag_name(node.tag)} ({problem})", where=where, address=address
+        ) from None
+
+
+def _located(
+    node: yaml.Node, where: str, path: Path_, origins: dict[Path_, str], loader: Any, *, lines: bool = True
+) -> Any:
+    """Turn a composed YAML node into Python values, recording "file:line" of every path.
+
+    Only plain mappings (string keys), lists and str / int / float / bool / null scalars are accepted:
+    any other tag (``!custom``, ``!!set``, ``!!binary``, on a scalar, list or mapping) is a `RecipeError`
+    at its line. With `lines` false, `where` is used as is (a ``--set`` value).
+    """
+
+    def at(n: yaml.Node) -> str:
+        return f"{where}:{n.start_mark.line + 1}" if lines else where
+
+    address = ".".join(path) or None
+    origins[path] = at(node)
     if isinstance(node, yaml.MappingNode):
+        if node.tag != f"{_TAG}map":
+            raise RecipeError(
+                f"unsupported YAML tag {_tag_name(node.tag)!r} on a mapping: {_RECIPE_CONTENTS}",
+                where=at(node),
+                address=address,
+            )
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
-                key = str(key)
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "mapping" if isinstance(key_node, yaml.MappingNode) else "list"
+                raise RecipeError(
+                    f"a key must be a plain name, not a {kind}", where=at(key_node), address=address
+                )
+            key = _scalar_value(key_node, at(key_node), address, loader)
+            if key is None or key == "":
+                raise RecipeError("empty key", where=at(key_node), address=address)
+            if not isinstance(key, str):  # a number or true/false used as a name: keep it as written
+                key = key_node.value
             if key in out:
-                raise RecipeError(f"duplicate key {key!r}", where=f"{where}:{key_node.start_mark.line + 1}")
-            out[key] = _located(value_node, where, (*path, key), origins, loader)
-            origins[(*path, key)] = f"{where}:{key_node.start_mark.line + 1}"
+                raise RecipeError(
+                    f"duplicate key {key!r}", where=at(key_node), address=".".join((*path, key))
+                )
+            out[key] = _located(value_node, where, (*path, key), origins, loader, lines=lines)
+            origins[(*path, key)] = at(key_node)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_located(v, where, (*path, str(i)), origins, loader) for i, v in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+        if node.tag != f"{_TAG}seq":
+            raise RecipeError(
+                f"unsupported YAML tag {_tag_name(node.tag)!r} on a list: {_RECIPE_CONTENTS}",
+                where=at(node),
+                address=address,
+            )
+        return [
+            _located(v, where, (*path, str(i)), origins, loader, lines=lines)
+            for i, v in enumerate(node.value)
+        ]
+    return _scalar_value(node, at(node), address, loader)
 
 
 def load_yaml(path: Path) -> tuple[dict[str, Any], dict[Path_, str]]:
-    """Read one YAML file: (mapping, origins) where origins maps key paths to "file:line"."""
+    """Read one YAML file: (mapping, origins) where origins maps key paths to "file:line".
+
+    The file must be UTF-8 text of at most `MAX_RECIPE_BYTES`; see `RecipeLoader` and `_located` for
+    what its YAML may hold. Every problem is a `RecipeError` naming the file and line.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_RECIPE_BYTES + 1)
     except OSError as exc:
-        raise RecipeError(f"cannot read recipe: {exc}", where=str(path)) from None
-    loader = RecipeLoader(text)
+        raise RecipeError(f"cannot read recipe: {exc.strerror or exc}", where=str(path)) from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise RecipeError(
+            f"the file is larger than {MAX_RECIPE_BYTES >> 20} MiB; a recipe is a small text file",
+            where=str(path),
+        )
     try:
-        node = loader.get_single_node()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RecipeError(f"invalid YAML: {getattr(exc, 'problem', exc)}", where=where) from None
-    finally:
-        loader.dispose()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise RecipeError(
+            f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at column {column} is not valid UTF-8 "
+            "(save the recipe as UTF-8)",
+            where=f"{path}:{line}",
+            address=_key_at_line(raw.decode("utf-8", errors="replace"), line),
+        ) from None
+    node = _compose(text, str(path))
     if node is None:
         return {}, {}
     origins: dict[Path_, str] = {}
-    loader = RecipeLoader("")
-    data = _located(node, str(path), (), origins, loader)
+    data = _located(node, str(path), (), origins, RecipeLoader(""))
     if not isinstance(data, dict):
         raise RecipeError(f"a recipe must be a mapping, got {type(data).__name__}", where=f"{path}:1")
     return data, origins
@@ -276,10 +467,7 @@ def set_path(
     if add:
         address = address[1:]
     path = _split(address)
-    try:
-        value = parse_value(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"value {raw!r} is not valid YAML: {exc}", where=where, address=address) from None
+    value = parse_value(raw, where=f"{where} {assignment}", address=address) if raw.strip() else None
     parent = _get_parent(data, path, create=add, address=address, where=where)
     if not add and path[-1] not in parent:
         raise RecipeError(
@@ -356,14 +544,14 @@ class Recipe:
         data = copy.deepcopy(base)
         override, prefix = stages[name]
         override = dict(override)
-        unsets = override.pop("unset", []) or []
+        unsets = _unset_list(override.pop("unset", None), self.origins, (*prefix, "unset"))
         override.pop("name", None)
         sub = {p[len(prefix) :]: w for p, w in self.origins.items() if p[: len(prefix)] == prefix}
         merge(data, origins, override, sub)
         data = _strip_replace(data)
         origins = {p: w for p, w in origins.items() if p[-1:] != ("_replace_",)}
-        for address in unsets:
-            unset_path(data, origins, address, where=self.locate((*prefix, "unset")))
+        for i, address in enumerate(unsets):
+            unset_path(data, origins, address, where=self.locate((*prefix, "unset", str(i))))
         return Recipe(data, origins, self.source, self.chain)
 
     def stages(self) -> Iterator[tuple[str, Recipe]]:
@@ -403,7 +591,20 @@ def _stage_mapping(recipe: Recipe) -> dict[str, tuple[dict[str, Any], Path_]]:
                     where=recipe.locate(("stages", str(i))),
                     address=f"stages.{i}",
                 )
-            result[str(body["name"])] = (dict(body), ("stages", str(i)))
+            name = body["name"]
+            if not isinstance(name, str) or not name:
+                raise RecipeError(
+                    f"a stage's 'name' must be text, got {name!r}",
+                    where=recipe.locate(("stages", str(i), "name")),
+                    address=f"stages.{i}.name",
+                )
+            if name in result:
+                raise RecipeError(
+                    f"two stages are named {name!r}",
+                    where=recipe.locate(("stages", str(i), "name")),
+                    address=f"stages.{i}.name",
+                )
+            result[name] = (dict(body), ("stages", str(i)))
         return result
     raise RecipeError("'stages' must be a mapping of stage name -> overrides", where=recipe.locate("stages"))
 
@@ -429,18 +630,40 @@ def _dump_with_origins(
             out.write(f"{line:<60}  # {where}\n" if where else f"{line}\n")
 
 
+def _unset_list(value: Any, origins: Mapping[Path_, str], path: Path_) -> list[str]:
+    """An ``unset`` directive's key paths (None -> []); anything but a list of strings is an error."""
+    if value is None:
+        return []
+    address = ".".join(path)
+    if not isinstance(value, list):
+        raise RecipeError(
+            f"'unset' must be a list of key paths, got {type(value).__name__} {value!r}",
+            where=origins.get(path),
+            address=address,
+        )
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise RecipeError(
+                f"'unset' entries must be key paths (text), got {type(item).__name__} {item!r}",
+                where=origins.get((*path, str(i)), origins.get(path)),
+                address=f"{address}.{i}",
+            )
+    return value
+
+
 def _resolve_file(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], dict[Path_, str], list[Path]]:
     real = path.resolve()
     if real in seen:
         chain = " -> ".join(str(p) for p in (*seen, real))
         raise RecipeError(f"'extends' cycle: {chain}", where=str(path))
+    if len(seen) >= MAX_EXTENDS_DEPTH:
+        raise RecipeError(
+            f"'extends' chain longer than {MAX_EXTENDS_DEPTH} recipes (starting at {seen[0]})",
+            where=str(path),
+        )
     data, origins = load_yaml(path)
     parent_ref = data.pop("extends", None)
-    unsets = data.pop("unset", None) or []
-    if not isinstance(unsets, list):
-        raise RecipeError(
-            "'unset' must be a list of key paths", where=origins.get(("unset",)), address="unset"
-        )
+    unsets = _unset_list(data.pop("unset", None), origins, ("unset",))
     unset_origins = {p: w for p, w in origins.items() if p[:1] == ("unset",)}
     chain = [path]
     if parent_ref is not None:
@@ -517,21 +740,17 @@ def _match(node: Any, parts: list[str], path: Path_, kind: str) -> Iterator[tupl
         yield from _match(node[key], rest, (*path, key), kind)
 
 
-def validate(recipe: Recipe, registry: Any | None = None) -> list[tuple[str, str, str]]:
-    """Check every component of every stage against the registry.
+def validate(
+    recipe: Recipe, registry: Any | None = None, *, build: bool = False
+) -> list[tuple[str, str, str]]:
+    """Check every stage as ``facerep run`` does before training (`facerep.core.recipe_check.check_recipe`).
 
     Returns (stage, address, "kind:name") for each component; raises `RecipeError` on the first problem.
+    `build` also builds each stage's components except the data (factory checks; about a second).
     """
-    if registry is None:
-        from facerep.core.registry import get_registry
+    from facerep.core.recipe_check import check_recipe
 
-        registry = get_registry()
-    checked = []
-    for stage_name, stage in recipe.stages():
-        for address, kind, node in component_nodes(stage.data):
-            comp = registry.check(kind, node, address=address, locate=stage.locate)
-            checked.append((stage_name, address, f"{kind}:{comp.name}"))
-    return checked
+    return check_recipe(recipe, registry, build=build)
 
 
 def flatten(data: Any, prefix: Path_ = ()) -> dict[str, Any]:

@@ -23,9 +23,11 @@ from the build context, never read from the recipe.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.metadata
 import inspect
+import re
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from typing import Any
 
 import pluggy
 
-from facerep.core.errors import RecipeError, did_you_mean
+from facerep.core.errors import FacerepError, RecipeError, did_you_mean
 from facerep.core.interfaces import CONTEXT_NAMES, KINDS
 
 PROJECT = "facerep"
@@ -286,9 +288,10 @@ class Registry:
                     where=locate(key_address),
                     address=key_address,
                 )
-            if key in allowed and _expects_number(allowed[key]) and isinstance(node[key], str):
+            expected = argument_mismatch(allowed[key], node[key]) if key in allowed else None
+            if expected is not None:
                 raise RecipeError(
-                    f"{kind} {comp.name!r} argument {key!r} must be a number, got the string {node[key]!r}",
+                    f"{kind} {comp.name!r} argument {key!r} must be {expected}, got {_shown(node[key])}",
                     where=locate(key_address),
                     address=key_address,
                 )
@@ -324,17 +327,191 @@ class Registry:
                         where=locate(address),
                         address=address,
                     )
-        return comp.factory(**kwargs)
+        try:
+            return comp.factory(**kwargs)
+        except FACTORY_ERRORS as exc:
+            error = factory_error(exc, kind, comp.name, node, address=address, locate=locate)
+            if error is exc:
+                raise
+            raise error from exc
 
 
-def _expects_number(param: inspect.Parameter) -> bool:
-    """True when a factory parameter is annotated as a plain number (``float``, ``int``, ``float | None``)."""
+#: Exceptions a factory raises for arguments it refuses (a bad value, a missing or unreadable file);
+#: `Registry.build` reports them as recipe errors at the argument's line.
+FACTORY_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, LookupError, OSError, FacerepError)
+
+
+def factory_error(
+    exc: BaseException, kind: str, name: str, node: Mapping[str, Any], *, address: str, locate: Locate
+) -> RecipeError:
+    """A factory's exception as a `RecipeError` at the line of the argument it is about.
+
+    The argument is the one whose name (or, failing that, whose text value) the message mentions; when
+    none or several do, the error points at the component node. A `RecipeError` that already names a
+    place is returned unchanged. The result is also an instance of the factory's exception class.
+    """
+    if isinstance(exc, RecipeError):
+        if exc.where is not None:
+            return exc
+        message = exc.message
+    else:
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in message:
+            message = f"{message}: {exc.filename}"
+    arguments = [k for k in node if k not in NODE_META_KEYS]
+    named = [k for k in arguments if re.search(rf"(?<![\w.-]){re.escape(k)}(?![\w-])", message)]
+    if len(named) != 1:
+        named = [k for k in arguments if isinstance(node[k], str) and len(node[k]) > 2 and node[k] in message]
+    key_address = (f"{address}.{named[0]}" if address else named[0]) if len(named) == 1 else address
+    return _recipe_error_class(type(exc))(
+        f"{kind} {name!r} refused its arguments: {message}",
+        where=locate(key_address),
+        address=key_address or None,
+    )
+
+
+_RECIPE_ERROR_CLASSES: dict[type, type[RecipeError]] = {}
+
+
+def _recipe_error_class(cls: type[BaseException]) -> type[RecipeError]:
+    """A `RecipeError` that is also a `cls` (a `ValueError`, a `DataError` ...), so that code catching
+    the factory's own exception class still catches it; plain `RecipeError` when they cannot combine."""
+    if issubclass(cls, RecipeError):
+        return RecipeError
+    if cls not in _RECIPE_ERROR_CLASSES:
+        try:
+            combined = type(f"Recipe{cls.__name__}", (RecipeError, cls), {"__str__": BaseException.__str__})
+        except TypeError:  # incompatible layouts or metaclasses
+            combined = RecipeError
+        _RECIPE_ERROR_CLASSES[cls] = combined
+    return _RECIPE_ERROR_CLASSES[cls]
+
+
+# -- argument types, from the factory's annotations ---------------------------------------------------
+
+_PATH_NAMES = frozenset({"Path", "PathLike", "os.PathLike", "pathlib.Path", "StrPath"})
+_SEQUENCE_NAMES = frozenset({"Sequence", "list", "List", "Iterable", "Collection"})
+
+
+def argument_mismatch(param: inspect.Parameter, value: Any) -> str | None:
+    """What a factory parameter's annotation expects, when `value` (from a recipe) is not that; else None.
+
+    Understands ``int``, ``float``, ``bool``, ``str``, ``Path``, ``None``, unions (``|``, ``Optional``),
+    ``Sequence[...]`` / ``list[...]``, ``tuple[...]`` and ``Literal[...]``, written as text (``from
+    __future__ import annotations``) or as objects. Anything else is not checked. A recipe's numbers
+    are YAML's: an integer is a valid ``float``, ``true`` is not a valid ``int``.
+    """
     annotation = param.annotation
     if annotation is inspect.Parameter.empty:
-        return False
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-    parts = {part.strip() for part in text.split("|")} - {"None"}
-    return bool(parts) and parts <= {"float", "int"}
+        return None
+    text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+    return None if _matches(text, value) is not False else _describe(text)
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """`text` split at `sep` outside brackets and quotes."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _head_args(text: str) -> tuple[str, list[str] | None]:
+    """``"tuple[float, float]"`` -> ("tuple", ["float", "float"]); a bare name has args None."""
+    text = text.strip()
+    if text.endswith("]") and "[" in text:
+        head, inner = text.split("[", 1)
+        return head.strip().removeprefix("typing.").removeprefix("collections.abc."), _split_top(
+            inner[:-1], ","
+        )
+    return text.removeprefix("typing.").removeprefix("collections.abc."), None
+
+
+def _matches(text: str, value: Any) -> bool | None:
+    """True / False when `value` does / does not fit annotation `text`; None when `text` is not understood."""
+    alternatives = _split_top(text, "|")
+    if len(alternatives) > 1:
+        results = [_matches(a, value) for a in alternatives]
+        return True if True in results else None if None in results else False
+    head, args = _head_args(text)
+    if head in ("Optional", "Union") and args:
+        return _matches(" | ".join(args + (["None"] if head == "Optional" else [])), value)
+    if head in ("None", "NoneType"):
+        return value is None
+    if head == "bool":
+        return isinstance(value, bool)
+    if head == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if head == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if head == "str" or head in _PATH_NAMES:
+        return isinstance(value, str)
+    if head == "Literal" and args:
+        try:
+            choices = [ast.literal_eval(a) for a in args]
+        except (ValueError, SyntaxError):
+            return None
+        return any(value == c and type(value) is type(c) for c in choices)
+    if head in _SEQUENCE_NAMES or head in ("tuple", "Tuple"):
+        if not isinstance(value, list | tuple):  # a recipe's lists; tuples from nodes built in code
+            return False
+        if not args:
+            return True
+        if head in ("tuple", "Tuple") and not (len(args) == 2 and args[1] == "..."):
+            if len(value) != len(args):
+                return False
+            results = [_matches(a, v) for a, v in zip(args, value, strict=True)]
+        else:
+            results = [_matches(args[0], v) for v in value]
+        return False if False in results else None if None in results else True
+    return None
+
+
+def _describe(text: str) -> str:
+    """Annotation `text` in words: "an integer", "a list of 2 numbers", "one of 'a', 'b'", ..."""
+    alternatives = _split_top(text, "|")
+    if len(alternatives) > 1:
+        words = [_describe(a) for a in alternatives if _head_args(a)[0] not in ("None", "NoneType")]
+        return " or ".join(words) + (" or null" if len(words) < len(alternatives) else "")
+    head, args = _head_args(text)
+    if head in ("Optional", "Union") and args:
+        return _describe(" | ".join(args + (["None"] if head == "Optional" else [])))
+    simple = {"None": "null", "NoneType": "null", "bool": "true or false", "int": "an integer",
+              "float": "a number", "str": "text"}  # fmt: skip
+    if head in simple:
+        return simple[head]
+    if head in _PATH_NAMES:
+        return "a path"
+    if head == "Literal" and args:
+        return "one of " + ", ".join(args)
+    if head in ("tuple", "Tuple") and args and not (len(args) == 2 and args[1] == "..."):
+        kinds = {_plural(a) for a in args}
+        return (
+            f"a list of {len(args)} {kinds.pop()}" if len(kinds) == 1 else f"a list like [{', '.join(args)}]"
+        )
+    if args:
+        return f"a list of {_plural(args[0])}"
+    return "a list" if head in _SEQUENCE_NAMES or head in ("tuple", "Tuple") else text
+
+
+def _plural(text: str) -> str:
+    words = {"int": "integers", "float": "numbers", "str": "strings", "bool": "true/false values"}
+    return words.get(_head_args(text)[0], f"{text} values")
+
+
+def _shown(value: Any) -> str:
+    return f"the string {value!r}" if isinstance(value, str) else f"{type(value).__name__} {value!r}"
 
 
 _DEFAULT: Registry | None = None
