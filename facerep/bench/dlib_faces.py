@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,6 +92,21 @@ class DlibFaces:
         image = np.ascontiguousarray(rgb)
         shape = self._landmarks5(image, _rectangle(box))
         return np.asarray(self._descriptor.compute_face_descriptor(image, shape), dtype=np.float64)
+
+
+Box = tuple[float, float, float, float]
+
+
+def detections(rgb: np.ndarray, detector: Any | None = None) -> list[tuple[Box, np.ndarray | None]]:
+    """Faces of an (H, W, 3) uint8 image as (box (x0, y0, x1, y1), (68, 2) landmarks or None): by
+    `detector` (a registered ``face_detector``, e.g. ``dlib``) when given, else by dlib's HOG detector here
+    (boxes only)."""
+    if detector is not None:
+        return [
+            (tuple(float(v) for v in f.box), np.asarray(f.landmarks, np.float64))
+            for f in detector.detect(rgb)
+        ]
+    return [(box, None) for box in dlib_faces().detect(rgb)]
 
 
 @cache

@@ -23,6 +23,8 @@ from pathlib import Path
 from facerep.core.errors import DataError
 
 PAIRS_FILE = "pairs.txt"
+#: The `load_pairs` choice that scores every pair of a folder of identity folders.
+ALL_PAIRS = "all"
 #: Image suffixes looked for (the first one found is used), in order.
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 #: Suffixes read as photos of identity folders by `all_pairs`.
@@ -182,3 +184,18 @@ def all_pairs(root: str | Path) -> PairList:
     if not any(p.same for p in pairs):
         raise DataError(f"{root}: no identity folder has two photos: no same-identity pair")
     return PairList(pairs, f"{root} (every pair)")
+
+
+def load_pairs(root: Path, pairs: str | None) -> PairList:
+    """The pair list of `root`: its ``pairs.txt`` (default), a given pairs file, or every pair (``"all"``)."""
+    if pairs == ALL_PAIRS:
+        return all_pairs(root)
+    if root.is_file():  # the pairs file itself
+        return read_lfw_pairs(root)
+    path = Path(pairs).expanduser() if pairs else root / PAIRS_FILE
+    if not path.is_file():
+        raise DataError(
+            f"{path}: pairs file not found (LFW: ROOT/{PAIRS_FILE} beside ROOT/lfw/NAME/NAME_0001.jpg); "
+            f"to score every pair of ROOT's identity folders pass pairs '{ALL_PAIRS}' (--pairs {ALL_PAIRS})"
+        )
+    return read_lfw_pairs(path, image_folder(root))

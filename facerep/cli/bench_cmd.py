@@ -1,4 +1,5 @@
-"""``facerep bench RUN [RUN ...]``: MICC Florence Tables 1 and 2 for trained runs and baselines."""
+"""``facerep bench RUN [RUN ...]``: MICC Florence Tables 1 and 2 for trained runs and baselines, and the
+other benchmarks (``--benchmark aflw2000 | verification``, see `facerep.cli.bench_plugins`)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,29 @@ PROTOCOL_CHOICES = {
 }
 
 
-def parse_data(spec: str | None) -> tuple[str, str | None]:
-    """``micc:PATH`` (or a bare PATH) -> ("micc", PATH); None -> ("micc", None) for the synthetic world."""
+#: Benchmark name -> what its --data PATH is.
+BENCHMARK_DATA: dict[str, str] = {
+    "micc": "MICC folder",
+    "aflw2000": "AFLW2000-3D folder",
+    "verification": "LFW-layout folder (pairs.txt + lfw/), pairs file or folder of identity folders",
+}
+
+
+def parse_data(spec: str | None, default: str = "micc") -> tuple[str, str | None]:
+    """``NAME:PATH`` (or a bare PATH, for the `default` benchmark) -> (NAME, PATH); None -> (default, None)
+    for the synthetic world."""
     if spec is None:
-        return "micc", None
+        return default, None
     name, sep, path = spec.partition(":")
     if not sep or len(name) <= 1:  # a bare path (or a Windows drive letter)
-        return "micc", spec
-    if name != "micc":
+        return default, spec
+    if name not in BENCHMARK_DATA:
         raise FacerepError(
-            f"--data {spec!r}: unknown benchmark {name!r}; the available one is 'micc' (micc:PATH)"
+            f"--data {spec!r}: unknown benchmark {name!r}; the available ones are "
+            f"{', '.join(BENCHMARK_DATA)} (NAME:PATH)"
         )
     if not path:
-        raise FacerepError(f"--data {spec!r}: give the MICC folder after 'micc:'")
+        raise FacerepError(f"--data {spec!r}: give the {BENCHMARK_DATA[name]} after '{name}:'")
     return name, path
 
 
@@ -48,8 +59,17 @@ def bench(
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Mean face and linear 3DMM fit."),
     batch_size: int = typer.Option(32, "--batch-size", help="Frames per forward pass."),
     device: str = typer.Option("cpu", "--device", help="torch device for inference."),
+    benchmark: str = typer.Option(
+        None, "--benchmark", help="micc (default) | aflw2000 | verification; or the NAME of --data NAME:PATH."
+    ),
+    pairs: str = typer.Option(
+        None, "--pairs", help="verification: a pairs file, or 'all' (every pair of the identity folders)."
+    ),
+    flip: bool = typer.Option(False, "--flip", help="verification: average codes with the mirrored photo's."),
+    max_images: int = typer.Option(None, "--max-images", help="aflw2000: score only the first N images."),
 ) -> None:
-    """Evaluate runs on MICC (both protocols of the paper's section 5.1) and write Tables 1 and 2."""
+    """Evaluate runs on MICC (both protocols of the paper's section 5.1) and write Tables 1 and 2; with
+    --benchmark aflw2000 (68-landmark NME by yaw) or verification (same / different person) another table."""
     from facerep.bench.runs import load_bench_models
     from facerep.plugins.benchmarks.micc import MiccBenchmark, resolve_micc_root
 
@@ -61,7 +81,17 @@ def bench(
         max_frames=max_frames,
         error_maps=error_maps,
     )
-    _, path = parse_data(data)
+    name, path = parse_data(data, benchmark or "micc")
+    if benchmark is not None and benchmark != name:
+        if benchmark not in BENCHMARK_DATA:
+            raise FacerepError(f"--benchmark {benchmark!r}: choose {', '.join(BENCHMARK_DATA)}")
+        raise FacerepError(f"--benchmark {benchmark} and --data {data!r} name different benchmarks")
+    if name != "micc":
+        from facerep.cli.bench_plugins import run_plugin_benchmark
+
+        options = {"pairs": pairs, "flip": flip, "limit": max_images, "baselines": baselines}
+        run_plugin_benchmark(name, runs, path, out, options, batch_size=batch_size, device=device)
+        return
     if path is not None and not Path(path).expanduser().is_dir():
         raise DataError(f"--data: MICC folder not found: {path}")
     console = Console()
@@ -74,6 +104,7 @@ def bench(
             f"no --data: using the synthetic world (preset {literal(repr(preset))}, seed {seed}) of "
             f"{literal(models[0].name)}",
             highlight=False,
+            soft_wrap=True,
         )
         root = resolve_micc_root("builtin", preset=preset, seed=seed)
     else:
@@ -90,7 +121,9 @@ def bench(
     )
     result = benchmark.run(models, out, console=console, data_root=root)
     count, seconds = len(result["files"]), result["seconds"]
-    console.print(f"wrote {count} files under {literal(out)} in {seconds:.1f} s", highlight=False)
+    console.print(
+        f"wrote {count} files under {literal(out)} in {seconds:.1f} s", highlight=False, soft_wrap=True
+    )
 
 
 def check_options(

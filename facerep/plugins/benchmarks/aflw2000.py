@@ -31,7 +31,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facerep.bench.aflw2000_source import AflwSample, read_aflw2000
-from facerep.bench.dlib_faces import dlib_faces, dlib_missing, iou
+from facerep.bench.dlib_faces import detections, dlib_faces, dlib_missing, iou
+from facerep.bench.face_crops import build_detector
 from facerep.bench.landmark_layout import fit_to_box, mean_layout
 from facerep.bench.landmark_pictures import LandmarkPanel, LandmarkRow, render_landmark_errors
 from facerep.bench.metric_tables import Column, MetricRow, MetricTable, print_table, write_table
@@ -103,7 +104,8 @@ class Aflw2000Benchmark(Benchmark):
         crop_scale: side of the square crop relative to the ground-truth landmarks' extent.
         batch_size: images per encoder forward pass.
         limit: score only the first `limit` images (sorted by name), None for all.
-        baselines: score the mean layout and (where installed) dlib.
+        baselines: score the mean layout and (where installed and `dlib`) dlib.
+        dlib: include the dlib baseline (False leaves it out, e.g. for speed).
         published: add the published rows: None = on real data only, True / False = always / never.
         error_images: how many images the error picture shows (spread over the yaw bins).
         world_preset, world_seed: the synthetic world used when root is ``builtin``.
@@ -117,6 +119,7 @@ class Aflw2000Benchmark(Benchmark):
         batch_size: int = 32,
         limit: int | None = None,
         baselines: bool = True,
+        dlib: bool = True,
         published: bool | None = None,
         error_images: int = 6,
         world_preset: str = "demo",
@@ -132,6 +135,7 @@ class Aflw2000Benchmark(Benchmark):
         self.batch_size = max(1, int(batch_size))
         self.limit = None if limit is None else int(limit)
         self.baselines = bool(baselines)
+        self.dlib = bool(dlib)
         self.published = published
         self.error_images = int(error_images)
         self.world_preset = world_preset
@@ -156,23 +160,27 @@ class Aflw2000Benchmark(Benchmark):
             advance(len(chunk))
         return out
 
-    def _dlib_landmarks(self, samples: list[AflwSample], advance: Any) -> tuple[list[np.ndarray], int]:
-        faces = dlib_faces()
+    def _dlib_landmarks(self, samples: list[AflwSample], advance: Any) -> tuple[list[np.ndarray], int, str]:
+        """dlib's 68 points per image: of its face detection overlapping the ground-truth box most (the
+        registered ``dlib`` face_detector when it builds, else dlib's HOG detector directly), or, where it
+        finds none, of dlib's shape predictor run on the ground-truth box. Returns the points, how many
+        images took the ground-truth box, and which detector ran."""
+        detector, detector_line = build_detector("dlib")
+        predictor = dlib_faces()
         out, fallbacks = [], 0
         for s in samples:
             rgb = np.asarray(load_image(s.image))
             lo, hi = s.landmarks.min(axis=0), s.landmarks.max(axis=0)
             truth_box = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
-            found = [(iou(b, truth_box), b) for b in faces.detect(rgb)]
-            best = max(found, default=(0.0, None))
-            if best[1] is None or best[0] < DLIB_MIN_IOU:
+            found = [(iou(box, truth_box), box, points) for box, points in detections(rgb, detector)]
+            best = max(found, key=lambda f: f[0], default=None)
+            if best is None or best[0] < DLIB_MIN_IOU:
                 fallbacks += 1
-                box = truth_box
+                out.append(predictor.landmarks68(rgb, truth_box))
             else:
-                box = best[1]
-            out.append(faces.landmarks68(rgb, box))
+                out.append(best[2] if best[2] is not None else predictor.landmarks68(rgb, best[1]))
             advance(1)
-        return out, fallbacks
+        return out, fallbacks, detector_line if detector is not None else "dlib's HOG detector"
 
     # -- the benchmark --------------------------------------------------------------------------------
 
@@ -198,8 +206,8 @@ class Aflw2000Benchmark(Benchmark):
         predictions: dict[str, tuple[str, list[np.ndarray]]] = {}
         notes: dict[str, str] = {}
         skipped: list[str] = []
-        use_dlib = self.baselines and dlib_missing() is None
-        if self.baselines and not use_dlib:
+        use_dlib = self.baselines and self.dlib and dlib_missing() is None
+        if self.baselines and self.dlib and not use_dlib:
             skipped.append(f"dlib baseline skipped: {dlib_missing()}")
         total = len(samples) * (len(runs) + int(use_dlib))
         columns = (TextColumn("[bold]AFLW2000-3D[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -219,9 +227,9 @@ class Aflw2000Benchmark(Benchmark):
                 notes["mean_layout"] = "mean face's landmarks fitted to the ground-truth box"
             if use_dlib:
                 bar.update(task, description="dlib 68-point predictor")
-                points, fallbacks = self._dlib_landmarks(samples, advance)
+                points, fallbacks, detector_line = self._dlib_landmarks(samples, advance)
                 predictions["dlib"] = ("baseline", points)
-                notes["dlib"] = f"HOG box; ground-truth box on {fallbacks}/{len(samples)} undetected"
+                notes["dlib"] = f"{detector_line}; ground-truth box on {fallbacks}/{len(samples)} undetected"
         scores = []
         rows: list[MetricRow] = []
         checkpoints = {n: str(getattr(m, "checkpoint", "") or "") for m, n in zip(runs, names, strict=True)}

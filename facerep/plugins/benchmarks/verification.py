@@ -30,10 +30,11 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from facerep.bench.dlib_faces import dlib_faces, dlib_missing, iou, largest
-from facerep.bench.face_crops import FaceCropper, build_detector, landmark_locator
+from facerep.apps.photos import FacePhoto
+from facerep.bench.dlib_faces import detections, dlib_faces, dlib_missing, iou, largest
+from facerep.bench.face_crops import FaceCropper, build_detector
 from facerep.bench.metric_tables import Column, MetricRow, MetricTable, print_table, write_table
-from facerep.bench.pairs import PAIRS_FILE, PairList, all_pairs, image_folder, read_lfw_pairs
+from facerep.bench.pairs import PairList, load_pairs
 from facerep.bench.roc import equal_error_rate, roc_auc, roc_curve, tar_at_far
 from facerep.bench.roc_plot import plot_roc
 from facerep.core.errors import DataError, FacerepError
@@ -42,8 +43,9 @@ from facerep.core.registry import Component, hookimpl
 from facerep.data.imagefile import load_image
 
 FARS: tuple[float, ...] = (1e-2, 1e-3)
+#: Smallest overlap (IoU) between a dlib detection and the landmarks' box for it to count as that face.
+DLIB_MIN_IOU = 0.3
 BASELINES: tuple[str, ...] = ("dlib", "random")
-ALL_PAIRS = "all"
 
 
 def resolve_verification_root(root: str | Path, *, preset: str = "demo", seed: int = 0) -> Path:
@@ -57,21 +59,6 @@ def resolve_verification_root(root: str | Path, *, preset: str = "demo", seed: i
     from facerep.data.world import ensure_world_part
 
     return ensure_world_part(preset, seed, "verification")
-
-
-def load_pairs(root: Path, pairs: str | None) -> PairList:
-    """The pair list of `root`: its ``pairs.txt`` (default), a given pairs file, or every pair (``"all"``)."""
-    if pairs == ALL_PAIRS:
-        return all_pairs(root)
-    if root.is_file():  # the pairs file itself
-        return read_lfw_pairs(root)
-    path = Path(pairs).expanduser() if pairs else root / PAIRS_FILE
-    if not path.is_file():
-        raise DataError(
-            f"{path}: pairs file not found (LFW: ROOT/{PAIRS_FILE} beside ROOT/lfw/NAME/NAME_0001.jpg); "
-            f"to score every pair of ROOT's identity folders pass pairs '{ALL_PAIRS}' (--pairs {ALL_PAIRS})"
-        )
-    return read_lfw_pairs(path, image_folder(root))
 
 
 def _names(runs: list[Any]) -> list[str]:
@@ -122,7 +109,8 @@ class VerificationBenchmark(Benchmark):
         crop_scale: crop side relative to the landmarks' extent.
         detector: the ``face_detector`` used for photos without landmark sidecars (None: centre crops).
         batch_size: photos per encoder forward pass.
-        baselines: score dlib (where installed) and random codes.
+        baselines: score dlib (where installed and `dlib`) and random codes.
+        dlib: include the dlib baseline (False leaves it out, e.g. for speed).
         random_seed: seed of the random codes.
         world_preset, world_seed: the synthetic world used when root is ``builtin``.
         progress: show a rich progress bar.
@@ -137,6 +125,7 @@ class VerificationBenchmark(Benchmark):
         detector: str | None = "dlib",
         batch_size: int = 32,
         baselines: bool = True,
+        dlib: bool = True,
         random_seed: int = 0,
         world_preset: str = "demo",
         world_seed: int = 0,
@@ -151,6 +140,7 @@ class VerificationBenchmark(Benchmark):
         self.detector = detector
         self.batch_size = max(1, int(batch_size))
         self.baselines = bool(baselines)
+        self.dlib = bool(dlib)
         self.random_seed = int(random_seed)
         self.world_preset = world_preset
         self.world_seed = int(world_seed)
@@ -159,30 +149,32 @@ class VerificationBenchmark(Benchmark):
     # -- codes ----------------------------------------------------------------------------------------
 
     def _dlib_codes(
-        self, images: list[Path], landmarks: dict[Path, np.ndarray | None], advance: Any
+        self, images: list[Path], faces_of: dict[Path, FacePhoto], detector: Any, advance: Any
     ) -> tuple[np.ndarray, int]:
-        faces = dlib_faces()
+        """dlib descriptors of the faces the model's crops used: the detector's box for detected faces; for
+        landmark sidecars the detection overlapping their box (else their box); for centre crops the
+        largest detection (else the whole photo); detections by `detector`, else dlib's HOG detector.
+        Returns (N, 128) codes and the undetected count."""
+        dlib = dlib_faces()
         codes, fallbacks = [], 0
         for path in images:
             rgb = np.asarray(load_image(path))
-            found = faces.detect(rgb)
-            points = landmarks.get(path)
-            box = None
-            if points is not None:  # the detection on the landmarks the model's crop used
-                lo, hi = points.min(axis=0), points.max(axis=0)
-                target = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
-                scored = [(iou(b, target), b) for b in found]
-                best = max(scored, default=(0.0, None))
-                box = best[1] if best[0] >= 0.3 else None
+            photo = faces_of[path]
+            if photo.crop == "detected" and photo.face_box is not None:
+                box = photo.face_box
+            elif photo.face_box is not None:
+                found = [(iou(b, photo.face_box), b) for b, _ in detections(rgb, detector)]
+                best = max(found, default=(0.0, None))
+                box = best[1] if best[1] is not None and best[0] >= DLIB_MIN_IOU else None
                 if box is None:
                     fallbacks += 1
-                    box = target
+                    box = photo.face_box
             else:
-                box = largest(found)
+                box = largest([b for b, _ in detections(rgb, detector)])
                 if box is None:
                     fallbacks += 1
                     box = (0.5, 0.5, rgb.shape[1] - 0.5, rgb.shape[0] - 0.5)
-            codes.append(faces.descriptor(rgb, box))
+            codes.append(dlib.descriptor(rgb, box))
             advance(1)
         return np.stack(codes), fallbacks
 
@@ -212,17 +204,16 @@ class VerificationBenchmark(Benchmark):
         second = np.array([index[p.second] for p in pair_list.pairs])
         same = np.array([p.same for p in pair_list.pairs])
         detector, detector_line = build_detector(self.detector)
-        locator = landmark_locator(detector) if detector is not None else None
         warnings: list[str] = []
         names = _names(runs)
         scores: dict[str, tuple[str, np.ndarray]] = {}
         notes: dict[str, str] = {}
-        use_dlib = self.baselines and dlib_missing() is None
-        if self.baselines and not use_dlib:
+        use_dlib = self.baselines and self.dlib and dlib_missing() is None
+        if self.baselines and self.dlib and not use_dlib:
             warnings.append(f"dlib baseline skipped: {dlib_missing()}")
         croppers: dict[int, FaceCropper] = {}
         crops: dict[int, torch.Tensor] = {}
-        crop_landmarks: dict[Path, np.ndarray | None] = {}
+        faces_of: dict[Path, FacePhoto] = {}
         total = len(images) * (len({int(m.image_size) for m in runs}) + len(runs) + int(use_dlib))
         columns = (TextColumn("[bold]verification[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())  # fmt: skip
@@ -236,16 +227,12 @@ class VerificationBenchmark(Benchmark):
                 size = int(model.image_size)
                 if size not in crops:
                     bar.update(task, description=f"cropping {len(images)} photos at {size} px")
-                    cropper = croppers[size] = FaceCropper(size, self.crop_scale, locator)
+                    cropper = croppers[size] = FaceCropper(size, self.crop_scale, detector)
                     tensors = []
                     for path in images:
                         photo = cropper(path)
                         tensors.append(photo.image)
-                        if photo.crop != "center" and photo.landmarks is not None:
-                            x0, y0, side = photo.box
-                            crop_landmarks[path] = photo.landmarks.numpy() * (side / size) + (x0, y0)
-                        else:
-                            crop_landmarks.setdefault(path, None)
+                        faces_of.setdefault(path, photo)
                         advance(1)
                     crops[size] = torch.stack(tensors)
                 bar.update(task, description=name)
@@ -254,7 +241,7 @@ class VerificationBenchmark(Benchmark):
                 advance(len(images))
             if use_dlib:
                 bar.update(task, description="dlib face descriptors")
-                codes, fallbacks = self._dlib_codes(images, crop_landmarks, advance)
+                codes, fallbacks = self._dlib_codes(images, faces_of, detector, advance)
                 dist = np.linalg.norm(codes[first] - codes[second], axis=1)
                 scores["dlib"] = ("baseline", -dist)
                 notes["dlib"] = f"128-D, score = -L2 distance; box not detected on {fallbacks}/{len(images)}"
