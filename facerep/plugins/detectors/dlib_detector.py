@@ -13,8 +13,10 @@ detector finds turned faces HOG misses but takes 20-60 s on such a photo without
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,6 +56,16 @@ def import_dlib():  # noqa: ANN201 - the dlib module
     return dlib
 
 
+@functools.lru_cache(maxsize=4)
+def _trained(kind: str, path: str = "") -> Any:
+    """dlib's HOG detector, or its shape predictor or CNN detector read from `path`, made once per process
+    (each takes about 2 s)."""
+    dlib = import_dlib()
+    if kind == "hog":
+        return dlib.get_frontal_face_detector()
+    return dlib.shape_predictor(path) if kind == "shape" else dlib.cnn_face_detection_model_v1(path)
+
+
 class DlibDetector(FaceDetector):
     """dlib's face detector and 68-point shape predictor.
 
@@ -80,15 +92,15 @@ class DlibDetector(FaceDetector):
             raise FacerepError(f"dlib detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
         if int(upsample) < 0:
             raise FacerepError(f"dlib upsample must be 0 or more, got {upsample}")
-        dlib = import_dlib()
+        import_dlib()  # fails first, with the install line, when dlib is missing
         self.detector = detector
         self.upsample = int(upsample)
         self.threshold = float(threshold)
-        self._predictor = dlib.shape_predictor(str(model_file(SHAPE_PREDICTOR)))
+        self._predictor = _trained("shape", str(model_file(SHAPE_PREDICTOR)))
         if detector == "hog":
-            self._hog = dlib.get_frontal_face_detector()
+            self._hog = _trained("hog")
         else:
-            self._cnn = dlib.cnn_face_detection_model_v1(str(model_file(CNN_DETECTOR)))
+            self._cnn = _trained("cnn", str(model_file(CNN_DETECTOR)))
 
     def _boxes(self, image: np.ndarray) -> list[tuple[object, float]]:
         if self.detector == "hog":
