@@ -235,6 +235,36 @@ def test_a_fresh_run_refuses_a_folder_whose_recipe_yaml_is_another_recipe(tmp_pa
     assert (out / "recipe.yaml").read_text() == other
 
 
+def test_resuming_at_or_past_a_lowered_max_steps_ends_the_stage_without_training(
+    tiny_trained_run: Path, tmp_path: Path
+) -> None:
+    run = Path(shutil.copytree(tiny_trained_run, tmp_path / "run"))
+    last = ckpt.list_checkpoints(run / "checkpoints")[-1]
+    data = ckpt.load_checkpoint(last)  # made a mid-stage checkpoint at the stage's step 2
+    data.meta.pop("stage_complete")
+    data.meta["stage"] = 0
+    ckpt.save_checkpoint(last, data)
+    recipe = load_recipe(tiny_trained_run.parent / f"{tiny_trained_run.name}.recipe.yaml")
+    Trainer(recipe, TrainOptions(out=run, quiet=True, resume=True, max_steps=1)).fit()
+    assert ckpt.list_checkpoints(run / "checkpoints") == [last]
+    done = ckpt.load_checkpoint(last)
+    assert done.meta["stage_complete"] == data.meta["stage_name"] and done.meta["step"] == 2
+    assert all(torch.equal(done.tensors[k], v) for k, v in data.tensors.items() if k.startswith("model."))
+
+
+def test_an_out_path_that_is_a_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(tiny_recipe_text("full", steps=2))
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(recipe), "--out", str(tmp_path / "taken"), "--quiet"])
+    assert info.value.code == 2
+    assert f"cannot create the run directory {tmp_path / 'taken'}" in capsys.readouterr().err.replace(
+        "\n", ""
+    )
+    assert (tmp_path / "taken").read_text() == "a file"
+
+
 def _hold_lock_in_another_process(out: Path) -> subprocess.Popen:
     code = (
         "import sys, time\nfrom pathlib import Path\nfrom facerep.core.run_dir import RunLock\n"
@@ -297,13 +327,14 @@ def test_trim_metrics_drops_later_steps_and_damaged_lines_with_a_warning(tmp_pat
     assert path.read_text() == ""
 
 
-@pytest.mark.parametrize("name", ["../../outside", "/absolute/run", "a/b", "..", "."])
+@pytest.mark.parametrize("name", ["../../outside", "ABSOLUTE", "a/b", "..", "."])
 def test_a_recipe_name_cannot_choose_a_folder_outside_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
     work = tmp_path / "a" / "b"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
+    name = str(tmp_path / "absolute-run") if name == "ABSOLUTE" else name  # stays inside tmp_path
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(tiny_recipe_text("full", steps=2).replace("name: tiny-full", f"name: '{name}'"))
     with pytest.raises(SystemExit) as info:
@@ -321,3 +352,50 @@ def test_a_plain_recipe_name_chooses_runs_name() -> None:
     assert default_run_dir(load_recipe("demo")) == Path("runs") / "demo"
     with pytest.raises(RecipeError):
         default_run_dir(load_recipe("demo", overrides=["name=../demo"]))
+
+
+def _metrics_step(out: Path) -> int:
+    try:
+        lines = (out / "metrics.jsonl").read_text().splitlines()
+    except FileNotFoundError:
+        return 0
+    steps = [json.loads(line).get("step", 0) for line in lines if line.endswith("}")]
+    return max(steps, default=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after_step", [3, 6, 7, 9, 12])
+def test_a_run_killed_anywhere_then_resumed_ends_with_the_checkpoints_of_an_uninterrupted_run(
+    tmp_path: Path, kill_after_step: int
+) -> None:
+    """`make run` resumes: SIGKILL a `facerep run` of two 6-step stages (checkpoints every 5 steps, the
+    second stage's only one at its end, as in the demo) once it has logged `kill_after_step`, then
+    `facerep run --resume`: same checkpoint files and weights as an uninterrupted run."""
+    import signal
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(tiny_recipe_text("full", steps=6))
+    sets = ["--set", "train.checkpoint_every=5", "--set", KEEP[0]]
+    reference = fit(recipe, tmp_path / "ref", ["train.checkpoint_every=5"])
+    assert names(reference) == ["step-00000010.safetensors", "step-00000012.safetensors"]
+
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "facerep", "run", str(recipe), "--out", str(out), "--quiet", *sets]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while _metrics_step(out) < kill_after_step and proc.poll() is None:
+        assert time.monotonic() < deadline, "the run did not reach the step in 5 minutes"
+        time.sleep(0.01)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    resumed = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert names(out) == names(reference)
+    for name in names(reference):
+        want, got = tensors(reference / "checkpoints" / name), tensors(out / "checkpoints" / name)
+        assert want.keys() == got.keys()
+        assert all(torch.equal(want[k], got[k]) for k in want), name
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))

@@ -462,7 +462,10 @@ class Trainer:
         self._started = time.perf_counter()
         if not self.is_main:
             return self._fit()
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission
+            raise FacerepError(f"cannot create the run directory {self.out}: {exc.strerror or exc}") from None
         with RunLock(self.out, self._warn):
             return self._fit()
 
