@@ -65,8 +65,16 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
     return path
 
 
-def test_decompression_bomb_is_a_data_error_naming_the_file(tmp_path: Path) -> None:
-    bomb = _png_header_only(tmp_path / "bomb.png", 40000, 40000)  # 1.6 Gpx claimed in 100 bytes
+def _bmp_header_only(path: Path, width: int, height: int) -> Path:
+    """A 54-byte BMP that claims width x height 24-bit pixels."""
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    path.write_bytes(b"BM" + struct.pack("<IHHI", 54, 0, 0, 54) + info)
+    return path
+
+
+@pytest.mark.parametrize("make", [_png_header_only, _bmp_header_only])
+def test_decompression_bomb_is_a_data_error_naming_the_file(tmp_path: Path, make: Any) -> None:
+    bomb = make(tmp_path / f"bomb.{make.__name__[1:4]}", 40000, 40000)  # 1.6 Gpx claimed in < 100 bytes
     for read in (load_image, lambda p: load_image_within(p, 10_000)):
         with pytest.raises(DataError) as caught:
             read(bomb)
@@ -102,31 +110,62 @@ def test_corrupt_and_truncated_images_name_the_file(tmp_path: Path) -> None:
         load_image(tmp_path / "missing.png")
 
 
+def test_damaged_images_load_or_fail_naming_the_file(tmp_path: Path) -> None:
+    """Random byte flips and cuts of small PNG, JPEG, GIF, TIFF, BMP and WebP files: every one either reads
+    as RGB or raises a `DataError` that starts with its path, never another exception."""
+    import io
+    import random
+
+    picture = np.random.default_rng(3).integers(0, 255, (24, 32, 3), np.uint8)
+    seeds = {}
+    for fmt in ("PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP"):
+        buffer = io.BytesIO()
+        Image.fromarray(picture).save(buffer, format=fmt)
+        seeds[fmt.lower()] = buffer.getvalue()
+    rng = random.Random(0)
+    outcomes = {"read": 0, "refused": 0}
+    for i in range(240):
+        fmt = rng.choice(sorted(seeds))
+        data = bytearray(seeds[fmt])
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(len(data))]
+        path = tmp_path / f"damaged{i}.{fmt}"
+        path.write_bytes(bytes(data))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # PIL warns about some broken TIFF tags
+                image = load_image(path)
+        except DataError as exc:
+            assert str(exc).startswith(f"{path}: "), exc
+            outcomes["refused"] += 1
+        else:
+            assert image.mode == "RGB"
+            outcomes["read"] += 1
+    assert outcomes["read"] > 20 and outcomes["refused"] > 20
+
+
 # -- images: large ones are reduced while decoding ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
 def test_load_image_within_reduces_and_reports_the_scale(tmp_path: Path, suffix: str) -> None:
-    rng = np.random.default_rng(2)
-    width, height = 1603, 1201
-    picture = rng.integers(0, 8, (height, width, 3), dtype=np.uint8)
-    picture[400:800, 600:1000] = 250  # a white square: its edges locate the mapping
+    width, height = 803, 601
+    picture = np.random.default_rng(2).integers(0, 8, (height, width, 3), dtype=np.uint8)
+    picture[200:400, 300:500] = 250  # a white square: its edges locate the mapping
     Image.fromarray(picture).save(tmp_path / f"big{suffix}", quality=95)
-    image, scale = load_image_within(tmp_path / f"big{suffix}", 200_000)
-    assert image.mode == "RGB" and image.width * image.height <= 200_000
+    image, scale = load_image_within(tmp_path / f"big{suffix}", 50_000)
+    assert image.mode == "RGB" and image.width * image.height <= 50_000
     assert scale < 1 and abs(image.width - width * scale) < 1 and abs(image.height - height * scale) < 1
     grey = np.asarray(image)[..., 0].astype(float)
-    # the square's centre (800, 600) px in the file is at (800, 600) * scale in the reduced image
-    cx, cy = 800 * scale, 600 * scale
-    assert grey[int(cy), int(cx)] > 200 and grey[int(cy), int(1100 * scale)] < 60
-    inside_square = grey[
-        int(400 * scale) + 2 : int(800 * scale) - 2, int(600 * scale) + 2 : int(1000 * scale) - 2
-    ]
-    assert inside_square.min() > 200  # edges land where the scale puts them
-    assert (
-        grey[int(400 * scale) - 3, int(800 * scale)] < 60
-        and grey[int(800 * scale) + 3, int(800 * scale)] < 60
-    )
+
+    def at(x: float, y: float) -> float:  # the reduced image at the file's pixel (x, y)
+        return grey[int(y * scale), int(x * scale)]
+
+    square = grey[int(200 * scale) + 2 : int(400 * scale) - 2, int(300 * scale) + 2 : int(500 * scale) - 2]
+    assert square.min() > 200  # edges land where the scale puts them
+    assert at(400, 300) > 200 and at(560, 300) < 60 and at(400, 180) < 60 and at(400, 420) < 60
     full, one = load_image_within(tmp_path / f"big{suffix}", width * height)
     assert one == 1.0 and full.size == (width, height)
 

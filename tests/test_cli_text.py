@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -115,13 +114,22 @@ def test_transfer_summary_names_the_photos_as_they_are(
     assert f"transferred {photo.name}'s expression onto {photo.name}: {out.resolve() / 'transfer.obj'}" in err
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("face_alignment") is not None, reason="the message shows without face-alignment"
-)
-def test_missing_detect_extra_names_the_pip_command(tiny_trained_run: Path, photo: Path, capsys: Any) -> None:
+def test_missing_detector_names_the_pip_command(
+    tiny_trained_run: Path, photo: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    """The detector's package is missing (simulated where it is installed): the install line shows whole."""
+    from facerep.apps import photos
+    from facerep.core.errors import FacerepError
+    from facerep.plugins.detectors._install import DLIB_INSTALL
+
+    def missing(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise FacerepError(f"face detector 'dlib' needs its package: {DLIB_INSTALL}")
+
+    monkeypatch.setattr(photos.LandmarkDetector, "__init__", missing)
     line = _error_line(
         capsys, ["transfer", str(photo), str(photo), "--run", str(tiny_trained_run), "--detect"]
     )
+    assert line == f"error: face detector 'dlib' needs its package: {DLIB_INSTALL}"
     assert "pip install 'facerep[detect]'" in line
 
 

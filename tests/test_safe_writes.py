@@ -237,7 +237,7 @@ def _refuse_writes_below(monkeypatch: Any, folder: Path) -> None:
     def refuse(path: Any) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
 
-    real_os_open, real_open = os.open, builtins.open
+    real_os_open, real_open, real_mkdir = os.open, builtins.open, os.mkdir
 
     def os_open(path: Any, flags: int, *args: Any, **kw: Any) -> int:
         if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and below(path):
@@ -249,6 +249,12 @@ def _refuse_writes_below(monkeypatch: Any, folder: Path) -> None:
             refuse(file)
         return real_open(file, mode, *args, **kw)
 
+    def mkdir(path: Any, *args: Any, **kw: Any) -> None:
+        if below(path):
+            refuse(path)
+        real_mkdir(path, *args, **kw)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
     monkeypatch.setattr(os, "open", os_open)
     monkeypatch.setattr(builtins, "open", open_)
     monkeypatch.setattr(io, "open", open_)
@@ -300,3 +306,62 @@ def test_output_folder_removes_temps_of_dead_writers_only(tmp_path: Path) -> Non
     output_folder(tmp_path)
     assert not stale.exists()
     assert ours.exists() and all(p.exists() for p in user_files)
+
+
+# -- the transfer command: one line, exit 2, nothing left -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_photos() -> list[Path]:
+    from facerep.apps.photos import find_photos
+    from facerep.data.world import ensure_world
+
+    world = ensure_world("tiny", 0, progress=False)
+    return find_photos(world / "celeba" / "img_align_celeba")[:2]
+
+
+def _transfer_fails(capsys: Any, run: Path, photos: list[Path], out: Path, *extra: str) -> str:
+    from facerep.cli.app import main
+
+    argv = ["transfer", str(photos[0]), str(photos[1]), "--run", str(run), "--out", str(out), *extra]
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.strip()
+
+
+def test_transfer_on_a_full_disk(
+    tiny_trained_run: Path, two_photos: list[Path], tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    real_savez = np.savez
+
+    def savez_full_disk(file: Any, **arrays: Any) -> None:  # codes.npz is the last file transfer writes
+        buffer = io.BytesIO()
+        real_savez(buffer, **arrays)
+        data = buffer.getvalue()[:100]
+        if hasattr(file, "write"):
+            file.write(data)
+        else:
+            Path(file).write_bytes(data)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", savez_full_disk)
+    out = tmp_path / "out"
+    line = _transfer_fails(capsys, tiny_trained_run, two_photos, out)
+    assert line == f"error: {out.resolve() / 'codes.npz'}: cannot write (No space left on device)"
+    assert not out.exists()  # made for the transfer, removed with its files
+
+
+def test_transfer_into_a_read_only_folder(
+    tiny_trained_run: Path, two_photos: list[Path], tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    _refuse_writes_below(monkeypatch, out)
+    line = _transfer_fails(capsys, tiny_trained_run, two_photos, out)
+    assert line.startswith(f"error: {out.resolve()}/") and line.endswith(": cannot write (Permission denied)")
+    assert _listing(out) == []
+    grid = _transfer_fails(capsys, tiny_trained_run, two_photos, out / "grid", "--grid", "2")
+    assert grid == f"error: {out / 'grid'}: cannot create the output folder (Permission denied)"

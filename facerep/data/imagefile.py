@@ -123,17 +123,17 @@ def eight_bit(image: Image.Image) -> Image.Image:
     """
     if not (image.mode.startswith("I") or image.mode == "F"):
         return image
-    values = np.asarray(image)
-    if image.mode == "F":
-        top = 1.0 if float(np.nanmax(values, initial=0.0)) <= 1.0 else 255.0
-    elif image.mode == "I":
-        top = 65535.0 if int(values.max(initial=0)) > 255 else 255.0
+    if image.mode in ("I", "F"):
+        high = float(image.getextrema()[1])
+        top = (1.0 if not high > 1.0 else 255.0) if image.mode == "F" else (65535.0 if high > 255 else 255.0)
     else:
         top = 65535.0
-    grey = np.empty(values.shape, dtype=np.uint8)
-    for start in range(0, values.shape[0], _ROWS_PER_BLOCK):  # bounded float temporaries
-        block = np.nan_to_num(values[start : start + _ROWS_PER_BLOCK].astype(np.float32))
-        grey[start : start + _ROWS_PER_BLOCK] = np.clip(block * (255.0 / top) + 0.5, 0, 255)
+    width, height = image.size
+    grey = np.empty((height, width), dtype=np.uint8)
+    for start in range(0, height, _ROWS_PER_BLOCK):  # strips: no full-size copy of the wide pixels
+        strip = np.asarray(image.crop((0, start, width, min(height, start + _ROWS_PER_BLOCK))))
+        scaled = np.nan_to_num(strip.astype(np.float32)) * (255.0 / top) + 0.5
+        grey[start : start + strip.shape[0]] = np.clip(scaled, 0, 255)
     return Image.fromarray(grey, mode="L")
 
 
@@ -145,7 +145,10 @@ def load_image(path: str | Path) -> Image.Image:
     with _opened(path) as image:
         _check_size(path, image)
         _decode(path, image)
-        return _keep(image, to_rgb(image))
+        eight = eight_bit(image)
+        if eight is not image:
+            image.close()  # the wide pixels go before the RGB copy is made
+        return _keep(image, eight if eight.mode == "RGB" else eight.convert("RGB"))
 
 
 def load_image_within(path: str | Path, max_pixels: int) -> tuple[Image.Image, float]:
@@ -174,7 +177,8 @@ def load_image_within(path: str | Path, max_pixels: int) -> tuple[Image.Image, f
         rest = _reduction(image.size, max_pixels)
         reduced = image
         if rest > 1:
-            reduced = _reduce(eight_bit(image), rest)
+            wide = image.mode in ("I", "F")  # PIL reduces these as they are; I;16 it cannot
+            reduced = _reduce(image if wide else eight_bit(image), rest)
             scale /= rest
         return _keep(image, to_rgb(reduced)), scale
 
