@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -59,6 +60,21 @@ def _step_not_a_number(path: Path) -> None:
     save_file({"model.w": torch.zeros(3)}, str(path), metadata={"facerep": json.dumps(meta)})
 
 
+def _classes_not_a_mapping(path: Path) -> None:
+    meta = {**META, "classes": ["model.encoder"]}
+    save_file({"model.w": torch.zeros(3)}, str(path), metadata={"facerep": json.dumps(meta)})
+
+
+def _folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+def _pipe(path: Path) -> None:  # opening a named pipe for reading would wait for a writer forever
+    path.unlink()
+    os.mkfifo(path)
+
+
 CASES = {
     "zero-byte": (lambda p: p.write_bytes(b""), "empty file (0 bytes)"),
     "four bytes": (lambda p: p.write_bytes(b"\x01\x02\x03\x04"), "4 bytes, too short for a safetensors file"),
@@ -71,6 +87,9 @@ CASES = {
     "metadata lacks recipe": (_meta_without_recipe, "its facerep metadata lacks recipe"),
     "metadata not JSON": (_meta_not_json, "its facerep metadata is not JSON"),
     "step not a number": (_step_not_a_number, "its metadata step = 'three' is not a whole number"),
+    "classes not a mapping": (_classes_not_a_mapping, "its metadata recipe or classes is not a mapping"),
+    "a folder": (_folder, "not a regular file"),
+    "a named pipe": (_pipe, "not a regular file"),
 }
 
 
@@ -169,6 +188,19 @@ def test_load_run_with_weights_of_another_shape_is_a_checkpoint_error(
     message = str(info.value)
     assert message.startswith(f"{last} does not match the model the recipe builds")
     assert f"{key[len('model.') :]} (7, 5) in the checkpoint" in message
+
+
+def test_load_run_of_a_checkpoint_whose_recipe_builds_no_model_names_the_checkpoint(
+    tiny_trained_run: Path, tmp_path: Path
+) -> None:
+    run, last = _run_copy(tiny_trained_run, tmp_path)
+    data = ckpt.load_checkpoint(last)
+    data.meta["recipe"] = {"name": "not a model"}
+    ckpt.save_checkpoint(last, data)
+    with pytest.raises(CheckpointError) as info:
+        load_run(run)
+    assert str(info.value).startswith(f"{last}: the recipe stored in it does not build a model (")
+    assert "face_model" in str(info.value)
 
 
 def test_load_run_with_missing_metadata_or_tensors_is_a_checkpoint_error(

@@ -139,6 +139,8 @@ def read_meta(path: Path) -> dict[str, Any]:
     safetensors file written by facerep. Raises `UnreadableCheckpointError` saying what the file is
     instead (empty, truncated, not a safetensors file, another program's safetensors file, metadata
     without the keys the trainer writes)."""
+    if path.exists() and not path.is_file():  # a folder, a pipe: never opened (a pipe would block)
+        raise UnreadableCheckpointError(path, "not a regular file")
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
@@ -146,7 +148,7 @@ def read_meta(path: Path) -> dict[str, Any]:
             length = int.from_bytes(head, "little") if len(head) == 8 else 0
             header_bytes = handle.read(min(length, _MAX_HEADER)) if 0 < length <= size - 8 else b""
     except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+        raise UnreadableCheckpointError(path, f"cannot be read ({exc.strerror or exc})") from None
 
     def bad(reason: str) -> CheckpointError:
         return UnreadableCheckpointError(path, reason)
@@ -195,14 +197,16 @@ def read_meta(path: Path) -> dict[str, Any]:
         value = meta[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise bad(f"its metadata {key} = {value!r} is not a whole number >= 0")
-    if not isinstance(meta["recipe"], dict) or not isinstance(meta["stage_name"], str):
-        raise bad("its metadata recipe is not a mapping or its stage_name not a string")
+    if not isinstance(meta["recipe"], dict) or not isinstance(meta["classes"], dict):
+        raise bad("its metadata recipe or classes is not a mapping")
+    if not isinstance(meta["stage_name"], str) or not isinstance(meta.get("stage_complete", ""), str):
+        raise bad("its metadata stage_name or stage_complete is not a string")
     return meta
 
 
 def load_checkpoint(path: Path) -> CheckpointData:
     """Read a checkpoint; a missing or unreadable file raises `CheckpointError` naming it and the reason."""
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     meta = read_meta(path)
     try:

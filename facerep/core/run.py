@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from facerep.core import checkpoint as ckpt
-from facerep.core.errors import CheckpointError
+from facerep.core.errors import CheckpointError, RecipeError
 from facerep.core.model import FaceRepModel, build_model
 from facerep.core.paths import cache_dir
 from facerep.core.recipe import Recipe
@@ -79,14 +79,19 @@ def load_run(
         ckpt_path, data = found
     meta = data.meta
     recipe = Recipe(meta["recipe"], {}, Path(meta.get("recipe_source", run_dir / "recipe.yaml")))
-    stage = _stage_for_checkpoint(recipe, meta)
     context: dict[str, Any] = {"cache_dir": cache_dir(), "device": torch.device(device)}
-    face_model = registry.build("facemodel", stage.get("face_model"), context, address="face_model")
-    image_size = int(stage.get("data.image_size", 64))
-    context.update(face_model=face_model, image_size=image_size)
-    n_ids = int(data.tensors.get("losses.recognition.classifier.weight", torch.zeros(1, 1)).shape[0])
-    context["num_identities"] = n_ids
-    model = build_model(stage, context, registry)
+    try:
+        stage = _stage_for_checkpoint(recipe, meta)
+        face_model = registry.build("facemodel", stage.get("face_model"), context, address="face_model")
+        image_size = int(stage.get("data.image_size", 64))
+        context.update(face_model=face_model, image_size=image_size)
+        n_ids = int(data.tensors.get("losses.recognition.classifier.weight", torch.zeros(1, 1)).shape[0])
+        context["num_identities"] = n_ids
+        model = build_model(stage, context, registry)
+    except RecipeError as exc:
+        raise CheckpointError(
+            f"{ckpt_path}: the recipe stored in it does not build a model ({exc})"
+        ) from None
     ckpt.load_module_state(model, data.section("model"), str(ckpt_path))
     model.to(device).eval()
     size = int(context["code_sizes"]["expression"])

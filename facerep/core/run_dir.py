@@ -199,14 +199,18 @@ def set_aside(path: Path, name: str) -> Path:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write `text` to a temporary file beside `path`, then rename it over `path` (a symlink at `path`
-    is replaced, never followed; a kill leaves the old file or the new one, not half of one)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    is replaced, never followed; a kill leaves the old file or the new one, not half of one). A failure
+    (no permission, a full disk, a folder in the way) is a `FacerepError` naming `path`; nothing is left."""
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise FacerepError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -214,6 +218,8 @@ def trim_metrics(path: Path, through_step: int, warn: Warn) -> None:
     """Keep the records of steps <= `through_step` in a ``metrics.jsonl`` (all of them dropped when it is
     negative). A line that is not a JSON record (the last one cut short by a kill, or a damaged one) is
     dropped with a warning naming its line."""
+    if path.exists() and not path.is_file():
+        raise FacerepError(f"{path} is not a file; move it aside to resume")
     if not path.is_file():
         return
     lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
