@@ -95,6 +95,19 @@ def _md_block(rows: Sequence[TableRow], *, spread: bool = False) -> list[str]:
     return lines
 
 
+def alignment_summary(per_subject: dict[str, str]) -> str:
+    """How predictions were first aligned to the scans, over subjects: ``scan landmarks, then ICP`` or
+    ``estimated nose tip (2 subjects) / scan landmarks (3 subjects), then ICP``."""
+    counts: dict[str, int] = {}
+    for how in per_subject.values():
+        counts[how] = counts.get(how, 0) + 1
+    if not counts:
+        return "landmarks or nose tip, then ICP"
+    if len(counts) == 1:
+        return f"{next(iter(counts))}, then ICP"
+    return " / ".join(f"{how} ({n} subjects)" for how, n in sorted(counts.items())) + ", then ICP"
+
+
 def _md_meta(meta: dict[str, Any]) -> list[str]:
     lines = [f"- data root: `{meta.get('data_root', '?')}`"]
     for run in meta.get("runs", []):
@@ -102,8 +115,10 @@ def _md_meta(meta: dict[str, Any]) -> list[str]:
     lines.append(
         f"- error: {meta.get('statistic', 'mean')} point-to-plane distance (mm), direction "
         f"{meta.get('direction', 'pred_to_scan')}, scan cropped to {meta.get('radius', 95.0)} mm around "
-        "the nose tip, similarity alignment (landmarks, then ICP); mean and std over subjects"
+        f"the nose tip, similarity alignment ({meta.get('alignment', 'landmarks, then ICP')}); mean and std "
+        "over subjects"
     )
+    lines += [f"- note: {note}" for note in meta.get("notes", [])]
     return lines
 
 
@@ -150,6 +165,10 @@ def _write_csv(path: Path, blocks: dict[str, Sequence[TableRow]], meta: dict[str
         fh.write(f"# data_root={meta.get('data_root', '')}\n")
         for run in meta.get("runs", []):
             fh.write(f"# run={run['name']} checkpoint={run['checkpoint']}\n")
+        if meta.get("alignment"):
+            fh.write(f"# alignment={meta['alignment']}\n")
+        for note in meta.get("notes", []):
+            fh.write(f"# note={note}\n")
         writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
         writer.writeheader()
         for block, rows in blocks.items():
@@ -183,17 +202,23 @@ def write_tables(tables: BenchTables, out_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
-def write_per_subject(scores: Sequence[Score], path: str | Path) -> Path:
-    """One CSV line per (method, protocol, condition, subject) score."""
+def write_per_subject(
+    scores: Sequence[Score], path: str | Path, alignment: dict[str, str] | None = None
+) -> Path:
+    """One CSV line per (method, protocol, condition, subject) score; with `alignment` (subject -> how its
+    prediction was first aligned to the scan) an ``alignment`` column."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    columns = [*SUBJECT_COLUMNS, *(["alignment"] if alignment is not None else [])]
     with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(SUBJECT_COLUMNS))
+        writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         for s in scores:
             row = s.as_dict()
             for key in ("mean", "rmse", "spread"):
                 row[key] = f"{row[key]:.6f}"
+            if alignment is not None:
+                row["alignment"] = alignment.get(s.subject, "")
             writer.writerow(row)
     return path
 
@@ -228,3 +253,7 @@ def print_tables(tables: BenchTables, console: Console | None = None) -> None:
             _rich_table("Table 2 - ablation, average over identity (mm)", tables.table2, spread=True)
         )
     console.print(Text(f"data root: {tables.meta.get('data_root', '?')}"), highlight=False)
+    if tables.meta.get("alignment"):
+        console.print(Text(f"alignment: {tables.meta['alignment']}"), highlight=False)
+    for note in tables.meta.get("notes", []):
+        console.print(Text(f"note: {note}"), highlight=False)

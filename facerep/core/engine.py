@@ -350,7 +350,7 @@ class Trainer:
                 )
             if latest.path is not None and latest.data is not None:
                 found = (latest.path, latest.data)
-        else:
+        elif self.is_main:  # (the other processes of a data-parallel run start after it has written)
             left = previous_outputs(self.out)
             if left:
                 raise FacerepError(

@@ -31,7 +31,13 @@ from facerep.bench.protocols import PROTOCOLS, encode_video, identity_spread, ru
 from facerep.bench.published import TABLE1, TABLE2
 from facerep.bench.results import Score, TableRow, published_rows, summarise
 from facerep.bench.scoring import ShapeScore, score_shape
-from facerep.bench.tables import BenchTables, print_tables, write_per_subject, write_tables
+from facerep.bench.tables import (
+    BenchTables,
+    alignment_summary,
+    print_tables,
+    write_per_subject,
+    write_tables,
+)
 from facerep.core.errors import DataError, FacerepError, literal
 from facerep.core.interfaces import Benchmark
 from facerep.core.registry import Component, hookimpl
@@ -77,6 +83,8 @@ class MiccBenchmark(Benchmark):
         icp_iterations: ICP iteration cap per alignment.
         world_preset, world_seed: the synthetic world used when root is ``builtin``.
         progress: show a rich progress bar.
+        strict: a missing or unreadable video is an error (default: that subject's condition is skipped,
+            with a warning and a note in the tables).
     """
 
     def __init__(
@@ -98,6 +106,7 @@ class MiccBenchmark(Benchmark):
         world_preset: str = "demo",
         world_seed: int = 0,
         progress: bool = True,
+        strict: bool = False,
     ) -> None:
         bad = [p for p in protocols if p not in PROTOCOLS]
         if bad or not protocols:
@@ -125,6 +134,7 @@ class MiccBenchmark(Benchmark):
         self.world_preset = world_preset
         self.world_seed = int(world_seed)
         self.progress = bool(progress)
+        self.strict = bool(strict)
 
     # -- scoring helpers ----------------------------------------------------------------------------
 
@@ -167,7 +177,11 @@ class MiccBenchmark(Benchmark):
             max_frames=self.max_frames,
             subjects=self.subjects,
             radius=self.radius,
+            strict=self.strict,
+            progress=self.progress,
         )
+        for note in source.notes():
+            console.print(f"[yellow]warning:[/] {literal(note)}", highlight=False)
         face_model = runs[0].face_model
         scores: list[Score] = []
         files: dict[str, Path] = {}
@@ -250,7 +264,7 @@ class MiccBenchmark(Benchmark):
                     )
         tables = self._tables(scores, runs, names, source)
         files.update(write_tables(tables, out))
-        files["per_subject.csv"] = write_per_subject(scores, out / "per_subject.csv")
+        files["per_subject.csv"] = write_per_subject(scores, out / "per_subject.csv", source.alignment)
         print_tables(tables, console)
         return {"tables": tables, "scores": scores, "files": files, "seconds": time.perf_counter() - started}
 
@@ -288,6 +302,9 @@ class MiccBenchmark(Benchmark):
             "direction": self.direction,
             "radius": self.radius,
             "std": "population std over subjects (ddof=0)",
+            "alignment": alignment_summary(source.alignment),
+            "alignment_per_subject": dict(source.alignment),
+            "notes": source.notes(),
         }
         return BenchTables(table1, table2, meta)
 
