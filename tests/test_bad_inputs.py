@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import warnings
 import zlib
@@ -215,6 +216,89 @@ def test_ply_with_a_non_finite_vertex_names_it(tmp_path: Path) -> None:
         assert path.read_bytes() != text
         with pytest.raises(DataError, match=rf"m{int(binary)}\.ply: vertex 1 \(0-based\) has a coordinate"):
             mesh_io.read_ply(path)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("element vertex many", r":4: malformed PLY element line 'element vertex many'"),
+        ("element vertex", r":4: malformed PLY element line"),
+        ("property float", r":5: malformed PLY property line"),
+        ("property quad x", r":5: malformed PLY property line 'property quad x'"),
+        ("property list uchar x", r":5: malformed PLY property line"),
+    ],
+)
+def test_ply_header_errors_name_the_line(tmp_path: Path, header: str, message: str) -> None:
+    lines = [
+        "ply",
+        "format ascii 1.0",
+        "comment x",
+        "element vertex 1",
+        "property float x",
+        "end_header",
+        "0",
+    ]
+    replace = 3 if header.startswith("element") else 4
+    lines[replace] = header
+    path = tmp_path / "h.ply"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=re.escape(str(path)) + message):
+        mesh_io.read_ply(path)
+
+
+def test_ply_body_too_short_or_out_of_range(tmp_path: Path) -> None:
+    head = "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+    path = tmp_path / "b.ply"
+    path.write_text(head + "end_header\n0 0 0\n1 0 0\n")
+    with pytest.raises(DataError, match=r"b\.ply: PLY body ends before the elements its header announces"):
+        mesh_io.read_ply(path)
+    path.write_text(head + "property uchar red\nend_header\n0 0 0 1\n1 0 0 2\n0 1 0 999\n")
+    with pytest.raises(DataError, match=r"b\.ply: malformed PLY body"):
+        mesh_io.read_ply(path)
+    path.write_bytes(b"ply\nformat ascii 1.0\nelement vertex 0\nend_header")
+    with pytest.raises(DataError, match=r"b\.ply: PLY has no vertex element"):
+        mesh_io.read_ply(path)
+
+
+def test_damaged_meshes_load_or_fail_naming_the_file(tmp_path: Path) -> None:
+    """Random edits of small OBJ and PLY (ascii, binary) files: every one reads with finite vertices or
+    raises a `DataError` that starts with its path, never another exception."""
+    import random
+
+    rng = np.random.default_rng(0)
+    vertices, faces = rng.random((6, 3)), np.array([[0, 1, 2], [2, 3, 4], [3, 4, 5]])
+    seeds = {
+        "a.ply": mesh_io.write_ply(tmp_path / "a.ply", vertices, faces, colors=rng.random((6, 3))),
+        "b.ply": mesh_io.write_ply(tmp_path / "b.ply", vertices, faces, binary=True),
+        "c.obj": mesh_io.write_obj(
+            tmp_path / "c.obj", vertices, faces, uv=rng.random((6, 2)), normals=vertices
+        ),
+    }
+    original = {name: path.read_bytes() for name, path in seeds.items()}
+    pick = random.Random(0)
+    for i in range(300):
+        name = pick.choice(sorted(original))
+        data = bytearray(original[name])
+        for _ in range(pick.randint(1, 4)):
+            pos = pick.randrange(len(data))
+            if pick.random() < 0.5:
+                data[pos] = pick.choice(b"0123456789-. \nabcxyzvf/enan")
+            elif pick.random() < 0.6:
+                del data[pos]
+            else:
+                data.insert(pos, pick.choice(b"0123456789 \n-"))
+        path = tmp_path / f"m{i}_{name}"
+        path.write_bytes(bytes(data))
+        readers = [lambda p: mesh_io.read_mesh(p).vertices]
+        if name.endswith(".obj"):
+            readers.append(lambda p: objfile.read_obj(p)[0])
+        for read in readers:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    assert np.isfinite(read(path)).all()
+            except DataError as exc:
+                assert str(exc).startswith(f"{path}"), exc
 
 
 # -- command-line option ranges (checked before anything is loaded) -----------------------------------------

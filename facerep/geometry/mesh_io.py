@@ -169,14 +169,14 @@ def read_obj(path: str | Path) -> Mesh:
         key = parts[0]
         try:
             if key == "v":
-                vals = _finite([float(x) for x in parts[1:]], path, lineno, raw)
+                vals = _finite([float(x) for x in parts[1:]], path, lineno, raw, count=3)
                 verts.append(vals[:3])
                 if len(vals) >= 6:
                     cols.append(vals[3:6])
             elif key == "vt":
-                vts.append(_finite([float(x) for x in parts[1:3]], path, lineno, raw))
+                vts.append(_finite([float(x) for x in parts[1:3]], path, lineno, raw, count=2))
             elif key == "vn":
-                vns.append(_finite([float(x) for x in parts[1:4]], path, lineno, raw))
+                vns.append(_finite([float(x) for x in parts[1:4]], path, lineno, raw, count=3))
             elif key == "f":
                 corners = [c.split("/") for c in parts[1:]]
                 vi = [int(c[0]) for c in corners]
@@ -190,9 +190,6 @@ def read_obj(path: str | Path) -> Mesh:
             raise DataError(f"{path}:{lineno}: malformed OBJ line {raw.strip()!r}") from exc
     if not verts:
         raise DataError(f"{path}: no vertices ('v' lines) in OBJ file")
-    short = next((i for i, r in enumerate(verts) if len(r) != 3), None)
-    if short is not None:
-        raise DataError(f"{path}: OBJ vertex {short + 1} has fewer than 3 coordinates")
     v = np.asarray(verts, dtype=np.float64)
     f = _resolve_obj_indices(np.asarray(faces, dtype=np.int64).reshape(-1, 3), len(v), path, "vertex")
     mesh = Mesh(vertices=v, triangles=f)
@@ -212,8 +209,11 @@ def read_obj(path: str | Path) -> Mesh:
     return mesh
 
 
-def _finite(values: list[float], path: Path, lineno: int, raw: str) -> list[float]:
-    """`values` when all are finite; a `DataError` naming the file and line otherwise (``nan``, ``inf``)."""
+def _finite(values: list[float], path: Path, lineno: int, raw: str, count: int = 0) -> list[float]:
+    """`values` when all are finite (and at least `count`); a `DataError` naming the file and line
+    otherwise (``nan``, ``inf``, a short line)."""
+    if len(values) < count:
+        raise DataError(f"{path}:{lineno}: expected {count} numbers: {raw.strip()!r}")
     if not all(np.isfinite(values)):
         raise DataError(f"{path}:{lineno}: coordinate is not a finite number: {raw.strip()!r}")
     return values
@@ -317,22 +317,9 @@ def read_ply(path: str | Path) -> Mesh:
     end = data.find(b"end_header")
     if not data.startswith(b"ply") or end < 0:
         raise DataError(f"{path}: not a PLY file (expected 'ply' ... 'end_header')")
-    body_start = data.index(b"\n", end) + 1
-    header = data[:end].decode("ascii", errors="replace").splitlines()
-    fmt = None
-    elements: list[tuple[str, int, list[tuple[str, ...]]]] = []
-    for line in header:
-        p = line.split()
-        if not p:
-            continue
-        if p[0] == "format":
-            fmt = p[1]
-        elif p[0] == "element":
-            elements.append((p[1], int(p[2]), []))
-        elif p[0] == "property" and elements:
-            elements[-1][2].append(tuple(p[1:]))
-    if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
-        raise DataError(f"{path}: unsupported PLY format {fmt!r}")
+    newline = data.find(b"\n", end)
+    body_start = len(data) if newline < 0 else newline + 1
+    fmt, elements = _ply_header(data[:end].decode("ascii", errors="replace"), path)
     try:
         if fmt == "ascii":
             values = _read_ply_ascii(data[body_start:].decode("ascii", errors="replace"), elements)
@@ -340,8 +327,10 @@ def read_ply(path: str | Path) -> Mesh:
             values = _read_ply_binary(
                 data[body_start:], elements, "<" if fmt.endswith("little_endian") else ">"
             )
-    except (ValueError, IndexError, KeyError) as exc:
-        raise DataError(f"{path}: malformed PLY body ({exc})") from exc
+    except StopIteration:
+        raise DataError(f"{path}: PLY body ends before the elements its header announces") from None
+    except (ValueError, IndexError, KeyError, OverflowError, TypeError) as exc:
+        raise DataError(f"{path}: malformed PLY body ({exc or type(exc).__name__})") from exc
     vert = values.get("vertex")
     if vert is None or not all(k in vert for k in ("x", "y", "z")):
         raise DataError(f"{path}: PLY has no vertex element with x, y, z")
@@ -366,6 +355,32 @@ def read_ply(path: str | Path) -> Mesh:
     if all(k in vert for k in ("s", "t")):
         mesh.uv = np.stack([vert["s"], vert["t"]], 1).astype(np.float64)
     return mesh
+
+
+def _ply_header(text: str, path: Path) -> tuple[str, list[tuple[str, int, list[tuple[str, ...]]]]]:
+    """The format and the (name, count, properties) elements of a PLY header; errors name the line."""
+    fmt = None
+    elements: list[tuple[str, int, list[tuple[str, ...]]]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        p = line.split()
+        if not p:
+            continue
+        if p[0] == "format" and len(p) >= 2:
+            fmt = p[1]
+        elif p[0] == "element":
+            if len(p) != 3 or not p[2].isdigit():
+                raise DataError(f"{path}:{number}: malformed PLY element line {line.strip()!r}")
+            elements.append((p[1], int(p[2]), []))
+        elif p[0] == "property" and elements:
+            types = p[2:4] if len(p) == 5 and p[1] == "list" else p[1:2] if len(p) == 3 else None
+            if types is None or any(t not in _PLY_TYPES for t in types):
+                raise DataError(f"{path}:{number}: malformed PLY property line {line.strip()!r}")
+            elements[-1][2].append(tuple(p[1:]))
+        elif p[0] in ("format", "property"):
+            raise DataError(f"{path}:{number}: malformed PLY header line {line.strip()!r}")
+    if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
+        raise DataError(f"{path}: unsupported PLY format {fmt!r}")
+    return fmt, elements
 
 
 def _read_ply_ascii(text: str, elements: list) -> dict[str, dict[str, Any]]:
