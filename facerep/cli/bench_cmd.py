@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from facerep.cli.options import device_option
 from facerep.core.errors import DataError, FacerepError, literal
 
 PROTOCOL_CHOICES = {
@@ -58,7 +59,10 @@ def bench(
     error_maps: int = typer.Option(3, "--error-maps", help="Subjects that get error-map PNGs."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Mean face and linear 3DMM fit."),
     batch_size: int = typer.Option(32, "--batch-size", help="Frames per forward pass."),
-    device: str = typer.Option("cpu", "--device", help="torch device for inference."),
+    device: str = device_option(),
+    strict: bool = typer.Option(
+        False, "--strict", help="micc: a missing or unreadable video is an error (default: skipped, counted)."
+    ),
     benchmark: str = typer.Option(
         None, "--benchmark", help="micc (default) | aflw2000 | verification; or the NAME of --data NAME:PATH."
     ),
@@ -71,6 +75,7 @@ def bench(
     """Evaluate runs on MICC (both protocols of the paper's section 5.1) and write Tables 1 and 2; with
     --benchmark aflw2000 (68-landmark NME by yaw) or verification (same / different person) another table."""
     from facerep.bench.runs import load_bench_models
+    from facerep.cli.options import start_device
     from facerep.plugins.benchmarks.micc import MiccBenchmark, resolve_micc_root
 
     check_options(
@@ -95,6 +100,7 @@ def bench(
     if path is not None and not Path(path).expanduser().is_dir():
         raise DataError(f"--data: MICC folder not found: {path}")
     console = Console()
+    device = str(start_device(device, Console(stderr=True)))
     models = load_bench_models(runs, device=device)
     if path is None:
         recipe = models[0].recipe
@@ -118,6 +124,7 @@ def bench(
         error_maps=error_maps,
         baselines=baselines,
         batch_size=batch_size,
+        strict=strict,
     )
     result = benchmark.run(models, out, console=console, data_root=root)
     count, seconds = len(result["files"]), result["seconds"]
