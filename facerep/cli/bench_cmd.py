@@ -91,6 +91,7 @@ def bench(
         if benchmark not in BENCHMARK_DATA:
             raise FacerepError(f"--benchmark {benchmark!r}: choose {', '.join(BENCHMARK_DATA)}")
         raise FacerepError(f"--benchmark {benchmark} and --data {data!r} name different benchmarks")
+    device = str(start_device(device, Console(stderr=True)))  # auto: CUDA when available, else the CPU
     if name != "micc":
         from facerep.cli.bench_plugins import run_plugin_benchmark
 
@@ -100,7 +101,6 @@ def bench(
     if path is not None and not Path(path).expanduser().is_dir():
         raise DataError(f"--data: MICC folder not found: {path}")
     console = Console()
-    device = str(start_device(device, Console(stderr=True)))
     models = load_bench_models(runs, device=device)
     if path is None:
         recipe = models[0].recipe
