@@ -16,9 +16,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; `load` imports lazily
 __version__ = "0.1.0"
 
 
-def load(run: str | os.PathLike[str], *, device: str = "cpu", checkpoint: str | None = None) -> FaceRep:
+def load(run: str | os.PathLike[str], *, device: str = "auto", checkpoint: str | None = None) -> FaceRep:
     """Load a trained run directory as a `facerep.apps.model.FaceRep` (encode / decode / render /
-    reconstruct). Imports torch and the model code on first call only."""
+    reconstruct) on `device` ("auto": CUDA when available, else the CPU). Imports torch and the model code
+    on first call only."""
     from facerep.apps.model import load as _load
 
     return _load(run, device=device, checkpoint=checkpoint)
