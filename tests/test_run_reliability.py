@@ -327,6 +327,17 @@ def test_trim_metrics_drops_later_steps_and_damaged_lines_with_a_warning(tmp_pat
     assert path.read_text() == ""
 
 
+def test_temporary_files_a_killed_write_left_in_the_run_folder_are_removed(tmp_path: Path) -> None:
+    from facerep.core.run_dir import remove_temporary_files
+
+    stale = [tmp_path / ".recipe.yaml.k2j3.tmp", tmp_path / ".metrics.jsonl.x1.tmp"]
+    kept = [tmp_path / "notes.tmp", tmp_path / ".my-editor.tmp", tmp_path / "recipe.yaml"]
+    for path in stale + kept:
+        path.write_text("x")
+    assert sorted(remove_temporary_files(tmp_path)) == sorted(stale)
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
+
+
 @pytest.mark.parametrize("name", ["../../outside", "ABSOLUTE", "a/b", "..", "."])
 def test_a_recipe_name_cannot_choose_a_folder_outside_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str

@@ -48,6 +48,7 @@ from facerep.core.run_dir import (
     check_recipe_file_is_not_overwritten,
     previous_outputs,
     recipe_changes,
+    remove_temporary_files,
     set_aside,
     trim_metrics,
     write_atomically,
@@ -360,10 +361,11 @@ class Trainer:
         changes, step = self._recipe_changes(found)
         if not self.is_main:
             return found
+        older = found[0].name if found is not None else ""
         for path, reason in skipped:  # (skipped files are newer than the one found)
             kept = set_aside(path, path.name + ".unreadable")
             self._warn(
-                f"skipped checkpoint {path} ({reason}); resuming from the older one "
+                f"skipped checkpoint {path} ({reason}); resuming from the older {older} "
                 f"(the skipped file is kept as {kept.name})"
             )
         if changes and (self.out / "recipe.yaml").is_file():
@@ -373,6 +375,7 @@ class Trainer:
                 f"{kept}: " + "; ".join(changes)
             )
         ckpt.remove_temporary_files(self.checkpoint_dir)
+        remove_temporary_files(self.out)
         if self.options.resume:
             if found is None:
                 self._note(f"no checkpoint in {self.checkpoint_dir}; starting from scratch")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import tempfile
 import time
@@ -212,6 +213,17 @@ def write_atomically(path: Path, text: str) -> None:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+_TEMPORARY = re.compile(r"^\.(recipe\.yaml|recipe\.origins\.yaml|plugins\.json|metrics\.jsonl)\..+\.tmp$")
+
+
+def remove_temporary_files(out: Path) -> list[Path]:
+    """Delete the temporary files `write_atomically` leaves in `out` when its process is killed mid-write."""
+    stale = [p for p in out.iterdir() if _TEMPORARY.match(p.name) and p.is_file()] if out.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def trim_metrics(path: Path, through_step: int, warn: Warn) -> None:
