@@ -19,6 +19,8 @@ run: $(STAMP)
 	$(BIN)/facerep plugins
 	$(BIN)/facerep run recipes/demo.yaml --out runs/demo --resume
 	$(BIN)/facerep bench runs/demo --out runs/demo/bench
+	$(BIN)/facerep bench runs/demo --benchmark aflw2000 --out runs/demo/bench
+	$(BIN)/facerep bench runs/demo --benchmark verification --out runs/demo/bench
 
 EXAMPLE := examples/facerep-plugin-example
 

@@ -19,7 +19,7 @@ LAYOUTS = ("auto", "celeba", "micc", "photos")
 
 @data_app.command("synth")
 def synth(
-    out: Path = typer.Option(..., "--out", help="Destination folder (celeba/, 300w_lp/, micc/ inside)."),
+    out: Path = typer.Option(..., "--out", help="Destination folder (celeba/, 300w_lp/, micc/, ... inside)."),
     preset: str = typer.Option("demo", "--preset", help="tiny | demo | standard | paper."),
     seed: int = typer.Option(0, "--seed", help="World seed (also the synthetic face model's seed)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing folder."),
@@ -34,7 +34,9 @@ def synth(
     path = write_world(out, spec.name, seed, force=force, progress=True)
     console = Console()
     console.print(f"[bold green]synthetic world[/] {spec.name} (seed {seed}) in {path}")
-    for sub, what in (("celeba", "photo collection"), ("300w_lp", "3DMM-labelled"), ("micc", "evaluation")):
+    folders = (("celeba", "photo collection"), ("300w_lp", "3DMM-labelled"), ("micc", "evaluation"),
+               ("aflw2000", "landmark evaluation"), ("verification", "face verification"))  # fmt: skip
+    for sub, what in folders:
         console.print(f"  {path / sub}  ({what})")
 
 
