@@ -366,3 +366,26 @@ def test_transfer_into_a_read_only_folder(
     assert _listing(out) == []
     grid = _transfer_fails(capsys, tiny_trained_run, two_photos, out / "grid", "--grid", "2")
     assert grid == f"error: {out / 'grid'}: cannot create the output folder (Permission denied)"
+
+
+def test_long_names_and_concurrent_writers(tmp_path: Path) -> None:
+    """A 250-character name still gets a temporary file (its name is shortened); two threads writing one
+    file leave one whole version of it, never a mix."""
+    import threading
+
+    long_name = "n" * 246 + ".obj"
+    write_atomic(tmp_path / long_name, lambda fh: fh.write(b"x"))
+    assert (tmp_path / long_name).read_bytes() == b"x"
+    versions = [bytes([65 + k]) * 2_000_000 for k in range(2)]
+
+    def write(k: int) -> None:
+        for _ in range(3):
+            write_atomic(tmp_path / "shared.bin", lambda fh: fh.write(versions[k]))
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (tmp_path / "shared.bin").read_bytes() in versions
+    assert _listing(tmp_path) == sorted([long_name, "shared.bin"])

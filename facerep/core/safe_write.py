@@ -10,7 +10,8 @@
   temporary file is removed and the previous ``path``, if any, is left as it was.
 - `all_or_nothing()`: the `write_atomic` calls inside the block are renamed into place together when it
   ends without an error; on an error none is, and the folders `output_folder` created inside it are
-  removed again when they are empty.
+  removed again when they are empty. (Only a rename failing half-way through that final step, within one
+  file system, would leave the earlier files of the block in place.)
 
 Every `OSError` (a read-only folder, a full disk, a name too long) becomes one `WriteError` naming the file
 and the cause. Temporary files are named ``.NAME.PID.XXXXXXXX.facerep-part``; `output_folder` removes those
