@@ -3,6 +3,7 @@ the mean-layout baseline and a run's projected landmarks checked against indepen
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -151,7 +152,12 @@ def test_real_samples_end_to_end(tmp_path: Path) -> None:
     csv_text = (out / "aflw2000.csv").read_text()
     assert f"# data root: {root}" in csv_text and MeanFaceRun.checkpoint in csv_text
     assert "step-00000000.safetensors" in (out / "aflw2000.md").read_text()
-    assert len((out / "aflw2000_per_image.csv").read_text().strip().splitlines()) == 1 + 2 * 16
+    with (out / "aflw2000_per_image.csv").open() as fh:
+        per_image = list(csv.DictReader(fh))
+    assert len(per_image) == 2 * 16  # the run and the mean layout
+    assert {(r["checkpoint"], r["data_root"]) for r in per_image if r["method"] == "meanface"} == {
+        (MeanFaceRun.checkpoint, str(root))
+    }
     assert Image.open(out / "aflw2000_errors.png").size[1] > 3 * 100
 
 

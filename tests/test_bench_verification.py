@@ -78,7 +78,11 @@ def test_real_identities_all_780_pairs(tmp_path: Path) -> None:
     assert ColourRun.checkpoint in (out / "verification.csv").read_text()
     with (out / "verification_pairs.csv").open() as fh:
         lines = list(csv.DictReader(fh))
-    assert len(lines) == 780 and sum(int(r["same"]) for r in lines) == 80
+    assert len(lines) == 2 * 780  # the run and the random baseline (dlib left out)
+    mine = [r for r in lines if r["method"] == "colour"]
+    assert len(mine) == 780 and sum(int(r["same"]) for r in mine) == 80
+    assert {(r["checkpoint"], r["data_root"]) for r in mine} == {(ColourRun.checkpoint, str(root))}
+    np.testing.assert_allclose(sorted(float(r["score"]) for r in mine), np.sort(scores), atol=1e-5)
     assert Image.open(out / "verification_roc.png").size[0] > 300
 
 

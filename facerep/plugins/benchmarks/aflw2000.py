@@ -248,7 +248,9 @@ class Aflw2000Benchmark(Benchmark):
                 rows.append(MetricRow(pub.method, "published", values, note=pub.source))
         table = self._table(rows, runs, names, checkpoints, root, synthetic, len(samples), skipped)
         files = write_table(table, out)
-        files["aflw2000_per_image.csv"] = self._write_per_image(scores, out / "aflw2000_per_image.csv")
+        files["aflw2000_per_image.csv"] = self._write_per_image(
+            scores, table.meta, out / "aflw2000_per_image.csv"
+        )
         if self.error_images > 0:
             files["aflw2000_errors.png"] = self._picture(
                 samples, predictions, errors, out / "aflw2000_errors.png"
@@ -299,13 +301,20 @@ class Aflw2000Benchmark(Benchmark):
         return MetricTable("aflw2000", "AFLW2000-3D: 68-landmark NME by yaw", columns, rows, meta, notes)
 
     @staticmethod
-    def _write_per_image(scores: list[dict[str, Any]], path: Path) -> Path:
+    def _write_per_image(scores: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> Path:
+        """One line per (method, image), with where it comes from on every line (run path, checkpoint,
+        data root; empty run fields for baselines)."""
+        runs = {r["name"]: r for r in meta["runs"]}
+        names = ["method", "kind", "image", "yaw", "bin", "nme", "run_path", "checkpoint", "data_root"]
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["method", "kind", "image", "yaw", "bin", "nme"])
+            writer = csv.DictWriter(fh, fieldnames=names)
             writer.writeheader()
             for s in scores:
-                writer.writerow({**s, "yaw": f"{s['yaw']:.3f}", "nme": f"{s['nme']:.6f}"})
+                run = runs.get(s["method"], {})
+                writer.writerow({**s, "yaw": f"{s['yaw']:.3f}", "nme": f"{s['nme']:.6f}",
+                                 "run_path": run.get("path", ""), "checkpoint": run.get("checkpoint", ""),
+                                 "data_root": meta["data_root"]})  # fmt: skip
         return path
 
     def _picture(

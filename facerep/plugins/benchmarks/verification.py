@@ -263,7 +263,9 @@ class VerificationBenchmark(Benchmark):
             warnings.append(f"crops at {size} px: {counts}")
         table = self._table(scores, same, notes, runs, names, root, pair_list, detector_line, warnings)
         files = write_table(table, out)
-        files["verification_pairs.csv"] = self._write_pairs(pair_list, scores, out / "verification_pairs.csv")
+        files["verification_pairs.csv"] = self._write_pairs(
+            pair_list, scores, table.meta, out / "verification_pairs.csv"
+        )
         curves = [
             (m if k == "run" else f"{m} (baseline)", roc_curve(s[same], s[~same]), roc_auc(s[same], s[~same]))
             for m, (k, s) in scores.items()
@@ -320,14 +322,23 @@ class VerificationBenchmark(Benchmark):
         )
 
     @staticmethod
-    def _write_pairs(pair_list: PairList, scores: dict[str, tuple[str, np.ndarray]], path: Path) -> Path:
+    def _write_pairs(
+        pair_list: PairList, scores: dict[str, tuple[str, np.ndarray]], meta: dict[str, Any], path: Path
+    ) -> Path:
+        """One line per (method, pair): the two images, same or not, the score, and where it comes from
+        (run path, checkpoint, data root; empty run fields for baselines)."""
+        runs = {r["name"]: r for r in meta["runs"]}
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["first", "second", "same", "fold", *scores])
-            for k, p in enumerate(pair_list.pairs):
-                writer.writerow([str(p.first), str(p.second), int(p.same), p.fold,
-                                 *(f"{s[k]:.6f}" for _, s in scores.values())])  # fmt: skip
+            writer.writerow(["method", "kind", "first", "second", "same", "fold", "score", "run_path",
+                             "checkpoint", "data_root"])  # fmt: skip
+            for method, (kind, s) in scores.items():
+                run = runs.get(method, {})
+                origin = [run.get("path", ""), run.get("checkpoint", ""), meta["data_root"]]
+                for k, p in enumerate(pair_list.pairs):
+                    row = [method, kind, str(p.first), str(p.second), int(p.same), p.fold, f"{s[k]:.6f}"]
+                    writer.writerow(row + origin)
         return path
 
 
