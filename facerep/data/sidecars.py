@@ -87,7 +87,7 @@ def read_pts(path: str | Path, *, expected: int | None = NUM_LANDMARKS) -> np.nd
 
 
 def pts_text(points: np.ndarray) -> str:
-    """(n, 2) points in facerep pixels as the text of an iBUG ``.pts`` file (1-based, see module docstring)."""
+    """(n, 2) points in facerep pixels as the text of an iBUG ``.pts`` file (1-based; see the module doc)."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2) + PTS_OFFSET
     body = "\n".join(f"{x:.4f} {y:.4f}" for x, y in points)
     return f"version: 1\nn_points:  {len(points)}\n{{\n{body}\n}}\n"
