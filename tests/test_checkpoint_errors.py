@@ -70,6 +70,11 @@ def _folder(path: Path) -> None:
     path.mkdir()
 
 
+def _broken_link(path: Path) -> None:
+    path.unlink()
+    path.symlink_to(path.parent / "gone.safetensors")
+
+
 def _pipe(path: Path) -> None:  # opening a named pipe for reading would wait for a writer forever
     path.unlink()
     os.mkfifo(path)
@@ -90,6 +95,7 @@ CASES = {
     "classes not a mapping": (_classes_not_a_mapping, "its metadata recipe or classes is not a mapping"),
     "a folder": (_folder, "not a regular file"),
     "a named pipe": (_pipe, "not a regular file"),
+    "a broken link": (_broken_link, "a link to a missing file"),
 }
 
 

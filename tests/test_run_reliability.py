@@ -252,6 +252,19 @@ def test_resuming_at_or_past_a_lowered_max_steps_ends_the_stage_without_training
     assert all(torch.equal(done.tensors[k], v) for k, v in data.tensors.items() if k.startswith("model."))
 
 
+def test_a_checkpoints_entry_that_is_not_a_folder_is_refused_before_training(
+    tmp_path: Path,
+) -> None:
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(tiny_recipe_text("full", steps=2))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoints").write_text("not a folder")
+    with pytest.raises(FacerepError, match=r"checkpoints is not a folder: move it aside"):
+        fit(recipe, out, resume=True)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints"]
+
+
 def test_an_out_path_that_is_a_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(tiny_recipe_text("full", steps=2))

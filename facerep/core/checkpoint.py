@@ -165,25 +165,27 @@ def read_meta(path: Path) -> dict[str, Any]:
             starts_like_header = handle.read(2) == b'{"'
         if starts_like_header:
             raise bad(f"truncated: its header alone needs {length} bytes, the file ends after {size - 8}")
-        raise bad(f"not a safetensors file (its first 8 bytes announce a {length}-byte header; {size} bytes)")
+        raise bad(
+            f"not a safetensors file: its first 8 bytes announce a {length}-byte header, the file has {size}"
+        )
     try:
         header = json.loads(header_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise bad("not a safetensors file (its header is not JSON)") from None
+        raise bad("not a safetensors file: its header is not JSON") from None
     if not isinstance(header, dict):
-        raise bad("not a safetensors file (its header is not a JSON object)")
+        raise bad("not a safetensors file: its header is not a JSON object")
     try:
         data_end = max(
             (int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"),
             default=0,
         )
     except (TypeError, KeyError, IndexError, ValueError):
-        raise bad("not a safetensors file (a tensor entry of its header has no data offsets)") from None
+        raise bad("not a safetensors file: a tensor entry of its header has no data offsets") from None
     if 8 + length + data_end > size:
         raise bad(f"truncated: {size} bytes of the {8 + length + data_end} its header lists")
     raw = (header.get("__metadata__") or {}).get("facerep")
     if raw is None:
-        raise bad("not a facerep checkpoint (a safetensors file without facerep metadata)")
+        raise bad("not a facerep checkpoint: a safetensors file without facerep metadata")
     try:
         meta = json.loads(raw)
     except (TypeError, ValueError):
@@ -207,6 +209,8 @@ def read_meta(path: Path) -> dict[str, Any]:
 def load_checkpoint(path: Path) -> CheckpointData:
     """Read a checkpoint; a missing or unreadable file raises `CheckpointError` naming it and the reason."""
     if not path.exists():
+        if path.is_symlink():
+            raise UnreadableCheckpointError(path, "a link to a missing file")
         raise CheckpointError(f"checkpoint not found: {path}")
     meta = read_meta(path)
     try:

@@ -338,6 +338,9 @@ class Trainer:
         """
         if self.is_main:
             check_recipe_file_is_not_overwritten(self.recipe, self.out)
+        for folder in (self.checkpoint_dir, self.out / "samples"):
+            if folder.exists() and not folder.is_dir():
+                raise FacerepError(f"{folder} is not a folder: move it aside (nothing was changed)")
         found: tuple[Path, ckpt.CheckpointData] | None = None
         skipped: list[tuple[Path, str]] = []
         if self.options.resume:
