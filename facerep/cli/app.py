@@ -17,7 +17,15 @@ from facerep.cli.run_cmd import run
 from facerep.cli.transfer_cmd import transfer
 from facerep.core.errors import FacerepError, literal
 
-app = typer.Typer(
+
+class _PlainHelpTyper(typer.Typer):
+    """A Typer app whose help texts print as written (`plain_help`) when it is called."""
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        return plain_help(typer.main.get_command(self))(*args, **kwargs)
+
+
+app = _PlainHelpTyper(
     name="facerep",
     help="Semi-supervised 3D face representation learning from photo collections.",
     no_args_is_help=True,
@@ -85,9 +93,8 @@ def print_error(message: object) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one clear message and exit with status 2."""
-    command = plain_help(typer.main.get_command(app))
     try:
-        code = command.main(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except FacerepError as exc:
         print_error(exc)
         sys.exit(2)
