@@ -113,20 +113,157 @@ def render_grid(
     return images.clamp(0, 1), labels
 
 
+#: Smallest and largest side of one rendered picture, pixels (6 pictures of this size are rendered).
+SIZE_RANGE: tuple[int, int] = (16, 2048)
+
+#: Loader plugins chosen from a model file's suffix when NAME is a path.
+LOADER_BY_SUFFIX: dict[str, str] = {".npz": "npz", ".mat": "bfm", ".pkl": "bfm"}
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--set`` -> (key, value); the value becomes an int, float, bool or None when it
+    reads as one (``3``, ``0.5``, ``true``, ``null``), else stays a string."""
+    from facerep.core.errors import FacerepError
+
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise FacerepError(f"--set {text!r}: expected KEY=VALUE with a loader argument name, e.g. units=cm")
+    raw = raw.strip()
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    if lowered in ("null", "none", "~"):
+        return key, None
+    for kind in (int, float):
+        try:
+            return key, kind(raw)
+        except ValueError:
+            pass
+    return key, raw
+
+
+def resolve_model_node(name: str, path: Path | None, registry) -> dict:  # noqa: ANN001 - a Registry
+    """The face-model recipe node ``{"type": ..., "path": ...}`` for NAME (a plugin name, or a model
+    file / folder whose loader is chosen by its suffix) and ``--path``."""
+    from facerep.core.errors import FacerepError
+
+    known = registry.names("facemodel")
+    if (
+        name not in known
+        and ":" not in name
+        and (Path(name).exists() or Path(name).suffix in LOADER_BY_SUFFIX)
+    ):
+        if path is not None:
+            raise FacerepError(f"{name}: give the model either as NAME or with --path, not both")
+        as_path = Path(name)
+        if as_path.is_dir():
+            loader = "sfm"
+        elif as_path.suffix.lower() in LOADER_BY_SUFFIX:
+            loader = LOADER_BY_SUFFIX[as_path.suffix.lower()]
+        else:
+            raise FacerepError(
+                f"{as_path}: cannot tell its face model format from the name; give the loader, e.g. "
+                f"`facerep facemodel show npz --path {as_path}` (loaders: {', '.join(known)})"
+            )
+        name, path = loader, as_path
+    elif name not in known and ("/" in name or "\\" in name):
+        raise FacerepError(
+            f"{name}: no such model file or folder (and not a face model plugin: {', '.join(known)})"
+        )
+    comp = registry.get("facemodel", name, address="NAME")
+    node: dict = {"type": name}
+    if path is not None:
+        if "path" not in comp.parameters():
+            raise FacerepError(
+                f"--path: face model {name!r} reads no file (its arguments: "
+                f"{', '.join(comp.recipe_parameters()) or 'none'})"
+            )
+        if not path.exists():
+            raise FacerepError(f"{path}: face model file or folder not found")
+        node["path"] = str(path)
+    elif "path" in comp.parameters() and comp.parameters()["path"].default in ("", None):
+        raise FacerepError(
+            f"face model {name!r} is read from a file: give it with --path (e.g. "
+            f"`facerep facemodel show {name} --path FILE_OR_FOLDER`)"
+        )
+    return node
+
+
+def _check_out(out: Path) -> None:
+    from facerep.core.errors import FacerepError
+
+    if out.suffix.lower() != ".png":
+        raise FacerepError(f"--out {out}: the grid is written as PNG; give a file name ending in .png")
+    if out.is_dir():
+        raise FacerepError(f"--out {out}: is a folder; give a .png file name")
+
+
+def save_png(image, out: Path) -> None:  # noqa: ANN001 - a PIL image
+    """Write `image` as PNG at `out` through a temporary file in its folder, renamed over `out` when
+    complete: a failed write (read-only folder, full disk) leaves no partial file and raises one
+    `FacerepError` naming the file."""
+    import os
+    import tempfile
+
+    from facerep.core.errors import FacerepError
+
+    tmp: str | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        with os.fdopen(fd, "wb") as fh:
+            image.save(fh, format="PNG")
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # an ordinary new file's permissions (mkstemp makes 0o600)
+        os.replace(tmp, out)
+    except OSError as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise FacerepError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+
+
 @facemodel_app.command("show")
 def show(
-    name: str = typer.Argument(..., help="Face model plugin name (see `facerep plugins`), e.g. synthetic."),
+    name: str = typer.Argument(
+        ...,
+        help="Face model plugin name (see `facerep plugins`), e.g. synthetic, sfm, npz, bfm; or a model "
+        "file / folder (.npz -> npz, .mat / .pkl -> bfm, a folder of eos files -> sfm).",
+    ),
+    path: Path = typer.Option(
+        None, "--path", help="The model's file or folder for file-based models (npz, sfm, bfm)."
+    ),
+    settings: list[str] = typer.Option(
+        [], "--set", help="Another loader argument, KEY=VALUE (repeatable), e.g. units=cm, exp_path=FILE."
+    ),
     out: Path = typer.Option(Path("facemodel.png"), "--out", "-o", help="PNG file to write."),
     vertices: int = typer.Option(None, "--vertices", help="Template resolution, for models that take one."),
     light: str = typer.Option("studio", "--light", help=LIGHT_HELP),
-    size: int = typer.Option(256, "--size", help="Side of each rendered picture in pixels."),
-    yaw: float = typer.Option(
-        20.0, "--yaw", help="Yaw of the views in degrees (positive: face turns to image right)."
+    size: int = typer.Option(
+        256,
+        "--size",
+        min=SIZE_RANGE[0],
+        max=SIZE_RANGE[1],
+        help=f"Side of each rendered picture in pixels ({SIZE_RANGE[0]}-{SIZE_RANGE[1]}).",
     ),
-    pitch: float = typer.Option(0.0, "--pitch", help="Pitch of the views in degrees."),
-    sigmas: float = typer.Option(3.0, "--sigmas", help="How many standard deviations the modes are pushed."),
+    yaw: float = typer.Option(
+        20.0,
+        "--yaw",
+        min=-90.0,
+        max=90.0,
+        help="Yaw of the views in degrees (positive: face turns to image right).",
+    ),
+    pitch: float = typer.Option(0.0, "--pitch", min=-90.0, max=90.0, help="Pitch of the views in degrees."),
+    sigmas: float = typer.Option(
+        3.0, "--sigmas", min=0.0, max=10.0, help="How many standard deviations the modes are pushed (0-10)."
+    ),
 ) -> None:
-    """Render the mean face and +/- 3 sd of the first identity and expression components to a PNG grid."""
+    """Render the mean face and +/- 3 sd of the first identity and expression components to a PNG grid.
+
+    Real models: `facerep facemodel show sfm --path eos/share`, `facerep facemodel show model.npz`,
+    `facerep facemodel show bfm --path 01_MorphableModel.mat --set exp_path=Exp_Pca.bin`.
+    """
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -134,14 +271,24 @@ def show(
     from facerep.core.paths import cache_dir
     from facerep.core.registry import get_registry
 
+    _check_out(out)
     registry = get_registry()
-    node: dict = {"type": name}
+    node = resolve_model_node(name, path, registry)
+    for text in settings:
+        key, value = parse_setting(text)
+        if key in ("type", "path", "vertices"):
+            raise FacerepError(f"--set {text!r}: give {key!r} as {'NAME' if key == 'type' else '--' + key}")
+        node[key] = value
+    name = node["type"]
     if vertices is not None:
         comp = registry.get("facemodel", name)
         if "vertices" not in comp.parameters():
             raise FacerepError(f"face model {name!r} has no 'vertices' argument (it has a fixed template)")
         node["vertices"] = int(vertices)
-    model = registry.build("facemodel", node, {"cache_dir": cache_dir()})
+    try:
+        model = registry.build("facemodel", node, {"cache_dir": cache_dir()})
+    except (ValueError, TypeError) as exc:  # a factory's own range / type check
+        raise FacerepError(f"face model {name!r}: {exc}") from None
     images, labels = render_grid(model, parse_light(light), size=size, yaw=yaw, pitch=pitch, sigmas=sigmas)
     arr = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     cols, pad, text_h = 3, 4, 16
@@ -152,10 +299,14 @@ def show(
         x, y = pad + c * (size + pad), pad + r * (size + text_h + pad)
         draw.text((x + 2, y + 2), label, fill=(230, 230, 230))
         grid.paste(Image.fromarray(img), (x, y + text_h))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
+    save_png(grid, out)
+    source = (
+        getattr(model, "info", {}).get("source") if isinstance(getattr(model, "info", None), dict) else None
+    )
     typer.echo(
-        f"wrote {out} ({grid.width}x{grid.height}): {getattr(model, 'name', name)} face model, "
-        f"{model.num_vertices} vertices, light {light!r}; rows: identity 1, expression 1; "
+        f"wrote {out} ({grid.width}x{grid.height}): {getattr(model, 'name', name)} face model"
+        + (f" from {source}" if source else "")
+        + f", {model.num_vertices} vertices, {model.num_id} identity / {model.num_exp} expression "
+        f"components, light {light!r}; rows: identity 1, expression 1; "
         f"columns: -{sigmas:g} sd, mean, +{sigmas:g} sd"
     )
