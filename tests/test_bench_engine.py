@@ -28,4 +28,4 @@ def test_bench_a_few_step_checkpoint_on_the_synthetic_world(tmp_path: Path) -> N
     rows = list(csv.DictReader((out / "per_subject.csv").open()))
     assert len(rows) == 3 * 3 * 2 * 3
     assert all(float(r["mean"]) > 0 for r in rows)
-    assert len(list((out / "error_maps").glob("subject_01_*.png"))) == 3
+    assert len(list((out / "error_maps").glob("subject_01_*.png"))) == 3 * 2  # conditions x protocols

@@ -112,11 +112,17 @@ def test_files_have_the_right_rows_and_columns(bench: dict) -> None:
     per_subject = list(csv.DictReader((out / "per_subject.csv").open()))
     assert len(per_subject) == 3 * 3 * 2 * 4  # subjects x conditions x protocols x methods
     assert {r["subject"] for r in per_subject} == {"subject_01", "subject_02", "subject_03"}
+    oracle = next(r for r in per_subject if r["method"] == "oracle")  # each line says what made it
+    assert oracle["checkpoint"] == "oracle-step-0.safetensors"
+    assert {r["data_root"] for r in per_subject} == {str(bench["tables"].meta["data_root"])}
     maps = sorted((out / "error_maps").glob("*.png"))
-    assert [m.name for m in maps] == [
+    assert [m.name for m in maps] == [  # both protocols get their maps
         "subject_01_identity_Cooperative.png",
         "subject_01_identity_Indoor.png",
         "subject_01_identity_Outdoor.png",
+        "subject_01_three_views_Cooperative.png",
+        "subject_01_three_views_Indoor.png",
+        "subject_01_three_views_Outdoor.png",
     ]
     with Image.open(maps[0]) as im:
         assert im.width > 4 * 200 and im.mode == "RGB"

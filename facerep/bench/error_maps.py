@@ -4,11 +4,12 @@ Each map shows aligned predictions seen from the front (orthographic, +z towards
 panel per method, each triangle filled with the colour of its vertices' mean point-to-plane error
 (0 mm blue to `vmax` mm red, a turbo-like ramp) and lightly shaded by its normal; vertices outside
 the crop sphere (no error) are grey. A colour bar with its scale in mm sits on the right.
+`write_error_maps` writes a subject's maps: one per protocol and condition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,3 +119,32 @@ def render_error_map(
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path
+
+
+def write_error_maps(
+    groups: Mapping[tuple[str, str], Sequence[ErrorPanel]],
+    out_dir: str | Path,
+    subject: str,
+    *,
+    vmax: float = 3.0,
+    protocol_titles: Mapping[str, str] | None = None,
+) -> dict[str, Path]:
+    """One error map per (protocol, condition) of one subject: every protocol gets its maps.
+
+    Args:
+        groups: (protocol, condition) -> the panels of every method (runs and baselines) for it.
+        out_dir: the bench's output folder; maps go to ``out_dir/error_maps/``.
+        subject: the subject's id, the start of each file name.
+        vmax: top of the colour scale, mm.
+        protocol_titles: protocol -> words for the picture's title (e.g. "Average over identity").
+
+    Returns:
+        ``{"error_maps/<subject>_<protocol>_<condition>.png": path}`` in `groups` order.
+    """
+    titles = protocol_titles or {}
+    files: dict[str, Path] = {}
+    for (protocol, condition), panels in groups.items():
+        path = Path(out_dir) / "error_maps" / f"{subject}_{protocol}_{condition}.png"
+        title = f"{subject} {condition} ({titles.get(protocol, protocol)})"
+        files[f"error_maps/{path.name}"] = render_error_map(panels, path, title=title, vmax=vmax)
+    return files

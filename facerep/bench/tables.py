@@ -4,7 +4,9 @@ Table 1 has one block per protocol ("Average over identity", "Average over three
 is a run, a baseline or (on real MICC) a published row, with the mean and std over subjects for the
 Cooperative, Indoor and Outdoor videos. Table 2 is the ablation table (runs only, average over
 identity) with the paper's Table 2 rows as published rows on real MICC, plus each run's identity
-spread over a video's frames. Every file carries the data root and the runs' checkpoints.
+spread over a video's frames. Every file carries the data root, the runs' folders and checkpoints, the
+statistic and the direction: the Markdown and CSV tables in their head, ``per_subject.csv`` in its
+provenance columns.
 """
 
 from __future__ import annotations
@@ -31,6 +33,18 @@ CSV_COLUMNS: tuple[str, ...] = (
     "checkpoint",
     *(f"{c}_{s}" for c in CONDITIONS for s in ("mean", "std", "n")),
 )
+#: Per-subject columns that say where a score comes from (the run's folder and checkpoint, the data, the
+#: distance's direction and crop radius in mm).
+#: ``alignment`` is how the subject's prediction was first aligned to its scan (scan landmarks or the
+#: estimated nose tip, then ICP).
+PROVENANCE_COLUMNS: tuple[str, ...] = (
+    "run_path",
+    "checkpoint",
+    "data_root",
+    "direction",
+    "radius_mm",
+    "alignment",
+)
 SUBJECT_COLUMNS: tuple[str, ...] = (
     "method",
     "kind",
@@ -41,6 +55,7 @@ SUBJECT_COLUMNS: tuple[str, ...] = (
     "rmse",
     "spread",
     "frames",
+    *PROVENANCE_COLUMNS,
 )
 
 
@@ -111,7 +126,8 @@ def alignment_summary(per_subject: dict[str, str]) -> str:
 def _md_meta(meta: dict[str, Any]) -> list[str]:
     lines = [f"- data root: `{meta.get('data_root', '?')}`"]
     for run in meta.get("runs", []):
-        lines.append(f"- run `{run['name']}`: checkpoint `{run['checkpoint']}`")
+        where = f" (`{run['path']}`)" if run.get("path") else ""
+        lines.append(f"- run `{run['name']}`{where}: checkpoint `{run['checkpoint']}`")
     lines.append(
         f"- error: {meta.get('statistic', 'mean')} point-to-plane distance (mm), direction "
         f"{meta.get('direction', 'pred_to_scan')}, scan cropped to {meta.get('radius', 95.0)} mm around "
@@ -160,15 +176,24 @@ def _csv_row(block: str, row: TableRow) -> dict[str, Any]:
     return out
 
 
+def _csv_provenance(meta: dict[str, Any]) -> str:
+    """The comment lines that head a table CSV: data root, each run's folder and checkpoint, the error."""
+    lines = [f"# data_root={meta.get('data_root', '')}"]
+    for run in meta.get("runs", []):
+        lines.append(f"# run={run['name']} path={run.get('path', '')} checkpoint={run['checkpoint']}")
+    lines.append(
+        f"# statistic={meta.get('statistic', 'mean')} direction={meta.get('direction', 'pred_to_scan')} "
+        f"radius_mm={meta.get('radius', '')}"
+    )
+    if meta.get("alignment"):
+        lines.append(f"# alignment={meta['alignment']}")
+    lines += [f"# note={note}" for note in meta.get("notes", [])]
+    return "".join(f"{line}\n" for line in lines)
+
+
 def _write_csv(path: Path, blocks: dict[str, Sequence[TableRow]], meta: dict[str, Any]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
-        fh.write(f"# data_root={meta.get('data_root', '')}\n")
-        for run in meta.get("runs", []):
-            fh.write(f"# run={run['name']} checkpoint={run['checkpoint']}\n")
-        if meta.get("alignment"):
-            fh.write(f"# alignment={meta['alignment']}\n")
-        for note in meta.get("notes", []):
-            fh.write(f"# note={note}\n")
+        fh.write(_csv_provenance(meta))
         writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
         writer.writeheader()
         for block, rows in blocks.items():
@@ -202,23 +227,35 @@ def write_tables(tables: BenchTables, out_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
-def write_per_subject(
-    scores: Sequence[Score], path: str | Path, alignment: dict[str, str] | None = None
-) -> Path:
-    """One CSV line per (method, protocol, condition, subject) score; with `alignment` (subject -> how its
-    prediction was first aligned to the scan) an ``alignment`` column."""
+def write_per_subject(scores: Sequence[Score], path: str | Path, meta: dict[str, Any]) -> Path:
+    """One CSV line per (method, protocol, condition, subject) score, each carrying its provenance.
+
+    Args:
+        scores: the bench's scores (errors in mm).
+        path: the CSV file to write.
+        meta: the tables' meta (`BenchTables.meta`): ``data_root``, ``runs`` (name, path, checkpoint),
+            ``direction``, ``radius``. A run's lines get its folder and checkpoint (``run_path``,
+            ``checkpoint``; empty for baselines), every line the data root, the point-to-plane direction
+            and the scan crop radius (mm), so a line copied or merged elsewhere still says what made it.
+            The file has no comment lines: any CSV reader takes it as it is.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns = [*SUBJECT_COLUMNS, *(["alignment"] if alignment is not None else [])]
+    runs = {str(run["name"]): run for run in meta.get("runs", [])}
     with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer = csv.DictWriter(fh, fieldnames=list(SUBJECT_COLUMNS))
         writer.writeheader()
         for s in scores:
             row = s.as_dict()
             for key in ("mean", "rmse", "spread"):
                 row[key] = f"{row[key]:.6f}"
-            if alignment is not None:
-                row["alignment"] = alignment.get(s.subject, "")
+            run = runs.get(s.method, {}) if s.kind == "run" else {}
+            row["run_path"] = run.get("path", "")
+            row["checkpoint"] = run.get("checkpoint", "")
+            row["data_root"] = meta.get("data_root", "")
+            row["direction"] = meta.get("direction", "")
+            row["radius_mm"] = meta.get("radius", "")
+            row["alignment"] = meta.get("alignment_per_subject", {}).get(s.subject, "")
             writer.writerow(row)
     return path
 

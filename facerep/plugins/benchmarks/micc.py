@@ -10,7 +10,7 @@ Baselines in the same run: the template mean face and the best linear 3DMM fit o
 paper's published rows are added, marked as published.
 
 Outputs under ``out_dir``: ``table1.{md,csv,json}``, ``table2.{md,csv,json}``, ``per_subject.csv`` and
-``error_maps/SUBJECT_PROTOCOL_CONDITION.png`` for the first `error_maps` subjects.
+``error_maps/SUBJECT_PROTOCOL_CONDITION.png`` (every protocol) for the first `error_maps` subjects.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facerep.bench import baselines as baseline_shapes
-from facerep.bench.error_maps import ErrorPanel, render_error_map
+from facerep.bench.error_maps import ErrorPanel, write_error_maps
 from facerep.bench.micc_source import CONDITION_TITLES, MiccSource
-from facerep.bench.protocols import PROTOCOLS, encode_video, identity_spread, run_protocols
+from facerep.bench.protocols import PROTOCOL_TITLES, PROTOCOLS, encode_video, identity_spread, run_protocols
 from facerep.bench.published import TABLE1, TABLE2
 from facerep.bench.results import Score, TableRow, published_rows, summarise
 from facerep.bench.scoring import ShapeScore, score_shape
@@ -255,16 +255,14 @@ class MiccBenchmark(Benchmark):
                                     ErrorPanel(name, shape, model.face_model.triangles, sc.error.per_vertex),
                                 )
                     bar.advance(task)
-                for (protocol, title), group in panels.items():
-                    if protocol != self.protocols[0]:
-                        continue  # one map per subject and condition, for the first protocol
-                    path = out / "error_maps" / f"{subject}_{protocol}_{title}.png"
-                    files[f"error_maps/{path.name}"] = render_error_map(
-                        group, path, title=f"{subject} {title} ({protocol})", vmax=self.error_map_vmax
+                files.update(  # one map per protocol and condition
+                    write_error_maps(
+                        panels, out, subject, vmax=self.error_map_vmax, protocol_titles=PROTOCOL_TITLES
                     )
+                )
         tables = self._tables(scores, runs, names, source)
         files.update(write_tables(tables, out))
-        files["per_subject.csv"] = write_per_subject(scores, out / "per_subject.csv", source.alignment)
+        files["per_subject.csv"] = write_per_subject(scores, out / "per_subject.csv", tables.meta)
         print_tables(tables, console)
         return {"tables": tables, "scores": scores, "files": files, "seconds": time.perf_counter() - started}
 
