@@ -49,7 +49,7 @@ def _open(path: Path) -> Image.Image:
             "a guard against decompression bombs): downscale it first"
         ) from None
     except Exception as exc:  # PIL's parsers raise many types on a damaged file
-        raise DataError(f"{path}: not a readable image ({_cause(exc)})") from None
+        raise DataError(f"{path}: corrupt or truncated image ({_cause(exc)})") from None
 
 
 @contextmanager
