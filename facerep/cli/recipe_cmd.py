@@ -82,6 +82,7 @@ def validate(
     Console(highlight=False).print(
         f"ok: {resolved.source} ({len(checked)} components over {len(resolved.stage_names())} stage(s))",
         markup=False,
+        soft_wrap=True,
     )
 
     if data:

@@ -218,7 +218,9 @@ def data_options(stage: Recipe) -> dict[str, Any]:
     sources = _mapping(stage, "data.sources", data.get("sources"), "role -> dataset")
     if not sources:
         raise RecipeError(
-            "the recipe has no data sources", where=stage.locate("data"), address="data.sources"
+            "the recipe has no data sources",
+            where=stage.locate_latest("data.sources"),
+            address="data.sources",
         )
     for role, node in sources.items():
         if isinstance(node, dict) and node.get("root") == BUILTIN_ROOT:
@@ -242,7 +244,7 @@ def data_options(stage: Recipe) -> dict[str, Any]:
     if batch["identities"] + batch["labelled_pairs"] == 0:
         raise RecipeError(
             "data.batch.identities and data.batch.labelled_pairs are both 0: a batch would be empty",
-            where=stage.locate("data.batch"),
+            where=stage.locate_latest("data.batch"),
             address="data.batch",
         )
     augment = _mapping(stage, "data.augment", data.get("augment"), "flip, scale")
@@ -284,6 +286,12 @@ def world_options(stage: Recipe) -> tuple[str, int, dict[str, int]]:
     world = dict(_mapping(stage, "data.world", stage.get("data.world"), "preset, seed, ..."))
     preset = world.pop("preset", "demo")
     seed = _whole(stage, "data.world.seed", world.pop("seed", 0), 0)
+    if seed > 2**32 - 1:
+        raise RecipeError(
+            f"data.world.seed must be an integer in [0, {2**32 - 1}], got {seed}",
+            where=stage.locate("data.world.seed"),
+            address="data.world.seed",
+        )
     if not isinstance(preset, str) or preset not in PRESETS:
         raise RecipeError(
             f"unknown synthetic world preset {preset!r}{did_you_mean(str(preset), PRESETS)}; presets: "

@@ -180,6 +180,9 @@ def _compose(text: str, where: str, *, in_file: bool = True) -> yaml.Node | None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        if context and problem.startswith("but "):  # "expected a single document ... but found another"
+            problem = f"{context} {problem}"
         refused = isinstance(exc, RefusedYAML)
         raise RecipeError(
             problem if refused else f"invalid YAML: {problem}",
@@ -229,8 +232,11 @@ def find_recipe(ref: str | Path, *, relative_to: Path | None = None) -> Path:
         candidates.append(relative_to / text)
     candidates.append(Path(text))
     for c in candidates:
-        if c.is_file():
-            return c
+        try:
+            if c.is_file():
+                return c
+        except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+            continue
     name = Path(text).name
     stem = name.rsplit(".", 1)[0] if name.endswith((".yaml", ".yml")) else name
     if stem in builtin_recipe_names():  # a built-in name, or recipes/NAME.yaml outside the repository
@@ -440,10 +446,19 @@ def _get_parent(data: dict[str, Any], path: Path_, *, create: bool, address: str
 
 
 def unset_path(
-    data: dict[str, Any], origins: dict[Path_, str], address: str, *, where: str | None = None
+    data: dict[str, Any],
+    origins: dict[Path_, str],
+    address: str,
+    *,
+    where: str | None = None,
+    removed: dict[Path_, str] | None = None,
 ) -> None:
-    """Delete the key at dotted `address`; a missing key is an error with a suggestion."""
-    path = _split(address)
+    """Delete the key at dotted `address`; a missing key is an error with a suggestion. `removed`, when
+    given, records `where` as the place the key was removed (see `Recipe.removed`)."""
+    try:
+        path = _split(address)
+    except RecipeError as exc:
+        raise RecipeError(exc.message, where=where) from None
     parent = _get_parent(data, path, create=False, address=address, where=where)
     if path[-1] not in parent:
         raise RecipeError(
@@ -453,36 +468,45 @@ def unset_path(
         )
     del parent[path[-1]]
     _drop_origins(origins, path)
+    if removed is not None and where is not None:
+        removed[path] = where
 
 
 def set_path(
     data: dict[str, Any], origins: dict[Path_, str], assignment: str, *, where: str = "--set"
 ) -> None:
-    """Apply ``a.b=value`` (key must exist) or ``+a.b=value`` (adds the key); value parsed as YAML."""
+    """Apply ``a.b=value`` (key must exist) or ``+a.b=value`` (adds the key); value parsed as YAML.
+
+    Errors and the value's origin name the whole assignment (``--set a.b=value``).
+    """
     if "=" not in assignment:
         raise RecipeError(f"override {assignment!r} must look like key.path=value", where=where)
+    located = f"{where} {assignment}"
     address, raw = assignment.split("=", 1)
     address = address.strip()
     add = address.startswith("+")
     if add:
         address = address[1:]
-    path = _split(address)
-    value = parse_value(raw, where=f"{where} {assignment}", address=address) if raw.strip() else None
-    parent = _get_parent(data, path, create=add, address=address, where=where)
+    try:
+        path = _split(address)
+    except RecipeError as exc:
+        raise RecipeError(exc.message, where=located) from None
+    value = parse_value(raw, where=located, address=address) if raw.strip() else None
+    parent = _get_parent(data, path, create=add, address=address, where=located)
     if not add and path[-1] not in parent:
         raise RecipeError(
             f"no key {path[-1]!r} to override{did_you_mean(path[-1], parent.keys())}; "
             f"use '+{address}=...' to add a new key",
-            where=where,
+            where=located,
             address=address,
         )
     if add and path[-1] in parent:
         raise RecipeError(
-            f"key {address!r} exists; drop the '+' to override it", where=where, address=address
+            f"key {address!r} exists; drop the '+' to override it", where=located, address=address
         )
     _drop_origins(origins, path)
     parent[path[-1]] = value
-    origins[path] = f"{where} {assignment}"
+    origins[path] = located
 
 
 # -- the resolved recipe -----------------------------------------------------------------------------
@@ -497,21 +521,45 @@ class Recipe:
         origins: key path -> "file:line" (or "--set ...") of each value.
         source: the file it was resolved from.
         chain: the files of the ``extends`` chain, child first.
+        removed: key path -> "file:line" (or "--unset ...") of the ``unset`` that removed it.
     """
 
     data: dict[str, Any]
     origins: dict[Path_, str]
     source: Path
     chain: list[Path] = field(default_factory=list)
+    removed: dict[Path_, str] = field(default_factory=dict)
 
     def locate(self, address: str | Path_) -> str | None:
-        """ "file:line" of the value at `address`, or of its nearest located ancestor."""
+        """ "file:line" of the value at `address`, or of the ``unset`` that removed it, or of its nearest
+        located ancestor."""
         path = tuple(address.split(".")) if isinstance(address, str) else tuple(address)
         while path:
             if path in self.origins:
                 return self.origins[path]
+            if path in self.removed:
+                return self.removed[path]
             path = path[:-1]
         return str(self.source)
+
+    def layer(self, where: str | None) -> int:
+        """How late the value at `where` (a `locate` result) was set: 0 for the command line, then 1 + the
+        index of its file in `chain` (the child first); unknown places last."""
+        if where is None:
+            return len(self.chain) + 2
+        if where.startswith("--"):
+            return 0
+        head, _, tail = where.rpartition(":")
+        file = head if head and tail.isdigit() else where
+        files = [str(p) for p in self.chain]
+        return 1 + files.index(file) if file in files else len(self.chain) + 1
+
+    def locate_latest(self, address: str) -> str | None:
+        """ "file:line" of the value set last at or under `address` (`layer`): where a child recipe or
+        ``--set`` changed part of a parent's mapping, that change, not the mapping's first line."""
+        prefix = tuple(address.split("."))
+        places = [w for p, w in self.origins.items() if p[: len(prefix)] == prefix]
+        return min(places, key=self.layer) if places else self.locate(address)
 
     def get(self, address: str, default: Any = None) -> Any:
         node: Any = self.data
@@ -534,7 +582,7 @@ class Recipe:
         base = {k: v for k, v in self.data.items() if k != "stages"}
         origins = {p: w for p, w in self.origins.items() if p[:1] != ("stages",)}
         if not stages and name == "main":
-            return Recipe(copy.deepcopy(base), origins, self.source, self.chain)
+            return Recipe(copy.deepcopy(base), origins, self.source, self.chain, dict(self.removed))
         if name not in stages:
             raise RecipeError(
                 f"no stage {name!r}{did_you_mean(name, stages)}; stages: {', '.join(stages)}",
@@ -550,9 +598,11 @@ class Recipe:
         merge(data, origins, override, sub)
         data = _strip_replace(data)
         origins = {p: w for p, w in origins.items() if p[-1:] != ("_replace_",)}
+        removed = dict(self.removed)
         for i, address in enumerate(unsets):
-            unset_path(data, origins, address, where=self.locate((*prefix, "unset", str(i))))
-        return Recipe(data, origins, self.source, self.chain)
+            where = self.locate((*prefix, "unset", str(i)))
+            unset_path(data, origins, address, where=where, removed=removed)
+        return Recipe(data, origins, self.source, self.chain, removed)
 
     def stages(self) -> Iterator[tuple[str, Recipe]]:
         for name in self.stage_names():
@@ -651,7 +701,10 @@ def _unset_list(value: Any, origins: Mapping[Path_, str], path: Path_) -> list[s
     return value
 
 
-def _resolve_file(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], dict[Path_, str], list[Path]]:
+def _resolve_file(
+    path: Path, seen: tuple[Path, ...]
+) -> tuple[dict[str, Any], dict[Path_, str], list[Path], dict[Path_, str]]:
+    """(data, origins, extends chain, removed keys) of one recipe file and its parents."""
     real = path.resolve()
     if real in seen:
         chain = " -> ".join(str(p) for p in (*seen, real))
@@ -675,7 +728,7 @@ def _resolve_file(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], d
             parent_path = find_recipe(parent_ref, relative_to=path.parent)
         except RecipeError as exc:
             raise RecipeError(exc.message, where=origins.get(("extends",)), address="extends") from None
-        base, base_origins, parent_chain = _resolve_file(parent_path, (*seen, real))
+        base, base_origins, parent_chain, removed = _resolve_file(parent_path, (*seen, real))
         merge(
             base,
             base_origins,
@@ -685,9 +738,11 @@ def _resolve_file(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], d
         data, origins, chain = base, base_origins, [path, *parent_chain]
     else:
         origins = {p: w for p, w in origins.items() if p[:1] not in (("extends",), ("unset",))}
+        removed = {}
     for i, address in enumerate(unsets):
-        unset_path(data, origins, str(address), where=unset_origins.get(("unset", str(i)), str(path)))
-    return data, origins, chain
+        where = unset_origins.get(("unset", str(i)), str(path))
+        unset_path(data, origins, str(address), where=where, removed=removed)
+    return data, origins, chain, removed
 
 
 def load_recipe(
@@ -698,15 +753,15 @@ def load_recipe(
 ) -> Recipe:
     """Resolve a recipe file or built-in name, apply CLI overrides and unsets, check top-level keys."""
     path = find_recipe(ref)
-    data, origins, chain = _resolve_file(path, ())
+    data, origins, chain, removed = _resolve_file(path, ())
     # `_replace_` has done its work once merged; inside `stages` it still has to act on the base.
     data = {k: v if k == "stages" else _strip_replace(v) for k, v in data.items()}
     origins = {p: w for p, w in origins.items() if p[-1:] != ("_replace_",) or p[:1] == ("stages",)}
     for address in unsets or []:
-        unset_path(data, origins, address, where="--unset")
+        unset_path(data, origins, address, where=f"--unset {address}", removed=removed)
     for assignment in overrides or []:
         set_path(data, origins, assignment)
-    recipe = Recipe(data, origins, path, chain)
+    recipe = Recipe(data, origins, path, chain, removed)
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             raise RecipeError(

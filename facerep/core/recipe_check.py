@@ -43,6 +43,8 @@ REQUIRED_COMPONENTS: tuple[tuple[str, str], ...] = (
 MAPPING_SECTIONS: tuple[str, ...] = ("data", "model", "losses", "optim", "train", "bench")
 #: Keys that only the top of a recipe file may hold, not a stage's overrides.
 FILE_ONLY_KEYS: tuple[str, ...] = ("extends", "stages")
+#: Largest ``seed`` (and ``data.world.seed``): random generators take 32-bit seeds everywhere.
+MAX_SEED = 2**32 - 1
 #: ``train.precision`` values.
 PRECISIONS: tuple[str, ...] = ("32", "bf16-mixed")
 #: Identity classes assumed when ``build=True`` builds the losses without reading the data (the count
@@ -60,6 +62,10 @@ def check_recipe(
     """
     registry = registry or get_registry()
     checked = []
+    base = Recipe(
+        {k: v for k, v in recipe.data.items() if k != "stages"}, recipe.origins, recipe.source, recipe.chain
+    )
+    _check_top_level(base)  # what stages override is never used, but must still make sense
     stages = list(recipe.stages())
     for stage_name, stage in stages:
         for address, component in check_stage(stage, registry):
@@ -81,23 +87,24 @@ def check_stage(stage: Recipe, registry: Registry) -> list[tuple[str, str]]:
         components[address] = comp = registry.check(kind, node, address=address, locate=stage.locate)
         checked.append((address, f"{kind}:{comp.name}"))
     for address, kind in REQUIRED_COMPONENTS:
-        if stage.get(address) is None:
-            parent = address.rsplit(".", 1)[0] if "." in address else address
+        if stage.get(address) is None:  # at the unset that removed it, else the nearest section
             raise RecipeError(
                 f"the recipe has no {address!r} ({kind}); a run needs one",
-                where=stage.locate(parent),
+                where=stage.locate(address),
                 address=address,
             )
     if stage.get("critic") is not None and stage.get("optim.critic") is None:
         raise RecipeError(
-            "a critic needs an optimizer at 'optim.critic'", where=stage.locate("critic"), address="critic"
+            "a critic needs an optimizer at 'optim.critic'",
+            where=_removed_or(stage, "optim.critic", "critic"),
+            address="critic",
         )
     for address, comp in components.items():
         adversarial = address.startswith("losses.") and getattr(comp.factory, "has_critic", False)
         if adversarial and stage.get("critic") is None:
             raise RecipeError(
                 f"the adversarial loss {comp.name!r} needs a 'critic'",
-                where=stage.locate(address),
+                where=_removed_or(stage, "critic", address),
                 address=address,
             )
     for address, comp in components.items():
@@ -112,6 +119,12 @@ def check_stage(stage: Recipe, registry: Registry) -> list[tuple[str, str]]:
     ]
     validation_config(stage, labelled)
     return checked
+
+
+def _removed_or(stage: Recipe, removed: str, other: str) -> str | None:
+    """Where `removed` was unset (the cause of a missing partner), else where `other` is."""
+    path = tuple(removed.split("."))
+    return stage.removed[path] if path in stage.removed else stage.locate(other)
 
 
 def _check_source(stage: Recipe, address: str, node: dict[str, Any], comp: Any) -> None:
@@ -173,9 +186,11 @@ def _check_top_level(stage: Recipe) -> None:
                 address=key,
             )
     seed = stage.data.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise RecipeError(
-            f"'seed' must be an integer >= 0, got {seed!r}", where=stage.locate("seed"), address="seed"
+            f"'seed' must be an integer in [0, {MAX_SEED}], got {seed!r}",
+            where=stage.locate("seed"),
+            address="seed",
         )
     for section, keys in (("model", MODEL_KEYS), ("optim", OPTIM_KEYS)):
         for key in stage.data.get(section) or {}:
@@ -188,28 +203,21 @@ def _check_top_level(stage: Recipe) -> None:
                 )
 
 
-def _whole(stage: Recipe, key: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        need = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise RecipeError(
-            f"train.{key} must be {need}, got {value!r}",
-            where=stage.locate(f"train.{key}"),
-            address=f"train.{key}",
-        )
-
-
 def train_options(stage: Recipe) -> dict[str, Any]:
-    """A stage's ``train`` options with defaults (`facerep.core.engine.train_config`), each value checked:
-    counts are integers (``epochs``, ``log_every``, ``sample_every``, ``checkpoint_every`` and
-    ``keep_checkpoints`` at least 1), ``on_bad_sample`` is error or skip, ``precision`` one of
-    `PRECISIONS`, ``grad_clip`` a number >= 0."""
+    """A stage's ``train`` options with defaults, each value checked: `facerep.core.engine.train_config`
+    (unknown keys, counts, the learning-rate schedule, ``on_nonfinite``), then ``on_bad_sample`` (error or
+    skip), ``precision`` (one of `PRECISIONS`) and ``grad_clip`` (a number >= 0)."""
     from facerep.core.engine import train_config
 
-    config = train_config(stage)
-    for key in ("epochs", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
-        _whole(stage, key, config[key], 1)
-    for key in ("n_critic", "steps_per_epoch"):
-        _whole(stage, key, config[key], 0)
+    try:
+        config = train_config(stage)
+    except RecipeError as exc:
+        if exc.address is not None:
+            raise
+        key = next((k for k in (stage.get("train") or {}) if exc.message.startswith(f"{k} ")), None)
+        if key is None:
+            raise
+        raise RecipeError(exc.message, where=exc.where, address=f"train.{key}") from None
     if config["on_bad_sample"] not in ("error", "skip"):
         raise RecipeError(
             f"train.on_bad_sample must be 'error' or 'skip', got {config['on_bad_sample']!r}",

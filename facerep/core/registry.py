@@ -27,6 +27,7 @@ import ast
 import importlib
 import importlib.metadata
 import inspect
+import math
 import re
 import traceback
 from collections.abc import Callable, Mapping
@@ -338,7 +339,15 @@ class Registry:
 
 #: Exceptions a factory raises for arguments it refuses (a bad value, a missing or unreadable file);
 #: `Registry.build` reports them as recipe errors at the argument's line.
-FACTORY_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, LookupError, OSError, FacerepError)
+FACTORY_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    LookupError,
+    ArithmeticError,
+    OSError,
+    RuntimeError,  # torch's, e.g. a negative layer width
+    FacerepError,
+)
 
 
 def factory_error(
@@ -358,16 +367,57 @@ def factory_error(
         message = str(exc) or type(exc).__name__
         if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in message:
             message = f"{message}: {exc.filename}"
-    arguments = [k for k in node if k not in NODE_META_KEYS]
-    named = [k for k in arguments if re.search(rf"(?<![\w.-]){re.escape(k)}(?![\w-])", message)]
-    if len(named) != 1:
-        named = [k for k in arguments if isinstance(node[k], str) and len(node[k]) > 2 and node[k] in message]
-    key_address = (f"{address}.{named[0]}" if address else named[0]) if len(named) == 1 else address
+    blamed = _blamed_argument(message, node, address, locate)
+    key_address = (f"{address}.{blamed}" if address else blamed) if blamed else address
     return _recipe_error_class(type(exc))(
         f"{kind} {name!r} refused its arguments: {message}",
         where=locate(key_address),
         address=key_address or None,
     )
+
+
+def _blamed_argument(message: str, node: Mapping[str, Any], address: str, locate: Locate) -> str | None:
+    """The argument of `node` a factory's error `message` is most likely about, or None.
+
+    The first rule that singles out one argument wins: the message names it (as a word); of the
+    arguments it names, it is the one whose value it quotes too; it is the one argument whose value the
+    message quotes. Otherwise, of those candidates (or of all arguments when there are none), the one
+    set last: by ``--set``, else in the recipe file nearest the child of the ``extends`` chain.
+    """
+    arguments = [k for k in node if k not in NODE_META_KEYS]
+
+    def word(text: str) -> str:
+        return rf"(?<![\w.-]){re.escape(text)}(?![\w-]|\.\d)"
+
+    def quoted(key: str) -> bool:  # the value, or an item of a list value, appears in the message
+        values = node[key] if isinstance(node[key], list | tuple) else [node[key]]
+        for value in values:
+            if isinstance(value, str) and len(value) > 2 and value in message:
+                return True
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if number and re.search(word(str(value)), message):
+                return True
+        return False
+
+    named = [k for k in arguments if re.search(word(k), message)]
+    named_quoted = [k for k in named if quoted(k)]
+    all_quoted = [k for k in arguments if quoted(k)]
+    for candidates in (named, named_quoted, all_quoted):
+        if len(candidates) == 1:
+            return candidates[0]
+    candidates = named_quoted or all_quoted or named or arguments
+    ranks = {k: _layer(locate(f"{address}.{k}" if address else k), locate) for k in candidates}
+    first = [k for k in candidates if ranks[k] == min(ranks.values(), default=0)]
+    return first[0] if len(first) == 1 else None
+
+
+def _layer(where: str | None, locate: Locate) -> int:
+    """How late a value was set: `facerep.core.recipe.Recipe.layer` when `locate` is a recipe's (0 for
+    ``--set``, then the files of the ``extends`` chain, child first), else 0 for ``--set`` and 1."""
+    recipe = getattr(locate, "__self__", None)
+    if hasattr(recipe, "layer"):
+        return int(recipe.layer(where))
+    return 0 if where is not None and where.startswith("--") else 1
 
 
 _RECIPE_ERROR_CLASSES: dict[type, type[RecipeError]] = {}
@@ -405,6 +455,8 @@ def argument_mismatch(param: inspect.Parameter, value: Any) -> str | None:
     if annotation is inspect.Parameter.empty:
         return None
     text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+    if isinstance(value, float) and not math.isfinite(value) and _matches(text, 1.0):
+        return "a finite number"  # no argument means nan or infinity (a weight, a rate, a size)
     return None if _matches(text, value) is not False else _describe(text)
 
 
