@@ -202,3 +202,29 @@ def test_the_cli_prints_one_line_and_exits_2(tmp_path: Path, capsys: pytest.Capt
         assert info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and f"{path}:1, key 'a'" in err and "Traceback" not in err
+
+
+def test_replace_flags_must_be_true_or_false(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "r.yaml", "name: x\nmodel:\n  encoder:\n    _replace_: 'true'\n    type: resnet\n"
+    )
+    err = error_of(path)
+    assert (
+        err.where == f"{path}:4"
+        and err.address == "model.encoder._replace_"
+        and "true or false" in err.message
+    )
+
+
+def test_a_parent_name_too_long_for_the_file_system_is_not_found(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.yaml", f"extends: {'x' * 5000}\n")
+    err = error_of(path)  # not a raw OSError (ENAMETOOLONG)
+    assert err.where == f"{path}:1" and err.address == "extends" and "not found" in err.message
+
+
+def test_command_line_key_paths_are_named_in_errors(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.yaml", "name: x\nseed: 1\n")
+    assert error_of(path, overrides=["a..b=1"]).where == "--set a..b=1"
+    assert error_of(path, unsets=["a..b"]).where == "--unset a..b"
+    err = error_of(path, overrides=["+seed=2"])
+    assert err.where == "--set +seed=2" and "drop the '+'" in err.message

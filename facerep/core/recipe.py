@@ -318,6 +318,12 @@ def _located(
                 )
             out[key] = _located(value_node, where, (*path, key), origins, loader, lines=lines)
             origins[(*path, key)] = at(key_node)
+            if key == "_replace_" and not isinstance(out[key], bool):
+                raise RecipeError(
+                    f"'_replace_' must be true or false, got {out[key]!r}",
+                    where=at(key_node),
+                    address=".".join((*path, key)),
+                )
         return out
     if isinstance(node, yaml.SequenceNode):
         if node.tag != f"{_TAG}seq":
