@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# isort: off
+# First, before any import loads torch: OpenMP's wait policy (facerep/cli/threads.py).
+import facerep.cli.threads  # noqa: F401
+
+# isort: on
 import re
 import sys
 
