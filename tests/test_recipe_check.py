@@ -254,3 +254,10 @@ def test_every_builtin_recipe_passes_the_whole_check() -> None:
     for name in builtin_recipe_names():
         checked = check_recipe(load_recipe(name))
         assert {entry.split(":")[0] for _, _, entry in checked} >= {"facemodel", "dataset", "optimizer"}
+
+
+def test_a_top_level_key_nothing_reads_is_unknown(tmp_path: Path) -> None:
+    path = bad_recipe(tmp_path, "output:\n  dir: somewhere\n")  # was accepted, then ignored
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    assert info.value.where == f"{path}:2" and "unknown top-level key 'output'" in info.value.message

@@ -69,7 +69,7 @@ def build_model(stage: Any, context: dict[str, Any], registry: Any) -> FaceRepMo
         node = stage.get(address)
         if node is None:
             raise RecipeError(
-                f"the recipe has no {address!r} ({kind})", where=str(stage.source), address=address
+                f"the recipe has no {address!r} ({kind})", where=stage.locate(address), address=address
             )
         return registry.build(kind, node, context, address=address, locate=stage.locate)
 

@@ -69,7 +69,6 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "train",
     "stages",
     "bench",
-    "output",
 )
 
 _DIRECTIVES = ("extends", "unset")
