@@ -228,3 +228,11 @@ def test_command_line_key_paths_are_named_in_errors(tmp_path: Path) -> None:
     assert error_of(path, unsets=["a..b"]).where == "--unset a..b"
     err = error_of(path, overrides=["+seed=2"])
     assert err.where == "--set +seed=2" and "drop the '+'" in err.message
+
+
+def test_a_set_key_path_deeper_than_the_nesting_limit_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.yaml", "name: x\nbench: {}\n")
+    err = error_of(path, overrides=["+bench." + ".".join(["a"] * 2000) + "=1"])  # was a RecursionError
+    assert f"more than {MAX_NESTING} keys deep" in err.message and err.where.startswith("--set +bench.a.a")
+    recipe = load_recipe(path, overrides=["+bench.new.deeper=1"])
+    assert recipe.locate("bench.new") == "--set +bench.new.deeper=1"  # not the line of 'bench'

@@ -426,6 +426,8 @@ def _split(address: str) -> Path_:
     parts = tuple(address.split("."))
     if not address or any(not p for p in parts):
         raise RecipeError(f"invalid key path {address!r}")
+    if len(parts) > MAX_NESTING:
+        raise RecipeError(f"key path {address[:60]!r}... is more than {MAX_NESTING} keys deep")
     return parts
 
 
@@ -512,6 +514,8 @@ def set_path(
     _drop_origins(origins, path)
     parent[path[-1]] = value
     origins[path] = located
+    for i in range(1, len(path)):  # mappings the '+' created come from the assignment too
+        origins.setdefault(path[:i], located)
 
 
 # -- the resolved recipe -----------------------------------------------------------------------------
