@@ -7,12 +7,14 @@ The trained networks come from the ``face-recognition-models`` package
 benchmarks then leave their dlib rows out with that note.
 
 Coordinates follow facerep's convention (pixel centres at i + 0.5): dlib's points (centres at integers)
-are shifted by +0.5, and boxes given to dlib by -0.5.
+are shifted by +0.5; boxes are pixel edges (x0, y0, x1, y1), as `facerep.core.interfaces.DetectedFace`'s:
+dlib's rectangle (left, top, right, bottom) covers pixels left..right, i.e. x0 = left, x1 = right + 1.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -58,8 +60,8 @@ def dlib_missing() -> str | None:
 def _rectangle(box: tuple[float, float, float, float]):  # noqa: ANN202 - a dlib.rectangle
     import dlib
 
-    x0, y0, x1, y1 = (round(v - 0.5) for v in box)
-    return dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
+    x0, y0, x1, y1 = box
+    return dlib.rectangle(math.floor(x0), math.floor(y0), math.ceil(x1) - 1, math.ceil(y1) - 1)
 
 
 class DlibFaces:
@@ -78,9 +80,9 @@ class DlibFaces:
         self._descriptor = dlib.face_recognition_model_v1(str(model_file("descriptor")))
 
     def detect(self, rgb: np.ndarray, upsample: int = 1) -> list[tuple[float, float, float, float]]:
-        """Face boxes (x0, y0, x1, y1) in pixels of an (H, W, 3) uint8 image, by the HOG detector."""
+        """Face boxes (x0, y0, x1, y1), pixel edges, of an (H, W, 3) uint8 image, by the HOG detector."""
         found = self._detector(np.ascontiguousarray(rgb), int(upsample))
-        return [(r.left() + 0.5, r.top() + 0.5, r.right() + 0.5, r.bottom() + 0.5) for r in found]
+        return [(float(r.left()), float(r.top()), r.right() + 1.0, r.bottom() + 1.0) for r in found]
 
     def landmarks68(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """(68, 2) iBUG landmarks (pixels) of the face in `box` (x0, y0, x1, y1)."""

@@ -173,7 +173,7 @@ class VerificationBenchmark(Benchmark):
                 box = largest([b for b, _ in detections(rgb, detector)])
                 if box is None:
                     fallbacks += 1
-                    box = (0.5, 0.5, rgb.shape[1] - 0.5, rgb.shape[0] - 0.5)
+                    box = (0.0, 0.0, float(rgb.shape[1]), float(rgb.shape[0]))
             codes.append(dlib.descriptor(rgb, box))
             advance(1)
         return np.stack(codes), fallbacks
