@@ -280,15 +280,16 @@ def world_options(stage: Recipe) -> tuple[str, int, dict[str, int]]:
     """A stage's ``data.world`` checked: (preset, seed, changed training-set sizes); recipe errors at the
     key's line for an unknown preset or key, a bad seed or a size that is not a positive integer."""
     from facerep.core.errors import DataError, did_you_mean
+    from facerep.core.recipe_check import MAX_SEED
     from facerep.data.synth import PRESETS
     from facerep.data.world import TRAINING_SIZES, world_spec
 
     world = dict(_mapping(stage, "data.world", stage.get("data.world"), "preset, seed, ..."))
     preset = world.pop("preset", "demo")
     seed = _whole(stage, "data.world.seed", world.pop("seed", 0), 0)
-    if seed > 2**32 - 1:
+    if seed > MAX_SEED:
         raise RecipeError(
-            f"data.world.seed must be an integer in [0, {2**32 - 1}], got {seed}",
+            f"data.world.seed must be an integer in [0, {MAX_SEED}], got {seed}",
             where=stage.locate("data.world.seed"),
             address="data.world.seed",
         )
