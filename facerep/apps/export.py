@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -64,6 +65,27 @@ def bake_uv_texture(face_model: Any, albedo: Tensor, size: int = 256, fill: bool
 def uv_map_texture(uv_map: Tensor) -> np.ndarray:
     """A decoder's UV albedo map (3, S, S), row 0 = top (v = 1) -> (S, S, 3) in [0, 1]."""
     return uv_map.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def resample_uv_map(uv_map: Tensor, size: int) -> Tensor:
+    """A UV map (C, S, S) resampled to (C, size, size) (returned as it is when S == size).
+
+    Bilinear, with ``align_corners=False``: texel edges map to texel edges, so a texture coordinate u (v)
+    falls on the same point of the face at any size, as the U-Net decoder's ``grid_sample`` reads its map
+    (``align_corners=False``). Shrinking is antialiased (each texel averages the texels it covers).
+    """
+    size = int(size)
+    if size < 1:
+        raise ValueError(f"a UV map's size must be positive, got {size}")
+    if uv_map.shape[-2:] == (size, size):
+        return uv_map
+    return F.interpolate(
+        uv_map[None].float(),
+        size=(size, size),
+        mode="bilinear",
+        align_corners=False,
+        antialias=size < uv_map.shape[-1],
+    )[0]
 
 
 def to_uint8(image: Tensor | np.ndarray) -> np.ndarray:

@@ -13,6 +13,12 @@ A photo gives one square crop per face, resized to the run's image size, in one 
   crop (CelebA-style), its largest centred square.
 
 `as_photo` turns a path, a PIL image, a numpy array or a tensor into the RGB photo these functions read.
+
+Photos read from files by `load_face_photo` (and ``facerep reconstruct``) hold at most `MAX_PHOTO_PIXELS`
+pixels: a larger one is reduced by an integer factor while it is decoded
+(`facerep.data.imagefile.load_image_within`; a JPEG is decoded at 1/2, 1/4 or 1/8 scale directly), so a
+100-megapixel photo neither costs gigabytes nor runs the detector at full size. Boxes and landmarks are
+still given in the photo file's pixels (`FacePhoto.scale` says how much `FacePhoto.original` was reduced).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".webp", ".tif", ".ti
 CROPS = ("auto", "landmarks", "center")
 #: Which detected faces `crop_faces` keeps.
 FACES = ("all", "largest")
+#: The largest photo (width x height) read at full size by `read_photo`; larger ones are reduced.
+MAX_PHOTO_PIXELS = 16_000_000
 
 
 class NoFaceFound(DataError):  # noqa: N818 - reads as what happened
@@ -49,8 +57,8 @@ class FacePhoto:
     Attributes:
         path: the photo file (``Path("<image>")`` for an in-memory image).
         image: (3, S, S) crop in [0, 1].
-        original: the full photo (RGB).
-        box: the crop in the photo, (x0, y0, side) in pixels.
+        original: the full photo (RGB), reduced by `scale` when the file was larger than `MAX_PHOTO_PIXELS`.
+        box: the crop in the photo, (x0, y0, side) in the photo file's pixels.
         crop: how the box was chosen: "landmarks" (sidecar), "detected" or "center".
         landmarks: (68, 2) landmarks in crop pixels (sidecar or detected), or None.
         face: index of the face in the photo (largest first), 0 for sidecar and centre crops.
@@ -59,6 +67,8 @@ class FacePhoto:
         face_landmarks: (68, 2) float32 landmarks in photo pixels, or None.
         score: the detector's score, or None.
         photo_index: position of the photo among several inputs (`facerep.apps.model.FaceRep.reconstruct`).
+        scale: pixels of `original` per pixel of the photo file (1.0 unless it was read reduced): a point p
+            of `box`, `face_box` or `face_landmarks` is at ``p * scale`` in `original`.
     """
 
     path: Path
@@ -72,6 +82,7 @@ class FacePhoto:
     face_landmarks: np.ndarray | None = None
     score: float | None = None
     photo_index: int = 0
+    scale: float = 1.0
 
     @property
     def name(self) -> str:
@@ -96,6 +107,15 @@ def find_photos(target: str | Path, *, recursive: bool = True) -> list[Path]:
     if not photos:
         raise DataError(f"{target}: no photos found (suffixes read: {', '.join(PHOTO_SUFFIXES)})")
     return photos
+
+
+def read_photo(path: str | Path) -> tuple[Image.Image, float]:
+    """A photo file as (RGB image of at most `MAX_PHOTO_PIXELS` pixels, scale): ``scale`` = pixels of the
+    image per pixel of the file (1.0 when read at full size; see the module docstring). A missing, corrupt
+    or too large file is a `DataError` naming it."""
+    from facerep.data.imagefile import load_image_within
+
+    return load_image_within(path, MAX_PHOTO_PIXELS)
 
 
 def landmark_sidecar(photo: Path, max_depth: int = 4) -> Path | None:
@@ -161,7 +181,10 @@ def _cut(
     crop_scale: float,
     face: int = 0,
     detected: DetectedFace | None = None,
+    scale: float = 1.0,
 ) -> FacePhoto:
+    """The crop around `points` (68, 2) in `original`'s pixels; box, face box and landmarks are reported in
+    the photo file's (divided by `scale`)."""
     box = landmark_box(points, crop_scale)
     image, landmarks, _ = crop_resize(original, box, int(image_size), points)
     face_box = tuple(float(v) for v in detected.box) if detected is not None else _bounds(points)
@@ -169,13 +192,14 @@ def _cut(
         path,
         image,
         original,
-        tuple(float(b) for b in box),
+        tuple(float(b) / scale for b in box),
         how,
         landmarks,
         face,
-        face_box,  # type: ignore[arg-type]
-        np.asarray(points, dtype=np.float32),
+        tuple(v / scale for v in face_box),  # type: ignore[arg-type]
+        np.asarray(np.asarray(points, dtype=np.float64) / scale, dtype=np.float32),
         float(detected.score) if detected is not None else None,
+        scale=scale,
     )
 
 
@@ -189,11 +213,12 @@ def crop_faces(
     crop: str = "auto",
     crop_scale: float = 1.5,
     sidecars: bool = True,
+    scale: float = 1.0,
 ) -> list[FacePhoto]:
     """The network crops of one photo (see the module docstring): one per face, largest first.
 
     Args:
-        original: the photo (RGB).
+        original: the photo (RGB), possibly reduced from its file by `scale` (`read_photo`).
         path: its file (for sidecars and messages).
         image_size: side of the crops, pixels.
         detector: finds faces when the photo has no landmark sidecar.
@@ -202,6 +227,8 @@ def crop_faces(
             detector, an error without either) or "center" (the centred square, nothing detected).
         crop_scale: crop side / landmark extent.
         sidecars: look for a ``.pts`` sidecar of `path`.
+        scale: pixels of `original` per pixel of the file at `path` (a sidecar's points are in the file's
+            pixels); the returned boxes and landmarks are in the file's pixels.
     Raises:
         `NoFaceFound` when the detector finds no face; `DataError` for ``crop="landmarks"`` without landmarks.
     """
@@ -211,18 +238,22 @@ def crop_faces(
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     if faces not in FACES:
         raise ValueError(f"faces must be one of {FACES}, got {faces!r}")
+    scale = float(scale)
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
     path = Path(path)
     if crop == "center":
         box = center_box(*original.size)
         image, _, _ = crop_resize(original, box, int(image_size))
-        return [FacePhoto(path, image, original, tuple(float(b) for b in box), "center")]
+        return [FacePhoto(path, image, original, tuple(float(b) / scale for b in box), "center", scale=scale)]
     sidecar = landmark_sidecar(path) if sidecars and path.is_file() else None
     if sidecar is not None:
-        return [_cut(original, path, image_size, read_pts(sidecar), "landmarks", crop_scale)]
+        points = read_pts(sidecar) * scale
+        return [_cut(original, path, image_size, points, "landmarks", crop_scale, scale=scale)]
     if detector is None:
         if crop == "landmarks":
             raise DataError(f"{path}: no landmarks to crop around (no .pts sidecar and no face detector)")
-        return crop_faces(original, path, image_size, crop="center")
+        return crop_faces(original, path, image_size, crop="center", scale=scale)
     found = detector.detect(np.asarray(original.convert("RGB")))
     if not found:
         raise NoFaceFound(f"{path}: no face found")
@@ -230,7 +261,7 @@ def crop_faces(
     if faces == "largest":
         found = found[:1]
     return [
-        _cut(original, path, image_size, f.landmarks, "detected", crop_scale, k, f)
+        _cut(original, path, image_size, f.landmarks, "detected", crop_scale, k, f, scale)
         for k, f in enumerate(found)
     ]
 
@@ -266,18 +297,21 @@ def load_face_photo(
     detector: LandmarkDetector | FaceDetector | None = None,
     crop: str = "auto",
 ) -> FacePhoto:
-    """Read a photo and cut the network's square crop of its largest face (see `crop_faces`)."""
+    """Read a photo (reduced to at most `MAX_PHOTO_PIXELS` pixels, `read_photo`) and cut the network's square
+    crop of its largest face (see `crop_faces`); box and landmarks are in the photo file's pixels."""
     if isinstance(detector, LandmarkDetector):
         detector = detector.detector
     path = Path(path)
+    original, scale = read_photo(path)
     return crop_faces(
-        load_image(path),
+        original,
         path,
         image_size,
         detector=detector,
         faces="largest",
         crop=crop,
         crop_scale=crop_scale,
+        scale=scale,
     )[0]
 
 

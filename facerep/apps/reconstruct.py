@@ -9,10 +9,12 @@ sidecar replaces detection), and each face gets a folder ``OUT/NAME/`` (``OUT/NA
   ``.mtl`` + ``.png`` (UV albedo texture): the face in the canonical frame, mm;
 - ``neutral.obj`` / ``neutral.ply``: the same identity with the run's neutral expression;
 - ``posed.obj`` / ``posed.ply``: the face in the camera's frame (see `facerep.apps.export`);
-- ``albedo.png``: the UV albedo texture (the U-Net decoder's own map when the run has one, otherwise the
-  per-vertex albedo baked into the face model's UV layout);
+- ``albedo.png``: the UV albedo texture, ``texture_size`` texels square (the U-Net decoder's own map,
+  resampled to that size, when the run has one; otherwise the per-vertex albedo baked into the face
+  model's UV layout); ``canonical_textured.png`` is the same texture;
 - ``render.png``: the re-rendered crop (RGBA, alpha = coverage); ``overlay.png``: the rendering pasted
-  over the full input photo;
+  over the full input photo (a photo above `facerep.apps.photos.MAX_PHOTO_PIXELS` is read, and its
+  overlay written, reduced by an integer factor);
 - ``codes.npz``: identity, expression, pose, light codes (1-D), per-vertex albedo (N, 3), canonical and
   posed vertices (N, 3) mm, the crop box in the photo (x0, y0, side), the crop's landmarks when known,
   and the face's box ``face_box`` (4,) and 68 landmarks ``face_landmarks`` (68, 2) in photo pixels.
@@ -21,12 +23,17 @@ sidecar replaces detection), and each face gets a folder ``OUT/NAME/`` (``OUT/NA
 ``landmarks: [[x, y] x 68]`` in photo pixels, files), the photos in which no face was found
 (``no_face``: reported and skipped, never centre-cropped) and unreadable photos (``errors``). Folder
 names come from the photo names, cleaned so that each one resolves inside ``OUT``.
+
+Writes go through `facerep.core.safe_write`: each face's folder is written all or nothing (a full disk or
+a read-only folder raises one `facerep.core.errors.WriteError` naming the file, and leaves that face's
+previous files, if any, as they were); ``index.json`` is written last, once every face is.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,14 +45,21 @@ from facerep.apps.export import (
     bake_uv_texture,
     overlay_on_photo,
     posed_vertices,
+    resample_uv_map,
     save_image,
+    save_npz,
     uv_map_texture,
     write_meshes,
 )
 from facerep.apps.model import FaceRep
-from facerep.apps.photos import FacePhoto, NoFaceFound, crop_faces, find_photos
+from facerep.apps.photos import FacePhoto, NoFaceFound, crop_faces, find_photos, read_photo
 from facerep.core.interfaces import FaceDetector
-from facerep.data.imagefile import load_image
+from facerep.core.safe_write import all_or_nothing, output_folder
+from facerep.core.types import Reconstruction
+
+#: Smallest and largest side of a UV texture, texels (a 4096-texel bake takes about 2 GB and 15 s a face;
+#: 8192 four times that).
+TEXTURE_SIZES = (16, 4096)
 
 
 @dataclass
@@ -83,7 +97,8 @@ def _output_folder(out: Path, name: str) -> Path:
 def write_reconstruction(
     model: FaceRep, photos: Sequence[FacePhoto], folders: Sequence[Path], *, texture_size: int = 256
 ) -> list[PhotoResult]:
-    """Reconstruct a batch of prepared photos and write each one's files into its folder."""
+    """Reconstruct a batch of prepared photos and write each one's files into its folder (created), each
+    folder all or nothing (see the module docstring). UV textures are `texture_size` texels square."""
     images = torch.stack([p.image for p in photos])
     recon = model.reconstruct(images)
     neutral = model.decode(recon.codes, neutral=True)
@@ -91,53 +106,68 @@ def write_reconstruction(
     uv_maps = recon.extras.get("albedo_uv")
     results = []
     for i, (photo, folder) in enumerate(zip(photos, folders, strict=True)):
-        folder.mkdir(parents=True, exist_ok=True)
         albedo = recon.albedo[i]
         texture = (
-            uv_map_texture(uv_maps[i])
+            uv_map_texture(resample_uv_map(uv_maps[i], texture_size))
             if uv_maps is not None
             else bake_uv_texture(model.face_model, albedo, texture_size)
         )
-        files: dict[str, Path] = {"input": save_image(folder / "input.png", photo.image)}
-        for role, path in write_meshes(
-            folder, "canonical", recon.vertices[i], model.face_model, albedo, texture
-        ).items():
-            files[f"canonical_{role}"] = path
-        for role, path in write_meshes(
-            folder, "neutral", neutral.vertices[i], model.face_model, albedo
-        ).items():
-            files[f"neutral_{role}"] = path
-        for role, path in write_meshes(folder, "posed", posed[i], model.face_model, albedo).items():
-            files[f"posed_{role}"] = path
-        files["albedo"] = save_image(folder / "albedo.png", texture)
-        rendering = recon.rendering
-        files["render"] = save_image(folder / "render.png", rendering.image[i], rendering.mask[i])
-        overlay = overlay_on_photo(photo.original, photo.box, rendering.image[i], rendering.mask[i])
-        overlay.save(folder / "overlay.png")
-        files["overlay"] = folder / "overlay.png"
-        codes = recon.codes
-        arrays = {
-            "identity": codes.identity[i],
-            "expression": codes.expression[i],
-            "pose": codes.pose[i],
-            "light": codes.light[i],
-            "albedo": albedo,
-            "vertices": recon.vertices[i],
-            "posed_vertices": posed[i],
-            "neutral_vertices": neutral.vertices[i],
-        }
-        payload = {k: v.detach().float().cpu().numpy() for k, v in arrays.items()}
-        payload["box"] = np.asarray(photo.box, dtype=np.float32)
-        if photo.landmarks is not None:
-            payload["landmarks"] = photo.landmarks.numpy().astype(np.float32)
-        if photo.face_box is not None:
-            payload["face_box"] = np.asarray(photo.face_box, dtype=np.float32)
-        if photo.face_landmarks is not None:
-            payload["face_landmarks"] = np.asarray(photo.face_landmarks, dtype=np.float32)
-        np.savez(folder / "codes.npz", **payload)
-        files["codes"] = folder / "codes.npz"
-        results.append(PhotoResult(photo.path, folder, photo.crop, files))
+        with all_or_nothing():
+            results.append(
+                _write_face(model, photo, output_folder(folder), i, recon, neutral.vertices, posed, texture)
+            )
     return results
+
+
+def _write_face(
+    model: FaceRep,
+    photo: FacePhoto,
+    folder: Path,
+    i: int,
+    recon: Reconstruction,
+    neutral: torch.Tensor,
+    posed: torch.Tensor,
+    texture: np.ndarray,
+) -> PhotoResult:
+    """Write row `i` of a batch's reconstruction `recon` into the existing `folder`: `neutral` and `posed`
+    are the batch's (B, N, 3) vertices in mm, `texture` the face's (S, S, 3) UV albedo texture in [0, 1]."""
+    albedo = recon.albedo[i]
+    files: dict[str, Path] = {"input": save_image(folder / "input.png", photo.image)}
+    meshes = (
+        ("canonical", recon.vertices[i], texture),
+        ("neutral", neutral[i], None),
+        ("posed", posed[i], None),
+    )
+    for stem, vertices, mesh_texture in meshes:
+        written = write_meshes(folder, stem, vertices, model.face_model, albedo, mesh_texture)
+        files.update({f"{stem}_{role}": path for role, path in written.items()})
+    files["albedo"] = save_image(folder / "albedo.png", texture)
+    rendering = recon.rendering
+    files["render"] = save_image(folder / "render.png", rendering.image[i], rendering.mask[i])
+    x0, y0, side = (v * photo.scale for v in photo.box)  # in the photo as read (reduced when large)
+    overlay = overlay_on_photo(photo.original, (x0, y0, side), rendering.image[i], rendering.mask[i])
+    files["overlay"] = save_image(folder / "overlay.png", overlay)
+    codes = recon.codes
+    arrays = {
+        "identity": codes.identity[i],
+        "expression": codes.expression[i],
+        "pose": codes.pose[i],
+        "light": codes.light[i],
+        "albedo": albedo,
+        "vertices": recon.vertices[i],
+        "posed_vertices": posed[i],
+        "neutral_vertices": neutral[i],
+    }
+    payload = {k: v.detach().float().cpu().numpy() for k, v in arrays.items()}
+    payload["box"] = np.asarray(photo.box, dtype=np.float32)
+    if photo.landmarks is not None:
+        payload["landmarks"] = photo.landmarks.numpy().astype(np.float32)
+    if photo.face_box is not None:
+        payload["face_box"] = np.asarray(photo.face_box, dtype=np.float32)
+    if photo.face_landmarks is not None:
+        payload["face_landmarks"] = np.asarray(photo.face_landmarks, dtype=np.float32)
+    files["codes"] = save_npz(folder / "codes.npz", payload)
+    return PhotoResult(photo.path, folder, photo.crop, files)
 
 
 def reconstruct_photos(
@@ -167,19 +197,63 @@ def reconstruct_photos(
             first needed).
         crop_scale: crop side / landmark extent for landmark crops.
         batch_size: faces per forward pass.
-        texture_size: side of baked UV albedo textures, texels.
+        texture_size: side of the UV albedo textures (``albedo.png``, the textured OBJ's), texels, within
+            `TEXTURE_SIZES`.
         on_error: "raise", or "skip" to report unreadable photos in ``index.json`` and go on.
         progress: called with the number of photos finished after each batch.
 
     Returns:
         One `PhotoResult` per reconstructed face. Photos without a face are listed under ``no_face`` in
         ``index.json`` and skipped.
+
+    Raises:
+        `facerep.core.errors.WriteError` when a file cannot be written (see the module docstring): the
+        faces written before it stay, the face being written is left as it was, ``index.json`` is not
+        written, and `out` is removed again when this call created it and it is still empty.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    low, high = TEXTURE_SIZES
+    if not low <= int(texture_size) <= high:
+        raise ValueError(f"texture_size must be {low}..{high} texels, got {texture_size}")
     paths = find_photos(target) if isinstance(target, str | Path) else [Path(p) for p in target]
+    requested = Path(out).expanduser()
+    created = [p for p in (requested, *requested.parents) if not p.exists()]  # innermost first
+    try:
+        return _reconstruct_into(
+            model,
+            paths,
+            output_folder(requested),
+            detect,
+            faces,
+            detector,
+            crop_scale,
+            batch_size,
+            texture_size,
+            on_error,
+            progress,
+        )
+    except BaseException:
+        for folder in created:  # left empty by the failure: remove what this call made
+            with suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _reconstruct_into(
+    model: FaceRep,
+    paths: list[Path],
+    out: Path,
+    detect: bool,
+    faces: str,
+    detector: FaceDetector | str,
+    crop_scale: float,
+    batch_size: int,
+    texture_size: int,
+    on_error: str,
+    progress: Callable[[int], None] | None,
+) -> list[PhotoResult]:
+    """`reconstruct_photos` into the existing, resolved folder `out`."""
     built: list[FaceDetector] = [detector] if isinstance(detector, FaceDetector) else []
 
     def get_detector() -> FaceDetector:
@@ -212,7 +286,7 @@ def reconstruct_photos(
 
     for done, path in enumerate(paths, start=1):
         try:
-            original = load_image(path)
+            original, scale = read_photo(path)
             found = crop_faces(
                 original,
                 path,
@@ -221,6 +295,7 @@ def reconstruct_photos(
                 faces=faces,
                 crop="auto" if detect else "center",
                 crop_scale=crop_scale,
+                scale=scale,
             )
         except NoFaceFound:
             no_face.append(str(path))

@@ -27,17 +27,22 @@ def synth(
     """Render the synthetic face world into the real datasets' on-disk layouts."""
     from rich.console import Console
 
+    from facerep.core.errors import literal
     from facerep.data.synth import get_preset
     from facerep.data.world import write_world
 
     spec = get_preset(preset)
     path = write_world(out, spec.name, seed, force=force, progress=True)
     console = Console()
-    console.print(f"[bold green]synthetic world[/] {spec.name} (seed {seed}) in {path}")
+    console.print(
+        f"[bold green]synthetic world[/] {literal(spec.name)} (seed {seed}) in {literal(path)}",
+        highlight=False,
+        soft_wrap=True,
+    )
     folders = (("celeba", "photo collection"), ("300w_lp", "3DMM-labelled"), ("micc", "evaluation"),
                ("aflw2000", "landmark evaluation"), ("verification", "face verification"))  # fmt: skip
     for sub, what in folders:
-        console.print(f"  {path / sub}  ({what})")
+        console.print(f"  {literal(path / sub)}  ({what})", highlight=False, soft_wrap=True)
 
 
 def find_layout(root: Path) -> str:

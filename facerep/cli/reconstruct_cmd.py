@@ -27,7 +27,12 @@ def reconstruct(
     ),
     crop_scale: float = typer.Option(1.5, "--crop-scale", help="Crop side / landmark extent."),
     batch_size: int = typer.Option(8, "--batch-size", help="Faces per forward pass."),
-    texture_size: int = typer.Option(256, "--texture-size", help="Side of baked UV textures, texels."),
+    texture_size: int = typer.Option(
+        256,
+        "--texture-size",
+        help="Side of the UV albedo textures (albedo.png, the textured OBJ's), texels: 16 to 4096. A U-Net "
+        "albedo map is resampled to it; per-vertex albedo is baked at it.",
+    ),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable photos instead of stopping."),
     device: str = device_option(),
 ) -> None:
@@ -42,13 +47,12 @@ def reconstruct(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     import facerep
-    from facerep.apps.photos import FACES, find_photos
+    from facerep.apps.photos import find_photos
     from facerep.apps.reconstruct import reconstruct_photos
     from facerep.cli.options import start_device
-    from facerep.core.errors import FacerepError, literal
+    from facerep.core.errors import literal
 
-    if faces not in FACES:
-        raise FacerepError(f"--faces {faces!r}: choose {' or '.join(FACES)}")
+    check_options(faces=faces, crop_scale=crop_scale, batch_size=batch_size, texture_size=texture_size)
     console = Console(stderr=True)
     resolved = start_device(device, console)
     photos = find_photos(target)
@@ -85,6 +89,27 @@ def reconstruct(
             progress=lambda done: bar.update(task, completed=done),
         )
     _summary(console, results, out)
+
+
+def check_options(*, faces: str, crop_scale: float, batch_size: int, texture_size: int) -> None:
+    """Refuse out-of-range ``reconstruct`` options before any photo or run is read (one `FacerepError`)."""
+    import math
+
+    from facerep.apps.photos import FACES
+    from facerep.apps.reconstruct import TEXTURE_SIZES
+    from facerep.core.errors import FacerepError
+
+    if faces not in FACES:
+        raise FacerepError(f"--faces {faces!r}: choose {' or '.join(FACES)}")
+    if not (math.isfinite(crop_scale) and crop_scale > 0):
+        raise FacerepError(
+            f"--crop-scale must be a positive number (crop side / landmark extent), got {crop_scale}"
+        )
+    if batch_size < 1:
+        raise FacerepError(f"--batch-size must be at least 1 (faces per forward pass), got {batch_size}")
+    low, high = TEXTURE_SIZES
+    if not low <= texture_size <= high:
+        raise FacerepError(f"--texture-size must be {low} to {high} texels, got {texture_size}")
 
 
 def _summary(console: object, results: list, out: Path) -> None:
