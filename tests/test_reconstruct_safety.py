@@ -271,3 +271,13 @@ def test_data_synth_prints_a_bracketed_path_as_it_is(tmp_path: Path, capsys: Any
     assert f"synthetic world tiny (seed 0) in {out}\n" in printed
     assert f"  {out / 'celeba'}  (photo collection)\n" in printed
     assert (out / "world.json").is_file()
+
+
+def test_output_folder_over_a_file_is_one_line(
+    unet_run: Path, photos: list[Path], tmp_path: Path, capsys: Any
+) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("notes")
+    line = _fails(capsys, unet_run, photos[:1], taken)
+    assert line == f"error: {taken}: cannot create the output folder (a file has that name)"
+    assert taken.read_text() == "notes"
