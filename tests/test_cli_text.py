@@ -152,3 +152,18 @@ def test_greyscale_16_bit_photo_is_not_white_in_the_transfer_panel(
     panel = np.asarray(Image.open(tmp_path / "panel.png"))
     source_crop = panel[:, : panel.shape[0]]
     assert 30 < source_crop.mean() < 225 and source_crop.std() > 10
+
+
+def test_training_summary_prints_a_bracketed_run_folder(tmp_path: Path, capsys: Any) -> None:
+    """The closing lines of a run name its folder as it is (a folder holding ``[/b]`` used to crash rich)."""
+    from facerep.core.engine import Trainer, TrainOptions
+    from facerep.core.recipe import load_recipe
+    from facerep.testing.runs import tiny_recipe_text
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(tiny_recipe_text("gcn_albedo_only", 1))
+    out = tmp_path / "r[/b]un[x]"
+    Trainer(load_recipe(recipe), TrainOptions(out=out, quiet=False)).fit()
+    printed = capsys.readouterr().err.replace("\n", "")  # the run's console is stderr
+    assert f"run directory {out}" in printed
+    assert f"facerep bench {out}" in printed

@@ -423,3 +423,23 @@ def test_a_run_killed_anywhere_then_resumed_ends_with_the_checkpoints_of_an_unin
         assert all(torch.equal(want[k], got[k]) for k in want), name
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 13))
+
+
+def test_a_factory_error_in_a_later_stage_stops_run_before_anything_is_written(tmp_path: Path) -> None:
+    """`run` builds every stage's components before training: a bad value in stage 2 is a recipe error at
+    its line, and the run folder stays empty (it used to train stage 1 first)."""
+    from facerep.core.engine import Trainer, TrainOptions
+    from facerep.core.errors import RecipeError
+    from facerep.core.recipe import load_recipe
+    from facerep.testing.runs import tiny_recipe_text
+
+    (tmp_path / "tiny.yaml").write_text(tiny_recipe_text("full", 1))
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(
+        "extends: tiny.yaml\nname: bad\n"
+        "stages:\n  unet_albedo:\n    model:\n      encoder:\n        depth: 7\n"
+    )
+    out = tmp_path / "run"
+    with pytest.raises(RecipeError, match="depth"):
+        Trainer(load_recipe(recipe), TrainOptions(out=out, quiet=True)).fit()
+    assert not out.exists() or not any(out.iterdir())

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from facerep.core import checkpoint as ckpt
-from facerep.core.errors import CheckpointError, FacerepError, RecipeError
+from facerep.core.errors import CheckpointError, FacerepError, RecipeError, literal
 from facerep.core.interfaces import LossContext
 from facerep.core.model import FaceRepModel, build_model
 from facerep.core.paths import cache_dir
@@ -289,7 +289,9 @@ class Trainer:
         self._restored_critic_generator: Tensor | None = None
         self._validator: Any = None
         self.last_validation: dict[str, float] | None = None
-        validate(recipe, self.registry)
+        # every check `recipe validate` makes, component factories included, before anything is written
+        # (a factory error in stage 2 must not wait for stage 1 to train)
+        validate(recipe, self.registry, build=True)
 
     # -- run directory ---------------------------------------------------------------------------
 
@@ -604,7 +606,8 @@ class Trainer:
         if skipped:  # recipe `on_bad_sample: skip`: say how many and which
             self._log({"stage": name, "step": self.state.step, "skipped_samples": skipped})
             count = sum(len(v) for v in skipped.values())
-            self.console.print(f"[yellow]stage {name}: skipped {count} bad sample(s); see metrics.jsonl[/]")
+            note = f"stage {literal(name)}: skipped {count} bad sample(s); see metrics.jsonl"
+            self.console.print(f"[yellow]{note}[/]")
         comps.neutral_expression = self._neutral_expression(comps)  # type: ignore[attr-defined]
         self._checkpoint(index, name, comps, config, generator, final=True)
         if self.is_main and batch is not None:  # None: resumed at or past a lowered --max-steps
@@ -727,7 +730,7 @@ class Trainer:
         try:
             write_curves(self.out / "metrics.jsonl", self.out / "curves.png")
         except Exception as exc:  # a plot must never stop training
-            self.console.print(f"[yellow]could not draw curves.png: {exc}[/]")
+            self.console.print(f"[yellow]could not draw curves.png: {literal(exc)}[/]")
 
     # -- checkpoints ------------------------------------------------------------------------------
 
@@ -881,19 +884,20 @@ class Trainer:
 
     def _summary(self) -> None:
         last = ckpt.list_checkpoints(self.checkpoint_dir)
-        self.console.print(f"[bold green]done[/]: run directory {self.out}")
+        self.console.print(f"[bold green]done[/]: run directory {literal(self.out)}")
         if last:
-            self.console.print(f"  last checkpoint: {last[-1]}")
-        self.console.print(f"  metrics: {self.out / 'metrics.jsonl'}   samples: {self.out / 'samples'}")
+            self.console.print(f"  last checkpoint: {literal(last[-1])}")
+        out = literal(self.out)
+        self.console.print(f"  metrics: {out}/metrics.jsonl   samples: {out}/samples")
         if self.last_validation is not None:
             v = self.last_validation
             self.console.print(
                 f"  held-out shape error {v['val/shape_mm']:.3f} mm; "
                 f"mean face {v['val/mean_face_mm']:.3f} mm "
                 f"({v['val/ratio']:.3f}x; {self._validator.size} images of identities never trained on); "
-                f"landmark NME {v['val/landmark_nme']:.2f}%   curves: {self.out / 'curves.png'}"
+                f"landmark NME {v['val/landmark_nme']:.2f}%   curves: {literal(self.out / 'curves.png')}"
             )
-        self.console.print(f"  next: [bold]facerep bench {self.out}[/]")
+        self.console.print(f"  next: [bold]facerep bench {literal(self.out)}[/]")
 
 
 # -- helpers ----------------------------------------------------------------------------------------
