@@ -16,44 +16,29 @@ from __future__ import annotations
 import importlib.util
 import math
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facerep.core.errors import FacerepError
+from facerep.plugins.detectors._install import DLIB_INSTALL
+from facerep.plugins.detectors.dlib_detector import SHAPE_PREDICTOR, find_model_file, model_file
 
+#: Role -> its ``face-recognition-models`` file (located by the dlib face detector's `find_model_file`).
 MODEL_FILES: dict[str, str] = {
-    "landmarks68": "shape_predictor_68_face_landmarks.dat",
+    "landmarks68": SHAPE_PREDICTOR,
     "landmarks5": "shape_predictor_5_face_landmarks.dat",
     "descriptor": "dlib_face_recognition_resnet_model_v1.dat",
 }
-INSTALL_HINT = "pip install dlib-bin face-recognition-models (facerep's `detect` extra)"
-
-
-def model_file(role: str) -> Path | None:
-    """The ``face-recognition-models`` file for `role` (`MODEL_FILES`), or None when not installed.
-
-    The package's own locator functions need ``pkg_resources``, absent from recent setuptools, so its
-    folder is found from the import system without importing it.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "models" / MODEL_FILES[role]
-        if path.is_file():
-            return path
-    return None
 
 
 def dlib_missing() -> str | None:
     """None when dlib and the model files are usable, else one line saying what is missing."""
     if importlib.util.find_spec("dlib") is None:
-        return f"dlib is not installed ({INSTALL_HINT})"
-    absent = [MODEL_FILES[r] for r in MODEL_FILES if model_file(r) is None]
+        return f"dlib is not installed: {DLIB_INSTALL}"
+    absent = [name for name in MODEL_FILES.values() if find_model_file(name) is None]
     if absent:
-        return f"face-recognition-models lacks {', '.join(absent)} ({INSTALL_HINT})"
+        return f"face-recognition-models lacks {', '.join(absent)}: {DLIB_INSTALL}"
     return None
 
 
@@ -75,9 +60,9 @@ class DlibFaces:
 
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
-        self._landmarks68 = dlib.shape_predictor(str(model_file("landmarks68")))
-        self._landmarks5 = dlib.shape_predictor(str(model_file("landmarks5")))
-        self._descriptor = dlib.face_recognition_model_v1(str(model_file("descriptor")))
+        self._landmarks68 = dlib.shape_predictor(str(model_file(MODEL_FILES["landmarks68"])))
+        self._landmarks5 = dlib.shape_predictor(str(model_file(MODEL_FILES["landmarks5"])))
+        self._descriptor = dlib.face_recognition_model_v1(str(model_file(MODEL_FILES["descriptor"])))
 
     def detect(self, rgb: np.ndarray, upsample: int = 1) -> list[tuple[float, float, float, float]]:
         """Face boxes (x0, y0, x1, y1), pixel edges, of an (H, W, 3) uint8 image, by the HOG detector."""

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from facerep.bench.runs import model_device
+
 PROTOCOLS: tuple[str, ...] = ("identity", "three_views")
 PROTOCOL_TITLES: dict[str, str] = {
     "identity": "Average over identity",
@@ -71,14 +73,6 @@ class VideoCodes:
         return int(self.identity.shape[0])
 
 
-def _device_of(model: EvalModel) -> torch.device:
-    module = getattr(model, "model", model)
-    if isinstance(module, torch.nn.Module):
-        for p in module.parameters():
-            return p.device
-    return torch.device("cpu")
-
-
 def prepare_images(images: Tensor, image_size: int) -> Tensor:
     """(B, 3, H, W) float in [0, 1] (or uint8) -> (B, 3, S, S) float in [0, 1] at the model's size."""
     if images.dtype == torch.uint8:
@@ -102,7 +96,7 @@ def encode_video(model: EvalModel, frames: Tensor | Iterable[Tensor], *, batch_s
         `VideoCodes` (on the CPU).
     """
     chunks = [frames] if isinstance(frames, Tensor) else frames
-    device = _device_of(model)
+    device = model_device(model)
     ids, exps, yaws = [], [], []
     for chunk in chunks:
         for start in range(0, int(chunk.shape[0]), batch_size):
@@ -130,7 +124,7 @@ def pick_three_views(yaw: Tensor | np.ndarray) -> tuple[int, int, int]:
 
 @torch.no_grad()
 def _decode(model: EvalModel, identity: Tensor, expression: Tensor) -> np.ndarray:
-    device = _device_of(model)
+    device = model_device(model)
     out = model.decode_shape(identity.to(device), expression.to(device))
     return out.detach().double().cpu().numpy()
 

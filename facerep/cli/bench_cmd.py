@@ -4,6 +4,7 @@ other benchmarks (``--benchmark aflw2000 | verification``, see `facerep.cli.benc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -103,15 +104,7 @@ def bench(
     console = Console()
     models = load_bench_models(runs, device=device)
     if path is None:
-        recipe = models[0].recipe
-        preset = str(recipe.get("data.world.preset", "demo"))
-        seed = int(recipe.get("data.world.seed", 0))
-        console.print(
-            f"no --data: using the synthetic world (preset {literal(repr(preset))}, seed {seed}) of "
-            f"{literal(models[0].name)}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        preset, seed = recipe_world(models, console)
         root = resolve_micc_root("builtin", preset=preset, seed=seed)
     else:
         root = resolve_micc_root(path)
@@ -127,6 +120,26 @@ def bench(
         strict=strict,
     )
     result = benchmark.run(models, out, console=console, data_root=root)
+    print_written(result, out, console)
+
+
+def recipe_world(models: list[Any], console: Console) -> tuple[str, int]:
+    """The synthetic world (preset, seed) of the first run's recipe (``data.world``; ``demo`` and 0 where
+    unset), which ``bench`` scores without ``--data``; says so on `console`."""
+    recipe = models[0].recipe
+    preset = str(recipe.get("data.world.preset", "demo"))
+    seed = int(recipe.get("data.world.seed", 0))
+    console.print(
+        f"no --data: using the synthetic world (preset {literal(repr(preset))}, seed {seed}) of "
+        f"{literal(models[0].name)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return preset, seed
+
+
+def print_written(result: dict[str, Any], out: Path, console: Console) -> None:
+    """The closing line: how many files a benchmark's `result` wrote under `out`, in how many seconds."""
     count, seconds = len(result["files"]), result["seconds"]
     console.print(
         f"wrote {count} files under {literal(out)} in {seconds:.1f} s", highlight=False, soft_wrap=True

@@ -12,7 +12,8 @@ from typing import Any
 
 from rich.console import Console
 
-from facerep.core.errors import DataError, FacerepError, literal
+from facerep.cli.bench_cmd import print_written, recipe_world
+from facerep.core.errors import DataError, FacerepError
 
 #: Benchmark -> the CLI options it takes (the others are refused when set).
 PLUGIN_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -67,19 +68,11 @@ def run_plugin_benchmark(
     console = Console()
     models = load_bench_models(runs, device=device)
     if path is None:
-        recipe = models[0].recipe
-        preset = str(recipe.get("data.world.preset", "demo"))
-        seed = int(recipe.get("data.world.seed", 0))
-        console.print(
-            f"no --data: using the synthetic world (preset {literal(repr(preset))}, seed {seed}) of "
-            f"{literal(models[0].name)}",
-            highlight=False,
-        )
+        preset, seed = recipe_world(models, console)
         kwargs.update(root="builtin", world_preset=preset, world_seed=seed)
     else:
         kwargs["root"] = str(Path(path).expanduser())
     benchmark = get_registry().build("benchmark", {"type": name, "batch_size": batch_size, **kwargs})
     result = benchmark.run(models, out, console=console)
-    count, seconds = len(result["files"]), result["seconds"]
-    console.print(f"wrote {count} files under {literal(out)} in {seconds:.1f} s", highlight=False)
+    print_written(result, out, console)
     return result

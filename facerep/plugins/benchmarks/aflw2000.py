@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facerep.bench.aflw2000_source import AflwSample, read_aflw2000
 from facerep.bench.dlib_faces import detections, dlib_faces, dlib_missing, iou
@@ -37,8 +36,10 @@ from facerep.bench.landmark_layout import fit_to_box, mean_layout
 from facerep.bench.landmark_pictures import LandmarkPanel, LandmarkRow, render_landmark_errors
 from facerep.bench.metric_tables import Column, MetricRow, MetricTable, print_table, write_table
 from facerep.bench.nme import BIN_NAMES, nme, summarise_nme, yaw_bin
+from facerep.bench.plugin_common import progress_bar, resolve_data_root
 from facerep.bench.published_alignment import AFLW2000_PUBLISHED, REFERENCES
-from facerep.core.errors import DataError, FacerepError
+from facerep.bench.runs import model_device, run_checkpoints, run_names, run_records
+from facerep.core.errors import FacerepError
 from facerep.core.interfaces import Benchmark
 from facerep.core.registry import Component, hookimpl
 from facerep.data.imagefile import crop_resize, landmark_box, load_image
@@ -48,34 +49,6 @@ from facerep.geometry.camera import project
 BASELINES: tuple[str, ...] = ("mean_layout", "dlib")
 #: Smallest overlap (IoU) between a dlib detection and the ground-truth box for it to count as the face.
 DLIB_MIN_IOU = 0.3
-
-
-def resolve_aflw2000_root(root: str | Path, *, preset: str = "demo", seed: int = 0) -> Path:
-    """An AFLW2000-3D folder: `root` itself, or for ``builtin`` the synthetic world's ``aflw2000/``
-    (written into the cached world when it lacks one)."""
-    if str(root) != "builtin":
-        path = Path(root).expanduser()
-        if not path.is_dir():
-            raise DataError(f"{path}: AFLW2000-3D folder not found")
-        return path
-    from facerep.data.world import ensure_world_part
-
-    return ensure_world_part(preset, seed, "aflw2000")
-
-
-def _names(runs: list[Any]) -> list[str]:
-    names = [str(getattr(m, "name", None) or f"run{i + 1}") for i, m in enumerate(runs)]
-    if len(set(names)) != len(names):
-        names = [f"{n}#{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
-    return names
-
-
-def _device(model: Any) -> torch.device:
-    module = getattr(model, "model", model)
-    if isinstance(module, torch.nn.Module):
-        for p in module.parameters():
-            return p.device
-    return torch.device("cpu")
 
 
 @torch.no_grad()
@@ -89,7 +62,7 @@ def predict_landmarks(model: Any, crops: torch.Tensor) -> np.ndarray:
     Returns:
         (B, 68, 2) float64: the decoded mesh's landmark vertices projected by the predicted pose.
     """
-    codes = model.encode(crops.to(_device(model)))
+    codes = model.encode(crops.to(model_device(model)))
     vertices = model.decode_shape(codes.identity, codes.expression)
     index = torch.as_tensor(np.asarray(model.face_model.landmarks), device=vertices.device)
     points, _ = project(vertices[:, index].float(), codes.pose.float(), int(model.image_size))
@@ -198,10 +171,12 @@ class Aflw2000Benchmark(Benchmark):
         console = console or Console()
         started = time.perf_counter()
         out = Path(out_dir)
-        root = data_root or resolve_aflw2000_root(self.root, preset=self.world_preset, seed=self.world_seed)
+        root = data_root or resolve_data_root(
+            self.root, "aflw2000", "AFLW2000-3D folder", preset=self.world_preset, seed=self.world_seed
+        )
         samples = read_aflw2000(root, limit=self.limit)
         synthetic = (Path(root) / META_FILE).is_file()
-        names = _names(runs)
+        names = run_names(runs)
         yaws = [s.yaw for s in samples]
         predictions: dict[str, tuple[str, list[np.ndarray]]] = {}
         notes: dict[str, str] = {}
@@ -210,9 +185,7 @@ class Aflw2000Benchmark(Benchmark):
         if self.baselines and self.dlib and not use_dlib:
             skipped.append(f"dlib baseline skipped: {dlib_missing()}")
         total = len(samples) * (len(runs) + int(use_dlib))
-        columns = (TextColumn("[bold]AFLW2000-3D[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn())  # fmt: skip
-        with Progress(*columns, console=console, disable=not self.progress) as bar:
+        with progress_bar("AFLW2000-3D", console, self.progress) as bar:
             task = bar.add_task("", total=total)
 
             def advance(n: int) -> None:
@@ -232,7 +205,7 @@ class Aflw2000Benchmark(Benchmark):
                 notes["dlib"] = f"{detector_line}; ground-truth box on {fallbacks}/{len(samples)} undetected"
         scores = []
         rows: list[MetricRow] = []
-        checkpoints = {n: str(getattr(m, "checkpoint", "") or "") for m, n in zip(runs, names, strict=True)}
+        checkpoints = run_checkpoints(runs, names)
         errors: dict[str, list[float]] = {}
         for method, (kind, points) in predictions.items():
             errors[method] = [nme(p, s.landmarks) for p, s in zip(points, samples, strict=True)]
@@ -246,7 +219,7 @@ class Aflw2000Benchmark(Benchmark):
                 values = {f"bin{i}": None if v is None else v / 100.0 for i, v in enumerate(pub.bins)}
                 values.update(balanced=pub.mean / 100.0, overall=None, std=None)
                 rows.append(MetricRow(pub.method, "published", values, note=pub.source))
-        table = self._table(rows, runs, names, checkpoints, root, synthetic, len(samples), skipped)
+        table = self._table(rows, runs, names, root, synthetic, len(samples), skipped)
         files = write_table(table, out)
         files["aflw2000_per_image.csv"] = self._write_per_image(
             scores, table.meta, out / "aflw2000_per_image.csv"
@@ -269,8 +242,8 @@ class Aflw2000Benchmark(Benchmark):
         return MetricRow(method, kind, values, counts, checkpoint, note)
 
     def _table(
-        self, rows: list[MetricRow], runs: list[Any], names: list[str], checkpoints: dict[str, str],
-        root: Path, synthetic: bool, images: int, skipped: list[str],
+        self, rows: list[MetricRow], runs: list[Any], names: list[str], root: Path, synthetic: bool,
+        images: int, skipped: list[str],
     ) -> MetricTable:  # fmt: skip
         columns = [Column(f"bin{i}", f"{b} NME %", 100.0, 2, f"bin{i}") for i, b in enumerate(BIN_NAMES)]
         columns += [
@@ -282,10 +255,7 @@ class Aflw2000Benchmark(Benchmark):
             "data_root": str(root),
             "synthetic": synthetic,
             "images": images,
-            "runs": [
-                {"name": n, "path": str(getattr(m, "path", "") or ""), "checkpoint": checkpoints[n]}
-                for m, n in zip(runs, names, strict=True)
-            ],
+            "runs": run_records(runs, names),
             "crop_scale": self.crop_scale,
             "protocol": "3DDFA: 68 landmarks, NME / sqrt(w*h) of the ground-truth box, |yaw| bins (degrees)",
         }

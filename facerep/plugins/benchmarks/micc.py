@@ -22,14 +22,15 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facerep.bench import baselines as baseline_shapes
 from facerep.bench.error_maps import ErrorPanel, write_error_maps
 from facerep.bench.micc_source import CONDITION_TITLES, MiccSource
+from facerep.bench.plugin_common import progress_bar
 from facerep.bench.protocols import PROTOCOL_TITLES, PROTOCOLS, encode_video, identity_spread, run_protocols
 from facerep.bench.published import TABLE1, TABLE2
 from facerep.bench.results import Score, TableRow, published_rows, summarise
+from facerep.bench.runs import run_checkpoints, run_names, run_records
 from facerep.bench.scoring import ShapeScore, score_shape
 from facerep.bench.tables import (
     BenchTables,
@@ -57,10 +58,6 @@ def resolve_micc_root(root: str | Path, *, preset: str = "demo", seed: int = 0) 
     if not micc.is_dir():
         raise DataError(f"{micc}: the synthetic world has no MICC folder")
     return micc
-
-
-def _model_name(model: Any, index: int) -> str:
-    return str(getattr(model, "name", None) or f"run{index + 1}")
 
 
 class MiccBenchmark(Benchmark):
@@ -166,9 +163,7 @@ class MiccBenchmark(Benchmark):
         started = time.perf_counter()
         out = Path(out_dir)
         root = data_root or resolve_micc_root(self.root, preset=self.world_preset, seed=self.world_seed)
-        names = [_model_name(m, i) for i, m in enumerate(runs)]
-        if len(set(names)) != len(names):
-            names = [f"{n}#{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+        names = run_names(runs)
         image_size = max(int(m.image_size) for m in runs)
         source = MiccSource(
             root,
@@ -187,13 +182,7 @@ class MiccBenchmark(Benchmark):
         files: dict[str, Path] = {}
         map_subjects = set(source.subjects[: self.error_maps])
         total = len(source.subjects) * len(source.conditions)
-        columns = (
-            TextColumn("[bold]MICC[/] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=console, disable=not self.progress, transient=False) as bar:
+        with progress_bar("MICC", console, self.progress) as bar:
             task = bar.add_task("", total=total)
             for subject in source.subjects:
                 bar.update(task, description=f"{literal(subject)}: scan and baselines")
@@ -269,7 +258,7 @@ class MiccBenchmark(Benchmark):
     def _tables(
         self, scores: list[Score], runs: list[Any], names: list[str], source: MiccSource
     ) -> BenchTables:
-        checkpoints = {n: str(getattr(m, "checkpoint", "") or "") for m, n in zip(runs, names, strict=True)}
+        checkpoints = run_checkpoints(runs, names)
         stat_scores = scores
         method_order = [*names, *(baseline_shapes.BASELINES if self.baselines else ())]
         table1: dict[str, list[TableRow]] = {}
@@ -291,10 +280,7 @@ class MiccBenchmark(Benchmark):
             "data_root": str(source.root),
             "synthetic": source.synthetic,
             "subjects": len(source.subjects),
-            "runs": [
-                {"name": n, "path": str(getattr(m, "path", "") or ""), "checkpoint": checkpoints[n]}
-                for m, n in zip(runs, names, strict=True)
-            ],
+            "runs": run_records(runs, names),
             "protocols": self.protocols,
             "statistic": self.statistic,
             "direction": self.direction,

@@ -28,16 +28,17 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facerep.apps.photos import FacePhoto
 from facerep.bench.dlib_faces import detections, dlib_faces, dlib_missing, iou, largest
 from facerep.bench.face_crops import FaceCropper, build_detector
 from facerep.bench.metric_tables import Column, MetricRow, MetricTable, print_table, write_table
 from facerep.bench.pairs import PairList, load_pairs
+from facerep.bench.plugin_common import progress_bar, resolve_data_root
 from facerep.bench.roc import equal_error_rate, roc_auc, roc_curve, tar_at_far
 from facerep.bench.roc_plot import plot_roc
-from facerep.core.errors import DataError, FacerepError
+from facerep.bench.runs import model_device, run_checkpoints, run_names, run_records
+from facerep.core.errors import FacerepError
 from facerep.core.interfaces import Benchmark
 from facerep.core.registry import Component, hookimpl
 from facerep.data.imagefile import load_image
@@ -48,40 +49,12 @@ DLIB_MIN_IOU = 0.3
 BASELINES: tuple[str, ...] = ("dlib", "random")
 
 
-def resolve_verification_root(root: str | Path, *, preset: str = "demo", seed: int = 0) -> Path:
-    """A verification folder: `root` itself, or for ``builtin`` the synthetic world's ``verification/``
-    (written into the cached world when it lacks one)."""
-    if str(root) != "builtin":
-        path = Path(root).expanduser()
-        if not path.exists():
-            raise DataError(f"{path}: verification data not found")
-        return path
-    from facerep.data.world import ensure_world_part
-
-    return ensure_world_part(preset, seed, "verification")
-
-
-def _names(runs: list[Any]) -> list[str]:
-    names = [str(getattr(m, "name", None) or f"run{i + 1}") for i, m in enumerate(runs)]
-    if len(set(names)) != len(names):
-        names = [f"{n}#{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
-    return names
-
-
-def _device(model: Any) -> torch.device:
-    module = getattr(model, "model", model)
-    if isinstance(module, torch.nn.Module):
-        for p in module.parameters():
-            return p.device
-    return torch.device("cpu")
-
-
 @torch.no_grad()
 def identity_codes(
     model: Any, images: torch.Tensor, *, flip: bool = False, batch_size: int = 32
 ) -> np.ndarray:
     """(B, D_id) identity codes of (B, 3, S, S) crops in [0, 1] (with `flip`: mean with the mirrored's)."""
-    device = _device(model)
+    device = model_device(model)
     out = []
     for start in range(0, int(images.shape[0]), batch_size):
         batch = images[start : start + batch_size].to(device)
@@ -194,8 +167,13 @@ class VerificationBenchmark(Benchmark):
         console = console or Console()
         started = time.perf_counter()
         out = Path(out_dir)
-        root = data_root or resolve_verification_root(
-            self.root, preset=self.world_preset, seed=self.world_seed
+        root = data_root or resolve_data_root(
+            self.root,
+            "verification",
+            "verification data",
+            preset=self.world_preset,
+            seed=self.world_seed,
+            folder=False,
         )
         pair_list = load_pairs(Path(root), self.pairs)
         images = pair_list.images
@@ -205,7 +183,7 @@ class VerificationBenchmark(Benchmark):
         same = np.array([p.same for p in pair_list.pairs])
         detector, detector_line = build_detector(self.detector)
         warnings: list[str] = []
-        names = _names(runs)
+        names = run_names(runs)
         scores: dict[str, tuple[str, np.ndarray]] = {}
         notes: dict[str, str] = {}
         use_dlib = self.baselines and self.dlib and dlib_missing() is None
@@ -215,9 +193,7 @@ class VerificationBenchmark(Benchmark):
         crops: dict[int, torch.Tensor] = {}
         faces_of: dict[Path, FacePhoto] = {}
         total = len(images) * (len({int(m.image_size) for m in runs}) + len(runs) + int(use_dlib))
-        columns = (TextColumn("[bold]verification[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn())  # fmt: skip
-        with Progress(*columns, console=console, disable=not self.progress) as bar:
+        with progress_bar("verification", console, self.progress) as bar:
             task = bar.add_task("", total=total)
 
             def advance(n: int) -> None:
@@ -284,7 +260,7 @@ class VerificationBenchmark(Benchmark):
         runs: list[Any], names: list[str], root: Path, pair_list: PairList, detector_line: str,
         warnings: list[str],
     ) -> MetricTable:  # fmt: skip
-        checkpoints = {n: str(getattr(m, "checkpoint", "") or "") for m, n in zip(runs, names, strict=True)}
+        checkpoints = run_checkpoints(runs, names)
         rows = []
         for method, (kind, s) in scores.items():
             pos, neg = s[same], s[~same]
@@ -302,10 +278,7 @@ class VerificationBenchmark(Benchmark):
             "same_pairs": pair_list.num_same,
             "different_pairs": pair_list.num_different,
             "images": len(pair_list.images),
-            "runs": [
-                {"name": n, "path": str(getattr(m, "path", "") or ""), "checkpoint": checkpoints[n]}
-                for m, n in zip(runs, names, strict=True)
-            ],
+            "runs": run_records(runs, names),
             "flip": self.flip,
             "crop_scale": self.crop_scale,
             "detector": detector_line,

@@ -31,14 +31,23 @@ CNN_DETECTOR = "mmod_human_face_detector.dat"
 DETECTORS = ("hog", "cnn")
 
 
-def model_file(name: str) -> Path:
-    """A trained file of ``face-recognition-models`` (found without importing the package, whose
-    ``__init__`` needs ``pkg_resources``); a `FacerepError` with the install line when it is missing."""
+def find_model_file(name: str) -> Path | None:
+    """A trained file of ``face-recognition-models`` (e.g. `SHAPE_PREDICTOR`), or None when the package or
+    the file is not installed. Found from the import system without importing the package, whose
+    ``__init__`` needs ``pkg_resources`` (absent from recent setuptools)."""
     spec = importlib.util.find_spec("face_recognition_models")
     for folder in (spec.submodule_search_locations or []) if spec is not None else []:
         path = Path(folder) / "models" / name
         if path.is_file():
             return path
+    return None
+
+
+def model_file(name: str) -> Path:
+    """`find_model_file`, or a `FacerepError` with the install line when the file is missing."""
+    path = find_model_file(name)
+    if path is not None:
+        return path
     raise FacerepError(
         f"the dlib face detector needs {name} from the face-recognition-models package, which is not "
         f"installed: {DLIB_INSTALL}"
