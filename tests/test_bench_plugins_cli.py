@@ -11,13 +11,7 @@ import pytest
 from facerep.cli.app import main
 from facerep.cli.bench_cmd import parse_data
 from facerep.core.errors import FacerepError
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    captured = capsys.readouterr()
-    return int(exc.value.code or 0), captured.out + captured.err
+from tests.test_bench_cli import run_cli
 
 
 def test_parse_data_knows_the_new_benchmarks() -> None:
