@@ -1,4 +1,4 @@
-"""The ``facerep`` command's OpenMP wait policy: PASSIVE by default, set before torch loads, the user's
+"""The ``facerep`` command's OpenMP wait: a 1,000-spin wait by default, set before torch loads, the user's
 own setting kept (facerep/cli/threads.py; figures in benchmarks/RESULTS.md)."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 from facerep.cli.threads import WAIT_VARIABLES, configure_openmp_wait
 
 
-def test_passive_is_set_only_when_the_environment_has_not_chosen() -> None:
+def test_a_short_spin_is_set_only_when_the_environment_has_not_chosen() -> None:
     env: dict[str, str] = {"PATH": "/bin"}
-    assert configure_openmp_wait(env) == "PASSIVE"
-    assert env["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert configure_openmp_wait(env) == "1000"
+    assert env == {"PATH": "/bin", "GOMP_SPINCOUNT": "1000"}
     for name, value in [
         ("OMP_WAIT_POLICY", "ACTIVE"),
         ("OMP_WAIT_POLICY", ""),  # empty: "leave the runtime's own default"
@@ -42,8 +42,8 @@ def _spin_count(args: list[str], extra_env: dict[str, str]) -> int:
     return int(found.group(1))
 
 
-def test_the_command_sets_passive_before_torch_loads_openmp() -> None:
-    # the console entry point (pyproject: facerep.cli.app:main): libgomp starts with no spinning
-    assert _spin_count(["-c", "from facerep.cli.app import main; main(['version'])"], {}) == 0
+def test_the_command_sets_its_spin_count_before_torch_loads_openmp() -> None:
+    # the console entry point (pyproject: facerep.cli.app:main): libgomp starts with a short spin
+    assert _spin_count(["-c", "from facerep.cli.app import main; main(['version'])"], {}) == 1000
     # the user's choice wins, here through `python -m facerep`: ACTIVE spins (libgomp: 3e10 spins)
     assert _spin_count(["-m", "facerep", "version"], {"OMP_WAIT_POLICY": "ACTIVE"}) > 10**9
