@@ -22,7 +22,7 @@ import numpy as np
 
 from facerep.core.errors import FacerepError
 from facerep.plugins.detectors._install import DLIB_INSTALL
-from facerep.plugins.detectors.dlib_detector import SHAPE_PREDICTOR, find_model_file, model_file
+from facerep.plugins.detectors.dlib_detector import SHAPE_PREDICTOR, dlib_model, find_model_file, model_file
 
 #: Role -> its ``face-recognition-models`` file (located by the dlib face detector's `find_model_file`).
 MODEL_FILES: dict[str, str] = {
@@ -56,13 +56,11 @@ class DlibFaces:
         missing = dlib_missing()
         if missing:
             raise FacerepError(missing)
-        import dlib
-
-        self._dlib = dlib
-        self._detector = dlib.get_frontal_face_detector()
-        self._landmarks68 = dlib.shape_predictor(str(model_file(MODEL_FILES["landmarks68"])))
-        self._landmarks5 = dlib.shape_predictor(str(model_file(MODEL_FILES["landmarks5"])))
-        self._descriptor = dlib.face_recognition_model_v1(str(model_file(MODEL_FILES["descriptor"])))
+        # the face detector plugin's cache: a model it has loaded is not read again
+        self._detector = dlib_model("hog")
+        self._landmarks68 = dlib_model("shape", str(model_file(MODEL_FILES["landmarks68"])))
+        self._landmarks5 = dlib_model("shape", str(model_file(MODEL_FILES["landmarks5"])))
+        self._descriptor = dlib_model("recognition", str(model_file(MODEL_FILES["descriptor"])))
 
     def detect(self, rgb: np.ndarray, upsample: int = 1) -> list[tuple[float, float, float, float]]:
         """Face boxes (x0, y0, x1, y1), pixel edges, of an (H, W, 3) uint8 image, by the HOG detector."""

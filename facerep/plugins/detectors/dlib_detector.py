@@ -65,14 +65,21 @@ def import_dlib():  # noqa: ANN201 - the dlib module
     return dlib
 
 
-@functools.lru_cache(maxsize=4)
-def _trained(kind: str, path: str = "") -> Any:
-    """dlib's HOG detector, or its shape predictor or CNN detector read from `path`, made once per process
-    (each takes about 2 s)."""
-    dlib = import_dlib()
-    if kind == "hog":
-        return dlib.get_frontal_face_detector()
-    return dlib.shape_predictor(path) if kind == "shape" else dlib.cnn_face_detection_model_v1(path)
+#: dlib's model constructors by kind (each but ``hog`` reads a trained file).
+DLIB_MODELS: dict[str, str] = {
+    "hog": "get_frontal_face_detector",
+    "shape": "shape_predictor",
+    "cnn": "cnn_face_detection_model_v1",
+    "recognition": "face_recognition_model_v1",
+}
+
+
+@functools.lru_cache(maxsize=8)
+def dlib_model(kind: str, path: str = "") -> Any:
+    """dlib's HOG detector, or its shape predictor, CNN detector or face recogniser read from `path`
+    (a `DLIB_MODELS` kind), made once per process and shared by every user (each takes about 2 s)."""
+    make = getattr(import_dlib(), DLIB_MODELS[kind])
+    return make() if kind == "hog" else make(path)
 
 
 class DlibDetector(FaceDetector):
@@ -105,11 +112,11 @@ class DlibDetector(FaceDetector):
         self.detector = detector
         self.upsample = int(upsample)
         self.threshold = float(threshold)
-        self._predictor = _trained("shape", str(model_file(SHAPE_PREDICTOR)))
+        self._predictor = dlib_model("shape", str(model_file(SHAPE_PREDICTOR)))
         if detector == "hog":
-            self._hog = _trained("hog")
+            self._hog = dlib_model("hog")
         else:
-            self._cnn = _trained("cnn", str(model_file(CNN_DETECTOR)))
+            self._cnn = dlib_model("cnn", str(model_file(CNN_DETECTOR)))
 
     def _boxes(self, image: np.ndarray) -> list[tuple[object, float]]:
         if self.detector == "hog":
