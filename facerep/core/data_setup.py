@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from facerep.core.errors import RecipeError
-from facerep.core.recipe import Recipe
+from facerep.core.recipe import Recipe, check_known_keys, options_with_defaults
 from facerep.core.registry import Registry
 from facerep.core.types import Batch
 from facerep.data.holdout import split_identities
@@ -59,17 +59,22 @@ def resolve_root(stage: Recipe, address: str, node: dict[str, Any]) -> dict[str,
     """Replace ``root: builtin`` by the cached synthetic world folder of the dataset's type."""
     if node.get("root") != BUILTIN_ROOT:
         return node
+    return {**node, "root": str(world_folder(stage, address, node, world_path(stage)))}
+
+
+def world_folder(stage: Recipe, address: str, node: dict[str, Any], world: Path) -> Path:
+    """The folder of the synthetic world `world` that the source at `address` (``root: builtin``) reads;
+    a recipe error at its ``root`` line for a dataset type the world does not hold."""
     from facerep.data.world import source_root
 
     try:
-        root = source_root(world_path(stage), str(node["type"]).split(":")[-1])
+        return source_root(world, str(node.get("type")).split(":")[-1])
     except KeyError as exc:
         raise RecipeError(
-            f"the synthetic world has no data for dataset type {node['type']!r} ({exc})",
+            f"the synthetic world has no data for dataset type {node.get('type')!r} ({exc.args[0]})",
             where=stage.locate(f"{address}.root"),
             address=f"{address}.root",
         ) from None
-    return {**node, "root": str(root)}
 
 
 def build_sources(stage: Recipe, face_model: Any, registry: Registry, *, image_size: int) -> dict[str, Any]:
@@ -191,18 +196,6 @@ def _mapping(stage: Recipe, address: str, value: Any, what: str) -> dict[str, An
     return value
 
 
-def _known_keys(stage: Recipe, address: str, node: dict[str, Any], keys: Any) -> None:
-    from facerep.core.errors import did_you_mean
-
-    for key in node:
-        if key not in keys:
-            raise RecipeError(
-                f"unknown {address} option {key!r}{did_you_mean(key, keys)}; options: {', '.join(keys)}",
-                where=stage.locate(f"{address}.{key}"),
-                address=f"{address}.{key}",
-            )
-
-
 def data_options(stage: Recipe) -> dict[str, Any]:
     """A stage's ``data`` section checked, without reading any data: {image_size, num_workers, batch,
     augment, world, sources}.
@@ -214,7 +207,7 @@ def data_options(stage: Recipe) -> dict[str, Any]:
     synthetic world holds. Every problem is a `RecipeError` at the key's line.
     """
     data = _mapping(stage, "data", stage.get("data"), "sources, batch, image_size, ...")
-    _known_keys(stage, "data", data, DATA_KEYS)
+    check_known_keys(stage, "data", data, DATA_KEYS)
     sources = _mapping(stage, "data.sources", data.get("sources"), "role -> dataset")
     if not sources:
         raise RecipeError(
@@ -224,20 +217,11 @@ def data_options(stage: Recipe) -> dict[str, Any]:
         )
     for role, node in sources.items():
         if isinstance(node, dict) and node.get("root") == BUILTIN_ROOT:
-            from facerep.data.world import source_root
-
-            try:
-                source_root(Path("."), str(node.get("type")).split(":")[-1])
-            except KeyError as exc:
-                raise RecipeError(
-                    f"the synthetic world has no data for dataset type {node.get('type')!r} ({exc.args[0]})",
-                    where=stage.locate(f"data.sources.{role}.root"),
-                    address=f"data.sources.{role}.root",
-                ) from None
+            world_folder(stage, f"data.sources.{role}", node, Path("."))  # the type only: no world needed
     image_size = _whole(stage, "data.image_size", data.get("image_size", 64), 1, " (pixels)")
     num_workers = _whole(stage, "data.num_workers", data.get("num_workers", 0), 0)
     batch_node = _mapping(stage, "data.batch", data.get("batch"), ", ".join(BATCH_DEFAULTS))
-    _known_keys(stage, "data.batch", batch_node, BATCH_DEFAULTS)
+    check_known_keys(stage, "data.batch", batch_node, BATCH_DEFAULTS)
     batch = {**BATCH_DEFAULTS, **batch_node}
     for key, value in batch.items():
         _whole(stage, f"data.batch.{key}", value, 1 if key == "photos_per_identity" else 0)
@@ -248,7 +232,7 @@ def data_options(stage: Recipe) -> dict[str, Any]:
             address="data.batch",
         )
     augment = _mapping(stage, "data.augment", data.get("augment"), "flip, scale")
-    _known_keys(stage, "data.augment", augment, AUGMENT_DEFAULTS)
+    check_known_keys(stage, "data.augment", augment, AUGMENT_DEFAULTS)
     if "flip" in augment and not isinstance(augment["flip"], bool):
         raise RecipeError(
             f"data.augment.flip must be true or false, got {_shown(augment['flip'])}",
@@ -338,7 +322,6 @@ def validation_config(stage: Recipe, labelled: list[str]) -> dict[str, Any] | No
             address="train.validate",
         )
     from facerep.core.errors import did_you_mean
-    from facerep.core.recipe import options_with_defaults
 
     config = options_with_defaults(stage, "train.validate", node, VALIDATE_DEFAULTS)
     for key in ("every", "identities"):

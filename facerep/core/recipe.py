@@ -846,14 +846,17 @@ def options_with_defaults(
 ) -> dict[str, Any]:
     """`defaults` updated with the `given` mapping at `address` (e.g. ``train``); an unknown key is a
     recipe error at its line that suggests the closest option."""
-    config = dict(defaults)
-    for key, value in (given or {}).items():
-        if key not in defaults:
+    check_known_keys(stage, address, given or {}, defaults)
+    return {**defaults, **(given or {})}
+
+
+def check_known_keys(stage: Recipe, address: str, node: Mapping[str, Any], keys: Any) -> None:
+    """A recipe error at its line for the first key of the mapping `node` (at `address`) not in `keys`,
+    suggesting the closest option."""
+    for key in node:
+        if key not in keys:
             raise RecipeError(
-                f"unknown {address} option {key!r}{did_you_mean(key, defaults)}; options: "
-                + ", ".join(defaults),
+                f"unknown {address} option {key!r}{did_you_mean(key, keys)}; options: {', '.join(keys)}",
                 where=stage.locate(f"{address}.{key}"),
                 address=f"{address}.{key}",
             )
-        config[key] = value
-    return config
