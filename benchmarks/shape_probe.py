@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facerep.common.paths import cache_dir
 from facerep.core.data_setup import world_path
 from facerep.core.engine import build_stage
 from facerep.core.interfaces import LossContext
-from facerep.core.paths import cache_dir
 from facerep.core.recipe import load_recipe
 from facerep.data.synth import WorldPreset, generate_world, get_preset
 

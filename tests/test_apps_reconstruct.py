@@ -127,7 +127,7 @@ def test_posed_mesh_projects_onto_the_rendered_vertices(
 
 
 def test_crop_choices(synthetic_photos: list[Path]) -> None:
-    from facerep.core.errors import DataError
+    from facerep.common.errors import DataError
 
     photo = synthetic_photos[0]
     auto, centre = load_face_photo(photo, 32), load_face_photo(photo, 32, crop="center")
@@ -162,7 +162,7 @@ def test_cli_reconstruct_a_folder(
 
 
 def test_unreadable_photos_stop_or_are_skipped(model: FaceRep, tmp_path: Path) -> None:
-    from facerep.core.errors import DataError
+    from facerep.common.errors import DataError
 
     bad = tmp_path / "in" / "broken.jpg"
     bad.parent.mkdir()

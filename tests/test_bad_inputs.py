@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.data import objfile
 from facerep.data.imagefile import load_image, load_image_within
 from facerep.geometry import mesh_io

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from facerep.bench.aflw2000_source import read_aflw2000
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.data.matfile import save_mat
 from facerep.plugins.benchmarks.aflw2000 import Aflw2000Benchmark
 from tests.conftest import shared_data

@@ -8,7 +8,7 @@ import pytest
 
 from facerep.cli.app import main
 from facerep.cli.bench_cmd import parse_data
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

@@ -15,7 +15,7 @@ from PIL import Image
 from rich.console import Console
 
 from facerep.bench.micc_source import MiccSource
-from facerep.core.errors import DataError, FacerepError
+from facerep.common.errors import DataError, FacerepError
 from facerep.core.registry import get_registry
 from facerep.plugins.benchmarks.micc import MiccBenchmark, resolve_micc_root
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from facerep.bench.pairs import ALL_PAIRS, all_pairs, load_pairs, read_lfw_pairs
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from tests.conftest import shared_data
 
 PEOPLE = {"Aaron_Eckhart": 2, "Abel_Pacheco": 3, "Zoe_Ball": 1}

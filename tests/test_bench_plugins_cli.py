@@ -10,7 +10,7 @@ import pytest
 
 from facerep.cli.app import main
 from facerep.cli.bench_cmd import parse_data
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 from tests.test_bench_cli import run_cli
 
 

@@ -16,7 +16,7 @@ from facerep.bench import dlib_faces
 from facerep.bench.plugin_common import progress_bar, resolve_data_root
 from facerep.bench.runs import model_device, run_checkpoints, run_names, run_records
 from facerep.cli.bench_cmd import print_written, recipe_world
-from facerep.core.errors import DataError, FacerepError
+from facerep.common.errors import DataError, FacerepError
 from facerep.plugins.detectors._install import DLIB_INSTALL
 from facerep.plugins.detectors.dlib_detector import SHAPE_PREDICTOR, find_model_file, model_file
 

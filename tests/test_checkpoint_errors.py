@@ -13,9 +13,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from facerep.common.errors import CheckpointError
 from facerep.core import checkpoint as ckpt
 from facerep.core.engine import Trainer, TrainOptions
-from facerep.core.errors import CheckpointError
 from facerep.core.recipe import load_recipe
 from facerep.core.run import load_run
 

@@ -119,7 +119,7 @@ def test_missing_detector_names_the_pip_command(
 ) -> None:
     """The detector's package is missing (simulated where it is installed): the install line shows whole."""
     from facerep.apps import photos
-    from facerep.core.errors import FacerepError
+    from facerep.common.errors import FacerepError
     from facerep.plugins.detectors._install import DLIB_INSTALL
 
     def missing(self: Any, *args: Any, **kwargs: Any) -> None:

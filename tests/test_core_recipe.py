@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from facerep.core.errors import RecipeError
+from facerep.common.errors import RecipeError
 from facerep.core.recipe import builtin_recipe_names, diff, load_recipe, validate
 from facerep.core.registry import Registry
 

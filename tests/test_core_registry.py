@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from facerep.core.errors import RecipeError
+from facerep.common.errors import RecipeError
 from facerep.core.registry import Component, Registry, hookimpl
 
 

@@ -216,7 +216,7 @@ def test_augment_scale_range_and_labelled_flip_needs_face_model() -> None:
 
 
 def test_collate_rejects_mixed_sizes() -> None:
-    from facerep.core.errors import DataError
+    from facerep.common.errors import DataError
 
     a = _Toy([0], False)[0]
     b = dict(a, image=torch.zeros(3, 4, 4), sample_id="b")

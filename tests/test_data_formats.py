@@ -9,7 +9,7 @@ import pytest
 from conftest import shared_data
 from PIL import Image
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.data.mjpeg import index_mjpeg, read_mjpeg, read_mjpeg_frame, write_mjpeg
 from facerep.data.objfile import read_obj, write_obj
 from facerep.data.sidecars import (

@@ -11,7 +11,7 @@ import torch
 from conftest import shared_data
 from PIL import Image
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.core.registry import get_registry
 from facerep.data.matfile import FIELDS_300WLP, save_mat
 from facerep.data.mjpeg import write_mjpeg

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.data.hybrid import HybridDataset
 from facerep.data.synth import LABELLED_FRAME, PRESETS, WORLD_FORMAT, generate_world
 from facerep.plugins.datasets.celeba import CelebA
@@ -252,7 +252,7 @@ def test_training_set_sizes_change_the_training_sets_only(tmp_path) -> None:
 
 
 def test_unknown_world_size_is_a_recipe_error_at_its_key(tmp_path) -> None:
-    from facerep.core.errors import RecipeError
+    from facerep.common.errors import RecipeError
     from facerep.core.recipe import load_recipe
     from tests.test_engine import tiny_recipe, train
 

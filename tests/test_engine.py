@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
+from facerep.common.errors import FacerepError
 from facerep.core import checkpoint as ckpt
 from facerep.core.engine import NonFiniteLossError, Trainer, TrainOptions
-from facerep.core.errors import FacerepError
 from facerep.core.recipe import load_recipe
 from facerep.core.run import load_run
 
@@ -251,8 +251,8 @@ def test_resume_after_sigkill_reaches_the_same_weights(tmp_path: Path) -> None:
 
 
 def test_batch_sizes_processes_cannot_share_are_a_recipe_error(tmp_path: Path) -> None:
+    from facerep.common.errors import RecipeError
     from facerep.core.engine import build_stage
-    from facerep.core.errors import RecipeError
 
     stage = load_recipe(tiny_recipe(tmp_path)).stage("gcn_albedo")
     message = "data.batch.labelled_pairs = 1 is not a multiple of the 2 processes"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from facerep.common.errors import RecipeError
 from facerep.core.engine import TRAIN_DEFAULTS, lr_factor
-from facerep.core.errors import RecipeError
 from facerep.core.interfaces import LossContext
 from facerep.plugins.losses.wgan_div import WGANDivLoss
 from tests.test_engine import tiny_recipe, train

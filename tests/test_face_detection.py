@@ -12,7 +12,7 @@ import pytest
 from conftest import SHARED_DATA, shared_data
 from PIL import Image
 
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 from facerep.core.interfaces import KINDS, DetectedFace, FaceDetector
 from facerep.core.registry import get_registry
 from facerep.data.landmark_store import build_detector

@@ -9,7 +9,7 @@ import pytest
 import scipy.io
 import torch
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.core.registry import build
 from facerep.plugins.facemodels.bfm import bfm, load_pickle
 from facerep.plugins.facemodels.synthetic import synthetic

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import shared_data
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.core.registry import build, get_registry
 from facerep.geometry.symmetry import mirror_error
 from facerep.plugins.facemodels.npz import load_npz_face_model, npz, save_npz_face_model

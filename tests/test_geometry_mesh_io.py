@@ -7,7 +7,7 @@ import pytest
 from conftest import shared_data
 from PIL import Image
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.geometry.mesh_io import read_mesh, read_obj, read_ply, write_mesh, write_obj, write_ply
 
 RNG = np.random.default_rng(0)

@@ -13,7 +13,7 @@ import torch
 from conftest import shared_data
 from PIL import Image
 
-from facerep.core.errors import DataError, FacerepError
+from facerep.common.errors import DataError, FacerepError
 from facerep.data.landmark_store import LandmarkStore, mirror_root
 from facerep.data.mjpeg import write_mjpeg
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 from facerep.core.interfaces import Critic, FaceModel, Loss, LossContext
 from facerep.core.recipe import load_recipe
 from facerep.core.registry import get_registry

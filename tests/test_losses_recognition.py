@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_losses_common import CODE_SIZES, NUM_IDENTITIES, TinyFaceModel, make_batch, make_context, make_recon
 
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 from facerep.core.types import Batch, Reconstruction
 from facerep.plugins.losses.recognition import RecognitionLoss
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from facerep.cli.app import main
+from facerep.common.errors import DataError, RecipeError
+from facerep.common.paths import cache_dir
 from facerep.core.engine import Trainer, TrainOptions
-from facerep.core.errors import DataError, RecipeError
 from facerep.core.model import build_model
-from facerep.core.paths import cache_dir
 from facerep.core.recipe import load_recipe
 from facerep.core.recipe_check import check_recipe
 from facerep.core.registry import get_registry

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from facerep.cli.app import main
-from facerep.core.errors import RecipeError
+from facerep.common.errors import RecipeError
 from facerep.core.recipe import MAX_EXTENDS_DEPTH, MAX_NESTING, load_recipe
 
 # 489 bytes that expand to 9**7 (4.8 million) strings through aliases of aliases.

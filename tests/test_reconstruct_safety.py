@@ -27,7 +27,7 @@ from facerep.apps.model import FaceRep
 from facerep.apps.photos import MAX_PHOTO_PIXELS, find_photos, landmark_sidecar, load_face_photo
 from facerep.apps.reconstruct import reconstruct_photos
 from facerep.cli.app import main
-from facerep.core.safe_write import TEMP_SUFFIX
+from facerep.common.safe_write import TEMP_SUFFIX
 from facerep.data.sidecars import read_pts, write_pts
 
 FACE_FILES = {

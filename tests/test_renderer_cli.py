@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from facerep.cli.app import app
 from facerep.cli.facemodel_cmd import parse_light
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 
 
 def test_facemodel_show_writes_a_shaded_grid(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from facerep.core.errors import RecipeError
+from facerep.common.errors import RecipeError
 from facerep.core.interfaces import Renderer
 from facerep.core.registry import get_registry
 from facerep.geometry.rasterize_primitives import ellipsoid_cap, mesh_model

@@ -21,9 +21,9 @@ import pytest
 import torch
 
 from facerep.cli.app import main
+from facerep.common.errors import FacerepError, RecipeError
 from facerep.core import checkpoint as ckpt
 from facerep.core.engine import Trainer, TrainOptions
-from facerep.core.errors import FacerepError, RecipeError
 from facerep.core.recipe import load_recipe
 from facerep.core.run_dir import LOCK_NAME, RunLock, trim_metrics
 from facerep.testing.runs import tiny_recipe_text
@@ -428,8 +428,8 @@ def test_a_run_killed_anywhere_then_resumed_ends_with_the_checkpoints_of_an_unin
 def test_a_factory_error_in_a_later_stage_stops_run_before_anything_is_written(tmp_path: Path) -> None:
     """`run` builds every stage's components before training: a bad value in stage 2 is a recipe error at
     its line, and the run folder stays empty (it used to train stage 1 first)."""
+    from facerep.common.errors import RecipeError
     from facerep.core.engine import Trainer, TrainOptions
-    from facerep.core.errors import RecipeError
     from facerep.core.recipe import load_recipe
     from facerep.testing.runs import tiny_recipe_text
 

@@ -22,9 +22,9 @@ import pytest
 from PIL import Image
 
 from facerep.apps import export
-from facerep.core import safe_write
-from facerep.core.errors import WriteError
-from facerep.core.safe_write import TEMP_SUFFIX, all_or_nothing, inside, output_folder, write_atomic
+from facerep.common import safe_write
+from facerep.common.errors import WriteError
+from facerep.common.safe_write import TEMP_SUFFIX, all_or_nothing, inside, output_folder, write_atomic
 from facerep.data import objfile
 from facerep.geometry import mesh_io
 

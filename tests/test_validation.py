@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from facerep.core.errors import RecipeError
+from facerep.common.errors import RecipeError
 from facerep.core.types import Codes
 from facerep.core.validation import Validator
 from facerep.data.holdout import split_identities

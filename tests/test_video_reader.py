@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from facerep.core.errors import DataError, FacerepError
+from facerep.common.errors import DataError, FacerepError
 from facerep.data.mjpeg import decode_jpeg, encode_jpeg, write_mjpeg
 from facerep.data.video import VideoReader, write_video
 

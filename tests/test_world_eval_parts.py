@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.data.synth import generate_world
 from facerep.data.world import ensure_world, ensure_world_part
 

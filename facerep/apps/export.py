@@ -1,7 +1,7 @@
 """Writing reconstructed faces: meshes (OBJ with vertex colours, OBJ with a UV albedo texture, PLY),
 UV albedo textures, images and overlays.
 
-Every writer here goes through `facerep.core.safe_write`: a file is written to a temporary file in its
+Every writer here goes through `facerep.common.safe_write`: a file is written to a temporary file in its
 folder and renamed into place, so a full disk or a read-only folder leaves no half-written file (and raises
 one `WriteError` naming the file), and `write_meshes` writes a mesh's files all or none.
 
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from facerep.core.safe_write import all_or_nothing, inside, output_folder, write_atomic
+from facerep.common.safe_write import all_or_nothing, inside, output_folder, write_atomic
 from facerep.geometry import mesh_io
 from facerep.geometry.camera import REFERENCE_SPAN_MM, rotate
 
@@ -102,7 +102,7 @@ def save_image(
 ) -> Path:
     """Write a (3, H, W) / (H, W, 3) image in [0, 1] (or (H, W, 3) uint8, or a PIL image) as PNG,
     atomically; RGBA when an alpha (1, H, W) in [0, 1] is given. The folder must exist
-    (`facerep.core.safe_write.output_folder` makes it)."""
+    (`facerep.common.safe_write.output_folder` makes it)."""
     if isinstance(image, Image.Image):
         picture = image
     else:

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.core.interfaces import DetectedFace, FaceDetector
 from facerep.data.imagefile import center_box, crop_resize, landmark_box, load_image
 
@@ -269,7 +269,7 @@ def crop_faces(
 class LandmarkDetector:
     """The largest face's 68 landmarks of a photo, by a registered ``face_detector`` (``dlib`` by default).
 
-    Building it without the detector's package is a `facerep.core.errors.FacerepError` naming the
+    Building it without the detector's package is a `facerep.common.errors.FacerepError` naming the
     ``pip install`` line.
     """
 

@@ -24,8 +24,8 @@ sidecar replaces detection), and each face gets a folder ``OUT/NAME/`` (``OUT/NA
 (``no_face``: reported and skipped, never centre-cropped) and unreadable photos (``errors``). Folder
 names come from the photo names, cleaned so that each one resolves inside ``OUT``.
 
-Writes go through `facerep.core.safe_write`: each face's folder is written all or nothing (a full disk or
-a read-only folder raises one `facerep.core.errors.WriteError` naming the file, and leaves that face's
+Writes go through `facerep.common.safe_write`: each face's folder is written all or nothing (a full disk or
+a read-only folder raises one `facerep.common.errors.WriteError` naming the file, and leaves that face's
 previous files, if any, as they were); ``index.json`` is written last, once every face is.
 """
 
@@ -53,8 +53,8 @@ from facerep.apps.export import (
 )
 from facerep.apps.model import FaceRep
 from facerep.apps.photos import FacePhoto, NoFaceFound, crop_faces, find_photos, read_photo
+from facerep.common.safe_write import all_or_nothing, output_folder
 from facerep.core.interfaces import FaceDetector
-from facerep.core.safe_write import all_or_nothing, output_folder
 from facerep.core.types import Reconstruction
 
 #: Smallest and largest side of a UV texture, texels (a 4096-texel bake takes about 2 GB and 15 s a face;
@@ -88,8 +88,8 @@ def safe_folder_name(photo: Path, taken: set[str]) -> str:
 
 
 def _output_folder(out: Path, name: str) -> Path:
-    """``out/name``, checked to resolve inside ``out`` (`facerep.core.safe_write.inside`)."""
-    from facerep.core.safe_write import inside
+    """``out/name``, checked to resolve inside ``out`` (`facerep.common.safe_write.inside`)."""
+    from facerep.common.safe_write import inside
 
     return inside(out, name)
 
@@ -207,7 +207,7 @@ def reconstruct_photos(
         ``index.json`` and skipped.
 
     Raises:
-        `facerep.core.errors.WriteError` when a file cannot be written (see the module docstring): the
+        `facerep.common.errors.WriteError` when a file cannot be written (see the module docstring): the
         faces written before it stay, the face being written is left as it was, ``index.json`` is not
         written, and `out` is removed again when this call created it and it is still empty.
     """
@@ -330,7 +330,7 @@ def _needs_detector(path: Path) -> bool:
 def _write_index(
     model: FaceRep, out: Path, results: list[PhotoResult], no_face: list[str], errors: dict[str, str]
 ) -> Path:
-    from facerep.core.safe_write import write_text
+    from facerep.common.safe_write import write_text
 
     def entry(r: PhotoResult) -> dict[str, Any]:
         item: dict[str, Any] = {

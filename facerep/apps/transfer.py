@@ -18,7 +18,7 @@ from torch import Tensor
 
 from facerep.apps.export import save_image, save_npz, to_uint8, write_meshes
 from facerep.apps.model import FaceRep
-from facerep.core.safe_write import all_or_nothing, output_folder
+from facerep.common.safe_write import all_or_nothing, output_folder
 from facerep.core.types import Codes, Reconstruction
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.data.matfile import load_mat
 from facerep.data.sidecars import PTS_OFFSET
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 from facerep.plugins.detectors._install import DLIB_INSTALL
 from facerep.plugins.detectors.dlib_detector import SHAPE_PREDICTOR, dlib_model, find_model_file, model_file
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from facerep.apps.photos import FacePhoto, NoFaceFound, load_face_photo
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 
 
 def build_detector(name: str | None, device: Any = "cpu") -> tuple[Any | None, str]:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.data.meta import META_FILE
 from facerep.geometry.surface_distance import SCAN_CROP_RADIUS_MM, CroppedScan, crop_scan
 

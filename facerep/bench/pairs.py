@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 
 PAIRS_FILE = "pairs.txt"
 #: The `load_pairs` choice that scores every pair of a folder of identity folders.

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 
 
 def resolve_data_root(

@@ -20,7 +20,7 @@ from facerep.cli.recipe_cmd import recipe_app
 from facerep.cli.reconstruct_cmd import reconstruct
 from facerep.cli.run_cmd import run
 from facerep.cli.transfer_cmd import transfer
-from facerep.core.errors import FacerepError, literal
+from facerep.common.errors import FacerepError, literal
 
 
 class _PlainHelpTyper(typer.Typer):

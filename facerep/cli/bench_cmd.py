@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from facerep.cli.options import device_option
-from facerep.core.errors import DataError, FacerepError, literal
+from facerep.common.errors import DataError, FacerepError, literal
 
 PROTOCOL_CHOICES = {
     "identity": ["identity"],

@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from facerep.cli.bench_cmd import print_written, recipe_world
-from facerep.core.errors import DataError, FacerepError
+from facerep.common.errors import DataError, FacerepError
 
 #: Benchmark -> the CLI options it takes (the others are refused when set).
 PLUGIN_OPTIONS: dict[str, tuple[str, ...]] = {

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from facerep.cli.options import device_option
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 
 data_app = typer.Typer(
     help="Datasets: the synthetic world, and preprocessing of real photos.", no_args_is_help=True
@@ -27,7 +27,7 @@ def synth(
     """Render the synthetic face world into the real datasets' on-disk layouts."""
     from rich.console import Console
 
-    from facerep.core.errors import literal
+    from facerep.common.errors import literal
     from facerep.data.synth import get_preset
     from facerep.data.world import write_world
 
@@ -105,7 +105,7 @@ def landmarks(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from facerep.cli.options import start_device
-    from facerep.core.errors import literal
+    from facerep.common.errors import literal
     from facerep.data.landmark_store import LandmarkStore, build_detector, fill_images, fill_video
     from facerep.data.video import VideoReader
 

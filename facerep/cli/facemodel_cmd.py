@@ -29,7 +29,7 @@ def parse_light(spec: str):  # noqa: ANN201 - returns a (1, 27) tensor
     """A (1, 27) light code from a preset name or a list of 9 / 27 numbers."""
     import torch
 
-    from facerep.core.errors import FacerepError
+    from facerep.common.errors import FacerepError
     from facerep.geometry.sh import light_from_direction
 
     key = spec.strip().lower()
@@ -123,7 +123,7 @@ LOADER_BY_SUFFIX: dict[str, str] = {".npz": "npz", ".mat": "bfm", ".pkl": "bfm"}
 def parse_setting(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` of ``--set`` -> (key, value); the value becomes an int, float, bool or None when it
     reads as one (``3``, ``0.5``, ``true``, ``null``), else stays a string."""
-    from facerep.core.errors import FacerepError
+    from facerep.common.errors import FacerepError
 
     key, sep, raw = text.partition("=")
     key = key.strip()
@@ -146,7 +146,7 @@ def parse_setting(text: str) -> tuple[str, object]:
 def resolve_model_node(name: str, path: Path | None, registry) -> dict:  # noqa: ANN001 - a Registry
     """The face-model recipe node ``{"type": ..., "path": ...}`` for NAME (a plugin name, or a model
     file / folder whose loader is chosen by its suffix) and ``--path``."""
-    from facerep.core.errors import FacerepError
+    from facerep.common.errors import FacerepError
 
     known = registry.names("facemodel")
     if (
@@ -191,7 +191,7 @@ def resolve_model_node(name: str, path: Path | None, registry) -> dict:  # noqa:
 
 
 def _check_out(out: Path) -> None:
-    from facerep.core.errors import FacerepError
+    from facerep.common.errors import FacerepError
 
     if out.suffix.lower() != ".png":
         raise FacerepError(f"--out {out}: the grid is written as PNG; give a file name ending in .png")
@@ -206,7 +206,7 @@ def save_png(image, out: Path) -> None:  # noqa: ANN001 - a PIL image
     import os
     import tempfile
 
-    from facerep.core.errors import FacerepError
+    from facerep.common.errors import FacerepError
 
     tmp: str | None = None
     try:
@@ -267,8 +267,8 @@ def show(
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from facerep.core.errors import FacerepError
-    from facerep.core.paths import cache_dir
+    from facerep.common.errors import FacerepError
+    from facerep.common.paths import cache_dir
     from facerep.core.registry import get_registry
 
     _check_out(out)

@@ -23,7 +23,7 @@ def plugins(
 
     registry = get_registry()
     if kind is not None and kind not in registry.kinds():
-        from facerep.core.errors import RecipeError, did_you_mean
+        from facerep.common.errors import RecipeError, did_you_mean
 
         raise RecipeError(f"unknown kind {kind!r}{did_you_mean(kind, registry.kinds())}")
     console = Console()
@@ -59,7 +59,7 @@ _NETWORK_KINDS = ("encoder", "shape_decoder", "albedo_decoder", "renderer", "cri
 
 def _demo_context(registry) -> dict:  # noqa: ANN001 - Registry
     """The shared objects of the demo recipe (2k-vertex synthetic model, 64 px, ResNet-18)."""
-    from facerep.core.paths import cache_dir
+    from facerep.common.paths import cache_dir
     from facerep.core.recipe import load_recipe
 
     demo = load_recipe("demo").stage("gcn_albedo")

@@ -50,7 +50,7 @@ def reconstruct(
     from facerep.apps.photos import find_photos
     from facerep.apps.reconstruct import reconstruct_photos
     from facerep.cli.options import start_device
-    from facerep.core.errors import literal
+    from facerep.common.errors import literal
 
     check_options(faces=faces, crop_scale=crop_scale, batch_size=batch_size, texture_size=texture_size)
     console = Console(stderr=True)
@@ -97,7 +97,7 @@ def check_options(*, faces: str, crop_scale: float, batch_size: int, texture_siz
 
     from facerep.apps.photos import FACES
     from facerep.apps.reconstruct import TEXTURE_SIZES
-    from facerep.core.errors import FacerepError
+    from facerep.common.errors import FacerepError
 
     if faces not in FACES:
         raise FacerepError(f"--faces {faces!r}: choose {' or '.join(FACES)}")
@@ -115,7 +115,7 @@ def check_options(*, faces: str, crop_scale: float, batch_size: int, texture_siz
 def _summary(console: object, results: list, out: Path) -> None:
     import json
 
-    from facerep.core.errors import literal
+    from facerep.common.errors import literal
 
     crops: dict[str, int] = {}
     for r in results:

@@ -8,7 +8,7 @@ import typer
 
 from facerep.cli.options import device_option
 from facerep.cli.recipe_cmd import SET_HELP
-from facerep.core.errors import RecipeError
+from facerep.common.errors import RecipeError
 from facerep.core.recipe import Recipe
 
 

@@ -34,7 +34,7 @@ def transfer(
     from facerep.apps.photos import find_photos
     from facerep.apps.transfer import expression_grid, save_grid, write_transfer
     from facerep.apps.transfer import transfer as run_transfer
-    from facerep.core.errors import literal
+    from facerep.common.errors import literal
 
     check_options(grid=grid, crop_scale=crop_scale)
     sources, targets = find_photos(source), find_photos(target)
@@ -68,7 +68,7 @@ def check_options(*, grid: int, crop_scale: float) -> None:
     """Refuse out-of-range ``transfer`` options before the run is loaded (one `FacerepError`)."""
     import math
 
-    from facerep.core.errors import FacerepError
+    from facerep.common.errors import FacerepError
 
     if grid < 0:
         raise FacerepError(f"--grid must be 0 (one transfer) or a number of photos per side, got {grid}")

@@ -27,7 +27,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from facerep.core.errors import CheckpointError
+from facerep.common.errors import CheckpointError
 
 _NAME = re.compile(r"^step-(\d+)\.safetensors$")
 _TEMPORARY = re.compile(r"^\.(debug-)?step-\d+\.safetensors\..+\.tmp$")

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from facerep.core.errors import RecipeError
+from facerep.common.errors import RecipeError
 from facerep.core.recipe import Recipe, check_known_keys, options_with_defaults
 from facerep.core.registry import Registry
 from facerep.core.types import Batch
@@ -263,7 +263,7 @@ def data_options(stage: Recipe) -> dict[str, Any]:
 def world_options(stage: Recipe) -> tuple[str, int, dict[str, int]]:
     """A stage's ``data.world`` checked: (preset, seed, changed training-set sizes); recipe errors at the
     key's line for an unknown preset or key, a bad seed or a size that is not a positive integer."""
-    from facerep.core.errors import DataError, did_you_mean
+    from facerep.common.errors import DataError, did_you_mean
     from facerep.core.recipe_check import MAX_SEED
     from facerep.data.synth import PRESETS
     from facerep.data.world import TRAINING_SIZES, world_spec
@@ -321,7 +321,7 @@ def validation_config(stage: Recipe, labelled: list[str]) -> dict[str, Any] | No
             where=where,
             address="train.validate",
         )
-    from facerep.core.errors import did_you_mean
+    from facerep.common.errors import did_you_mean
 
     config = options_with_defaults(stage, "train.validate", node, VALIDATE_DEFAULTS)
     for key in ("every", "identities"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 
 #: The default of every ``--device`` option.
 DEFAULT_DEVICE = "auto"

@@ -36,11 +36,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from facerep.common.errors import CheckpointError, FacerepError, RecipeError, literal
+from facerep.common.paths import cache_dir
 from facerep.core import checkpoint as ckpt
-from facerep.core.errors import CheckpointError, FacerepError, RecipeError, literal
 from facerep.core.interfaces import LossContext
 from facerep.core.model import FaceRepModel, build_model
-from facerep.core.paths import cache_dir
 from facerep.core.recipe import Recipe, options_with_defaults, validate
 from facerep.core.registry import Registry, get_registry
 from facerep.core.run_dir import (

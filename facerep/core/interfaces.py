@@ -279,7 +279,7 @@ class FaceDetector(abc.ABC):
     no face is found. Anything but an (H, W, 3) uint8 array is a ``ValueError`` (`check_rgb`).
     ``weights`` says in one line where the network weights come from (a package, or a download on
     first use), for ``facerep plugins`` and the docs. A factory whose optional package is missing raises
-    `facerep.core.errors.FacerepError` naming the ``pip install`` line that fixes it.
+    `facerep.common.errors.FacerepError` naming the ``pip install`` line that fixes it.
     """
 
     weights: ClassVar[str] = ""

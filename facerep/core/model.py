@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from facerep.core.errors import RecipeError
+from facerep.common.errors import RecipeError
 from facerep.core.interfaces import AlbedoDecoder, Encoder, Renderer, ShapeDecoder
 from facerep.core.types import Codes, Reconstruction, Rendering
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from facerep.core.errors import RecipeError, did_you_mean
+from facerep.common.errors import RecipeError, did_you_mean
 
 Path_ = tuple[str, ...]
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from facerep.core.errors import RecipeError, did_you_mean
+from facerep.common.errors import RecipeError, did_you_mean
 from facerep.core.recipe import TOP_LEVEL_KEYS, Recipe, component_nodes
 from facerep.core.registry import Registry, get_registry
 
@@ -250,9 +250,9 @@ def build_stage_components(stage: Recipe, registry: Registry, face_models: list[
     """
     import torch
 
+    from facerep.common.paths import cache_dir
     from facerep.core.data_setup import data_options
     from facerep.core.model import build_model
-    from facerep.core.paths import cache_dir
 
     locate = stage.locate
     context: dict[str, Any] = {"cache_dir": cache_dir(), "device": torch.device("cpu")}

@@ -36,7 +36,7 @@ from typing import Any
 
 import pluggy
 
-from facerep.core.errors import FacerepError, RecipeError, did_you_mean
+from facerep.common.errors import FacerepError, RecipeError, did_you_mean
 from facerep.core.interfaces import CONTEXT_NAMES, KINDS
 
 PROJECT = "facerep"

@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
+from facerep.common.errors import CheckpointError, RecipeError
+from facerep.common.paths import cache_dir
 from facerep.core import checkpoint as ckpt
-from facerep.core.errors import CheckpointError, RecipeError
 from facerep.core.model import FaceRepModel, build_model
-from facerep.core.paths import cache_dir
 from facerep.core.recipe import Recipe
 from facerep.core.registry import Registry, get_registry
 

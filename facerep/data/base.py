@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.core.interfaces import FaceDataset
 from facerep.data.imagefile import center_box, crop_resize, landmark_box
 from facerep.data.sidecars import hull_mask

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.core.types import Batch
 
 

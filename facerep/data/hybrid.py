@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.data.augment import Augment
 from facerep.data.collate import Collate
 from facerep.data.sampler import HybridBatchSampler

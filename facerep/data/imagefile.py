@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 
 _ROWS_PER_BLOCK = 512  # rows converted at a time when scaling high-bit-depth images (bounded temporaries)
 

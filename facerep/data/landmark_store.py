@@ -11,7 +11,7 @@ any folder given as ``out``. The loaders look in the root first, then in the mir
   the detector looked at without finding a face are listed (one index a line) in
   ``MIRROR/REL.noface.txt``. Frames in neither file have not been looked at yet.
 
-Files are written whole or not at all (`facerep.core.safe_write`), so an interrupted run resumes where it
+Files are written whole or not at all (`facerep.common.safe_write`), so an interrupted run resumes where it
 stopped, and reruns skip what exists.
 """
 
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
+from facerep.common.safe_write import write_text
 from facerep.core.interfaces import DetectedFace, FaceDetector
-from facerep.core.safe_write import write_text
 from facerep.data.sidecars import (
     LANDMARK_DIR,
     pts_text,
@@ -47,7 +47,7 @@ LANDMARK_MODES = ("files", "detect")
 
 def mirror_root(root: str | Path) -> Path:
     """The cache mirror of a dataset root: ``cache_dir()/landmarks/NAME-HASH`` (hash of the resolved path)."""
-    from facerep.core.paths import cache_dir
+    from facerep.common.paths import cache_dir
 
     resolved = Path(root).expanduser().resolve()
     digest = hashlib.sha1(str(resolved).encode("utf-8")).hexdigest()[:12]
@@ -57,7 +57,7 @@ def mirror_root(root: str | Path) -> Path:
 
 def build_detector(name: str = "dlib", device: Any = "cpu", **options: Any) -> FaceDetector:
     """The registered ``face_detector`` `name` built for `device` (a missing optional package is a
-    `facerep.core.errors.FacerepError` naming the ``pip install`` line)."""
+    `facerep.common.errors.FacerepError` naming the ``pip install`` line)."""
     import torch
 
     from facerep.core.registry import get_registry

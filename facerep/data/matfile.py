@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 
 #: Fields of a 300W-LP / AFLW2000-3D .mat and their shapes in the real files.
 FIELDS_300WLP: dict[str, tuple[int, int]] = {

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 
 META_FILE = "meta.json"
 DEFAULT_META: dict[str, Any] = {"face_model": {"type": "bfm"}}

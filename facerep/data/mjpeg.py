@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 
 SOI = b"\xff\xd8"
 EOI = b"\xff\xd9"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facerep.core.errors import DataError
-from facerep.core.safe_write import output_folder, write_text
+from facerep.common.errors import DataError
+from facerep.common.safe_write import output_folder, write_text
 
 
 def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +62,7 @@ def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 def write_obj(path: str | Path, vertices: np.ndarray, triangles: np.ndarray | None = None) -> None:
     """Write vertices (N, 3) and optional 0-based triangles (F, 3) as an OBJ (1-based indices), atomically
-    (`facerep.core.safe_write`)."""
+    (`facerep.common.safe_write`)."""
     path = Path(path)
     output_folder(path.parent)
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 
 NUM_LANDMARKS = 68
 LANDMARK_DIR = "landmarks68"

@@ -2,7 +2,7 @@
 
 Each ``data.sources`` node of every stage is built through the registry as ``facerep run`` builds it (so a
 source with ``landmarks: detect`` fills its landmark cache here, once), then its first few samples are read.
-A missing root, a missing or corrupt file is a `facerep.core.errors.RecipeError` at the source's line that
+A missing root, a missing or corrupt file is a `facerep.common.errors.RecipeError` at the source's line that
 names the file. The synthetic world (``root: builtin``) is generated on first use and not checked here.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from facerep.core.errors import DataError, RecipeError
+from facerep.common.errors import DataError, RecipeError
 
 
 def check_sources(recipe: Any, *, samples: int = 3, registry: Any = None) -> list[str]:

@@ -143,7 +143,7 @@ def get_preset(preset: str | WorldPreset) -> WorldPreset:
     if isinstance(preset, WorldPreset):
         return preset
     if preset not in PRESETS:
-        from facerep.core.errors import DataError
+        from facerep.common.errors import DataError
 
         raise DataError(f"unknown synthetic world preset {preset!r}; choose from {sorted(PRESETS)}")
     return PRESETS[preset]

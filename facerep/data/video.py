@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from facerep.core.errors import DataError, FacerepError
+from facerep.common.errors import DataError, FacerepError
 from facerep.data.mjpeg import SOI, index_mjpeg, read_mjpeg_frame
 
 #: Suffixes read as videos (case-insensitive).

@@ -19,8 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from facerep.core.errors import DataError
-from facerep.core.paths import cache_dir
+from facerep.common.errors import DataError
+from facerep.common.paths import cache_dir
 from facerep.data.synth import WORLD_FORMAT, WORLD_PARTS, WorldPreset, generate_world, get_preset
 
 #: Dataset plugin name -> sub-folder of a world.

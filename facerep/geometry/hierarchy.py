@@ -12,7 +12,7 @@ subset of the fine mesh's vertices:
 - ``laplacians[i]`` (N_i, N_i) is the scaled normalised Laplacian ``-D^-1/2 A D^-1/2`` of level i.
 
 Everything is deterministic (same template -> byte-identical matrices) and `get_hierarchy` caches it on
-disk, keyed by the face model's fingerprint, under ``facerep.core.paths.cache_dir() / "hierarchy"``.
+disk, keyed by the face model's fingerprint, under ``facerep.common.paths.cache_dir() / "hierarchy"``.
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ def _unpack(z: Any) -> MeshHierarchy:
 
 def hierarchy_cache_path(fingerprint: str, factor: int, levels: int, cache_dir: Path | None = None) -> Path:
     """Where the hierarchy of a template with this fingerprint is cached."""
-    from facerep.core.paths import cache_dir as default_cache_dir
+    from facerep.common.paths import cache_dir as default_cache_dir
 
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return root / "hierarchy" / f"{fingerprint}_f{factor}_l{levels}_v{HIERARCHY_VERSION}.npz"
@@ -357,7 +357,7 @@ def save_hierarchy(h: MeshHierarchy, path: Path) -> None:
 
 def load_hierarchy(path: Path) -> MeshHierarchy:
     """Read a hierarchy written by `save_hierarchy`; raises DataError if it is unreadable."""
-    from facerep.core.errors import DataError
+    from facerep.common.errors import DataError
 
     try:
         with np.load(path) as z:
@@ -378,12 +378,12 @@ def get_hierarchy(
             ``fingerprint()`` are used).
         factor: vertex reduction factor per level.
         levels: number of down-sampling steps.
-        cache_dir: cache root (default `facerep.core.paths.cache_dir()`).
+        cache_dir: cache root (default `facerep.common.paths.cache_dir()`).
         use_cache: read and write the cache (False: always build, write nothing).
     """
     path = hierarchy_cache_path(face_model.fingerprint(), factor, levels, cache_dir)
     if use_cache and path.exists():
-        from facerep.core.errors import DataError
+        from facerep.common.errors import DataError
 
         try:
             return load_hierarchy(path)

@@ -7,7 +7,7 @@ common ``v x y z r g b`` OBJ extension and from PLY ``red green blue`` propertie
 
 Writers take per-vertex arrays (colours and UVs in [0, 1], UV v pointing up as in OBJ) and, for OBJ, an
 optional texture image written next to the mesh with an MTL file referencing it. They write through
-`facerep.core.safe_write` (a temporary file renamed into place; an OBJ with its MTL and texture all or
+`facerep.common.safe_write` (a temporary file renamed into place; an OBJ with its MTL and texture all or
 none): a failed write leaves no partial file and raises a `WriteError` naming the file.
 
 Readers reject what would poison later geometry (a ``nan`` or ``inf`` coordinate, a face index outside
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from facerep.core.errors import DataError
-from facerep.core.safe_write import all_or_nothing, output_folder, write_atomic, write_text
+from facerep.common.errors import DataError
+from facerep.common.safe_write import all_or_nothing, output_folder, write_atomic, write_text
 
 
 @dataclass

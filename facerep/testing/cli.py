@@ -8,7 +8,7 @@ import typer
 def _parse_sets(values: list[str]) -> dict[str, object]:
     import yaml
 
-    from facerep.core.errors import RecipeError
+    from facerep.common.errors import RecipeError
 
     node: dict[str, object] = {}
     for item in values:
@@ -30,7 +30,7 @@ def check(
     from rich.table import Table
     from rich.text import Text
 
-    from facerep.core.errors import RecipeError, did_you_mean
+    from facerep.common.errors import RecipeError, did_you_mean
     from facerep.core.registry import get_registry
     from facerep.testing.kit import check_component
 

@@ -55,7 +55,7 @@ def tiny_face_model(vertices: int = TINY_VERTICES, registry: Registry | None = N
 
 
 def _base_context(device: str | torch.device) -> dict[str, Any]:
-    from facerep.core.paths import cache_dir
+    from facerep.common.paths import cache_dir
 
     return {"cache_dir": cache_dir(), "device": torch.device(device)}
 

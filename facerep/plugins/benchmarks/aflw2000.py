@@ -39,7 +39,7 @@ from facerep.bench.nme import BIN_NAMES, nme, summarise_nme, yaw_bin
 from facerep.bench.plugin_common import progress_bar, resolve_data_root
 from facerep.bench.published_alignment import AFLW2000_PUBLISHED, REFERENCES
 from facerep.bench.runs import model_device, run_checkpoints, run_names, run_records
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 from facerep.core.interfaces import Benchmark
 from facerep.core.registry import Component, hookimpl
 from facerep.data.imagefile import crop_resize, landmark_box, load_image

@@ -39,7 +39,7 @@ from facerep.bench.tables import (
     write_per_subject,
     write_tables,
 )
-from facerep.core.errors import DataError, FacerepError, literal
+from facerep.common.errors import DataError, FacerepError, literal
 from facerep.core.interfaces import Benchmark
 from facerep.core.registry import Component, hookimpl
 from facerep.geometry.surface_distance import DIRECTIONS, SCAN_CROP_RADIUS_MM, STATISTICS

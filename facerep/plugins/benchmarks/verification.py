@@ -38,7 +38,7 @@ from facerep.bench.plugin_common import progress_bar, resolve_data_root
 from facerep.bench.roc import equal_error_rate, roc_auc, roc_curve, tar_at_far
 from facerep.bench.roc_plot import plot_roc
 from facerep.bench.runs import model_device, run_checkpoints, run_names, run_records
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 from facerep.core.interfaces import Benchmark
 from facerep.core.registry import Component, hookimpl
 from facerep.data.imagefile import load_image

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.core.registry import Component, hookimpl
 from facerep.data.base import ImageFaceDataset
 from facerep.data.imagefile import load_image

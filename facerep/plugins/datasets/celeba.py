@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.core.registry import Component, hookimpl
 from facerep.data.base import ImageFaceDataset, contiguous_ids
 from facerep.data.imagefile import load_image

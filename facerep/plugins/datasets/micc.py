@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.core.registry import Component, hookimpl
 from facerep.data.base import ImageFaceDataset
 from facerep.data.landmark_store import LANDMARK_MODES, LandmarkStore, build_detector, fill_video

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.core.registry import Component, hookimpl
 from facerep.data.base import ImageFaceDataset, contiguous_ids
 from facerep.data.imagefile import load_image

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 from facerep.core.interfaces import DetectedFace, FaceDetector
 from facerep.core.registry import Component, hookimpl
 from facerep.plugins.detectors._install import DLIB_INSTALL

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 from facerep.core.interfaces import DetectedFace, FaceDetector
 from facerep.core.registry import Component, hookimpl
 from facerep.plugins.detectors._install import FACE_ALIGNMENT_INSTALL

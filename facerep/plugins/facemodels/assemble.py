@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.plugins.facemodels.linear import LinearFaceModel
 
 #: Millimetres per unit.

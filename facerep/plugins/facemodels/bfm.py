@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from facerep.core.errors import DataError
+from facerep.common.errors import DataError
 from facerep.core.registry import Component, hookimpl
 from facerep.plugins.facemodels.assemble import UNIT_SCALE, assemble_face_model, read_index_list
 from facerep.plugins.facemodels.linear import LinearFaceModel

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 from facerep.core.types import Batch
 
 APPLIES_TO: tuple[str, ...] = ("all", "labelled", "unlabelled")

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 from facerep.core.interfaces import FaceModel, Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from facerep.core.errors import FacerepError
+from facerep.common.errors import FacerepError
 from facerep.core.interfaces import Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction

@@ -39,7 +39,7 @@ class CheckpointError(FacerepError):
 
 class WriteError(FacerepError):
     """An output file or folder cannot be written (read-only, disk full, outside the output folder); the
-    message names it and the cause. Nothing half-written is left (`facerep.core.safe_write`)."""
+    message names it and the cause. Nothing half-written is left (`facerep.common.safe_write`)."""
 
 
 def literal(text: object) -> str:

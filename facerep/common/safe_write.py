@@ -30,7 +30,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
-from facerep.core.errors import WriteError
+from facerep.common.errors import WriteError
 
 #: Suffix of the temporary files `write_atomic` creates.
 TEMP_SUFFIX = ".facerep-part"
