@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from facerep.bench.micc_source import MiccSource  # noqa: E402
 from facerep.core.run import load_run  # noqa: E402
 from facerep.core.validation import _spread  # noqa: E402
-from facerep.data.synth import _coefficients, _face_model  # noqa: E402
-from facerep.data.world import ensure_world, source_root  # noqa: E402
+from facerep.world.cache import ensure_world, source_root  # noqa: E402
+from facerep.world.synth import _coefficients, _face_model  # noqa: E402
 
 
 def subject_truth(preset_vertices: int, subjects: int, seed: int) -> torch.Tensor:

@@ -30,7 +30,7 @@ from facerep.core.data_setup import world_path
 from facerep.core.engine import build_stage
 from facerep.core.interfaces import LossContext
 from facerep.core.recipe import load_recipe
-from facerep.data.synth import WorldPreset, generate_world, get_preset
+from facerep.world.synth import WorldPreset, generate_world, get_preset
 
 HELD_OUT = 128
 

@@ -24,7 +24,7 @@ def model(tiny_trained_run: Path) -> FaceRep:
 
 @pytest.fixture(scope="module")
 def photos() -> list[Path]:
-    from facerep.data.world import ensure_world
+    from facerep.world.cache import ensure_world
 
     world = ensure_world("tiny", 0, progress=False)
     return find_photos(world / "celeba" / "img_align_celeba")[:3]

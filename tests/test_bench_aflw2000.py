@@ -162,8 +162,8 @@ def test_real_samples_end_to_end(tmp_path: Path) -> None:
 
 
 def test_synthetic_aflw2000_layout_reads_back(tmp_path: Path) -> None:
-    from facerep.data.synth import PRESETS, aflw2000_images, generate_world
     from facerep.plugins.datasets.aflw2000 import AFLW2000
+    from facerep.world.synth import PRESETS, aflw2000_images, generate_world
 
     record: dict = {}
     generate_world(tmp_path, "tiny", 0, parts=("aflw2000",), record=record, device="cpu")

@@ -87,7 +87,7 @@ def test_real_identities_all_780_pairs(tmp_path: Path) -> None:
 
 
 def test_synthetic_verification_set(tmp_path: Path) -> None:
-    from facerep.data.synth import PRESETS, VERIFICATION_PHOTOS, generate_world, verification_identities
+    from facerep.world.synth import PRESETS, VERIFICATION_PHOTOS, generate_world, verification_identities
 
     record: dict = {}
     generate_world(tmp_path, "tiny", 0, parts=("verification",), record=record, device="cpu")

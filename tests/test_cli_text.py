@@ -94,7 +94,7 @@ def test_bench_tables_print_run_names_and_data_root_as_text() -> None:
 def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic face photo at a path with markup in it (``.../face[/b] [detect].png``)."""
     from facerep.apps.photos import find_photos
-    from facerep.data.world import ensure_world
+    from facerep.world.cache import ensure_world
 
     world = ensure_world("tiny", 0, progress=False)
     source = find_photos(world / "celeba" / "img_align_celeba")[0]

@@ -11,10 +11,10 @@ import torch
 
 from facerep.common.errors import DataError
 from facerep.data.hybrid import HybridDataset
-from facerep.data.synth import LABELLED_FRAME, PRESETS, WORLD_FORMAT, generate_world
 from facerep.plugins.datasets.celeba import CelebA
 from facerep.plugins.datasets.micc import MICC
 from facerep.plugins.datasets.w300lp import W300LP
+from facerep.world.synth import LABELLED_FRAME, PRESETS, WORLD_FORMAT, generate_world
 
 TINY = PRESETS["tiny"]
 
@@ -177,7 +177,7 @@ def _fake_generate(calls: list):
 
 
 def test_ensure_world_is_cached_atomic_and_reused(tmp_path, monkeypatch) -> None:
-    import facerep.data.world as world
+    import facerep.world.cache as world
 
     calls: list = []
     monkeypatch.setattr(world, "generate_world", _fake_generate(calls))
@@ -202,7 +202,7 @@ def test_ensure_world_is_cached_atomic_and_reused(tmp_path, monkeypatch) -> None
 
 
 def test_cli_data_synth_writes_the_world(tmp_path, monkeypatch) -> None:
-    import facerep.data.world as world
+    import facerep.world.cache as world
     from facerep.cli.app import main
 
     calls: list = []
@@ -234,7 +234,7 @@ def test_cli_data_landmarks_without_dlib_says_which_pip_install(tmp_path, capsys
 
 def test_training_set_sizes_change_the_training_sets_only(tmp_path) -> None:
     """data.world sizes: a separate cached world whose MICC evaluation set is byte for byte the preset's."""
-    from facerep.data.world import ensure_world, world_spec
+    from facerep.world.cache import ensure_world, world_spec
 
     plain = ensure_world("tiny", 0, root=tmp_path, progress=False)
     bigger = ensure_world("tiny", 0, root=tmp_path, progress=False, sizes={"labelled_sources": 7})

@@ -53,7 +53,7 @@ def unet_model(unet_run: Path) -> FaceRep:
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Two photos of the tiny world, copied into a folder of their own."""
-    from facerep.data.world import ensure_world
+    from facerep.world.cache import ensure_world
 
     world = ensure_world("tiny", 0, progress=False)
     folder = tmp_path_factory.mktemp("photos")
@@ -228,7 +228,7 @@ def test_read_only_output_folder_is_one_line(
 def test_huge_photos_are_read_reduced_with_boxes_in_file_pixels(unet_model: FaceRep, tmp_path: Path) -> None:
     """A 4096 x 4096 JPEG (16.8 Mpx, above the 16 Mpx cap) is decoded at half size; its sidecar landmarks,
     box and face box still come out in the file's pixels, and the crop is the small photo's."""
-    from facerep.data.world import ensure_world
+    from facerep.world.cache import ensure_world
 
     side = 4096
     small = find_photos(ensure_world("tiny", 0, progress=False) / "celeba" / "img_align_celeba")[0]

@@ -314,7 +314,7 @@ def test_output_folder_removes_temps_of_dead_writers_only(tmp_path: Path) -> Non
 @pytest.fixture(scope="module")
 def two_photos() -> list[Path]:
     from facerep.apps.photos import find_photos
-    from facerep.data.world import ensure_world
+    from facerep.world.cache import ensure_world
 
     world = ensure_world("tiny", 0, progress=False)
     return find_photos(world / "celeba" / "img_align_celeba")[:2]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from facerep.common.errors import DataError
-from facerep.data.synth import generate_world
-from facerep.data.world import ensure_world, ensure_world_part
+from facerep.world.cache import ensure_world, ensure_world_part
+from facerep.world.synth import generate_world
 
 MAT_HEADER = 128  # a MATLAB 5 file's text header holds its creation time
 

@@ -16,11 +16,11 @@ def resolve_data_root(
     root: str | Path, part: str, what: str, *, preset: str = "demo", seed: int = 0, folder: bool = True
 ) -> Path:
     """A benchmark's data: `root` itself, or for ``builtin`` the synthetic world's `part` folder (written
-    into the cached world of (`preset`, `seed`) when it lacks one, `facerep.data.world.ensure_world_part`).
+    into the cached world of (`preset`, `seed`) when it lacks one, `facerep.world.cache.ensure_world_part`).
 
     Args:
         root: a path (``~`` expanded) or ``builtin``.
-        part: the world's folder (a `facerep.data.synth.WORLD_PARTS` key), e.g. ``aflw2000``.
+        part: the world's folder (a `facerep.world.synth.WORLD_PARTS` key), e.g. ``aflw2000``.
         what: what `root` should be, for the error: ``{path}: {what} not found``.
         folder: `root` must be a folder (False: any existing path, e.g. a pairs file).
 
@@ -32,7 +32,7 @@ def resolve_data_root(
         if not (path.is_dir() if folder else path.exists()):
             raise DataError(f"{path}: {what} not found")
         return path
-    from facerep.data.world import ensure_world_part
+    from facerep.world.cache import ensure_world_part
 
     return ensure_world_part(preset, seed, part)
 

@@ -28,8 +28,8 @@ def synth(
     from rich.console import Console
 
     from facerep.common.errors import literal
-    from facerep.data.synth import get_preset
-    from facerep.data.world import write_world
+    from facerep.world.cache import write_world
+    from facerep.world.synth import get_preset
 
     spec = get_preset(preset)
     path = write_world(out, spec.name, seed, force=force, progress=True)

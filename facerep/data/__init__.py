@@ -1,8 +1,8 @@
-"""Data: sidecar formats, MJPEG streams, augmentation, hybrid batching, and the synthetic world generator.
+"""Data: sidecar formats, MJPEG streams, augmentation and hybrid batching.
 
 Dataset readers are plugins under `facerep.plugins.datasets`; this package holds what they share and what
 the training engine uses: `HybridDataset` (sources -> one index space), `HybridBatchSampler`,
-`collate_samples` / `Collate`, `Augment`, and `ensure_world` (the cached synthetic world).
+`collate_samples` / `Collate` and `Augment`. The synthetic world generator is `facerep.world`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from facerep.data.augment import IBUG_FLIP, Augment, hflip, rescale
 from facerep.data.collate import Collate, collate_samples
 from facerep.data.hybrid import HybridDataset
 from facerep.data.sampler import HybridBatchSampler
-from facerep.data.world import ensure_world, source_root, write_world
 
 __all__ = [
     "IBUG_FLIP",
@@ -20,9 +19,6 @@ __all__ = [
     "HybridBatchSampler",
     "HybridDataset",
     "collate_samples",
-    "ensure_world",
     "hflip",
     "rescale",
-    "source_root",
-    "write_world",
 ]

@@ -695,7 +695,7 @@ def check_facemodel_cuda(subject: Subject) -> None:
 def _dataset(subject: Subject) -> Any:
     node = dict(subject.node)
     if node.get("root") == "builtin":
-        from facerep.data.world import ensure_world, source_root
+        from facerep.world.cache import ensure_world, source_root
 
         try:
             node["root"] = str(

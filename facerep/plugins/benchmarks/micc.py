@@ -52,7 +52,7 @@ def resolve_micc_root(root: str | Path, *, preset: str = "demo", seed: int = 0) 
         if not path.is_dir():
             raise DataError(f"{path}: MICC data root not found")
         return path
-    from facerep.data.world import ensure_world, source_root
+    from facerep.world.cache import ensure_world, source_root
 
     micc = source_root(ensure_world(preset, seed), "micc")
     if not micc.is_dir():

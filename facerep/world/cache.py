@@ -1,7 +1,7 @@
 """The cached synthetic world: generated once per (preset, seed), atomically, then reused.
 
 ``ensure_world(preset, seed)`` returns ``cache_dir()/world/<preset>-<seed>/`` holding ``celeba/``,
-``300w_lp/``, ``micc/``, ``aflw2000/`` and ``verification/`` (see `facerep.data.synth`); worlds cached
+``300w_lp/``, ``micc/``, ``aflw2000/`` and ``verification/`` (see `facerep.world.synth`); worlds cached
 before the last two existed get them from `ensure_world_part` (written in place, the rest untouched).
 Generation writes into a temporary sibling folder
 and renames it into place when complete, so an interrupted run never leaves a half world; a file lock
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from facerep.common.errors import DataError
 from facerep.common.paths import cache_dir
-from facerep.data.synth import WORLD_FORMAT, WORLD_PARTS, WorldPreset, generate_world, get_preset
+from facerep.world.synth import WORLD_FORMAT, WORLD_PARTS, WorldPreset, generate_world, get_preset
 
 #: Dataset plugin name -> sub-folder of a world.
 SOURCE_FOLDERS: dict[str, str] = {"celeba": "celeba", "w300lp": "300w_lp", "micc": "micc"}
@@ -158,7 +158,7 @@ def ensure_world(
 
 
 def ensure_world_part(preset: str, seed: int, part: str, root: str | Path | None = None) -> Path:
-    """The folder `part` (a `facerep.data.synth.WORLD_PARTS` key) of the cached world of (preset, seed).
+    """The folder `part` (a `facerep.world.synth.WORLD_PARTS` key) of the cached world of (preset, seed).
 
     A world cached before that folder existed gets it written in place (into a temporary sibling, then
     renamed, under the world's lock); the world's other folders are left as they are, so runs training

@@ -27,7 +27,7 @@ renderer, five folders laid out like the real datasets (readable by the dataset 
 
 Every folder draws from its own random stream (numpy ``default_rng([seed, k])``), so adding a folder
 leaves the others' bytes unchanged; an older cached world gets the two evaluation folders written into
-it on demand (`facerep.data.world.ensure_world_part`).
+it on demand (`facerep.world.cache.ensure_world_part`).
 
 Each folder has a ``meta.json`` naming the face model its parameters belong to
 (``{"type": "synthetic", "vertices": V, "seed": S}``). The same (preset, seed) gives the same bytes on
@@ -50,14 +50,6 @@ from facerep.data.matfile import save_mat
 from facerep.data.meta import write_meta
 from facerep.data.mjpeg import encode_jpeg
 from facerep.data.objfile import write_obj
-from facerep.data.scene import (
-    DEG,
-    detector_noise,
-    draw_occluders,
-    sample_backgrounds,
-    sample_lights,
-    sample_poses,
-)
 from facerep.data.sidecars import (
     landmark_sidecar,
     mask_sidecar,
@@ -65,6 +57,14 @@ from facerep.data.sidecars import (
     write_mask,
     write_pts,
     write_video_landmarks,
+)
+from facerep.world.scene import (
+    DEG,
+    detector_noise,
+    draw_occluders,
+    sample_backgrounds,
+    sample_lights,
+    sample_poses,
 )
 
 WORLD_FORMAT = 4
@@ -150,9 +150,12 @@ def get_preset(preset: str | WorldPreset) -> WorldPreset:
 
 
 def _face_model(vertices: int, seed: int) -> Any:
-    from facerep.plugins.facemodels.synthetic import synthetic
+    """The ``synthetic`` face model of `vertices` template vertices and `seed`, built by the registry."""
+    from facerep.core.registry import get_registry
 
-    return synthetic(vertices=vertices, seed=seed)
+    return get_registry().build(
+        "facemodel", {"type": "facerep:synthetic", "vertices": vertices, "seed": seed}
+    )
 
 
 def _coefficients(rng: np.random.Generator, std: np.ndarray, n: int, scale: float = 1.0) -> np.ndarray:
@@ -174,9 +177,13 @@ class _Studio:
 
     def renderer(self, size: int) -> Any:
         if size not in self._renderers:
-            from facerep.plugins.renderers.sh_rasterizer import SHRasterizer
+            from facerep.core.registry import get_registry
 
-            renderer = SHRasterizer(self.fm, image_size=size, shading="vertex")
+            renderer = get_registry().build(
+                "renderer",
+                {"type": "facerep:sh_rasterizer", "shading": "vertex"},
+                {"face_model": self.fm, "image_size": size},
+            )
             self._renderers[size] = renderer.to(self.device)
         return self._renderers[size]
 
@@ -607,7 +614,7 @@ def generate_world(
     """Write the synthetic world into `out` (created; should be empty). Returns `out`.
 
     Args:
-        out: destination folder (use `facerep.data.world.write_world` for an atomic write).
+        out: destination folder (use `facerep.world.cache.write_world` for an atomic write).
         preset: a `PRESETS` name or a `WorldPreset`.
         seed: world seed; also the seed of the face model the parameters belong to.
         progress: called with the number of images written since the last call.
