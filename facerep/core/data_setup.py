@@ -65,7 +65,7 @@ def resolve_root(stage: Recipe, address: str, node: dict[str, Any]) -> dict[str,
 def world_folder(stage: Recipe, address: str, node: dict[str, Any], world: Path) -> Path:
     """The folder of the synthetic world `world` that the source at `address` (``root: builtin``) reads;
     a recipe error at its ``root`` line for a dataset type the world does not hold."""
-    from facerep.data.world import source_root
+    from facerep.world.cache import source_root
 
     try:
         return source_root(world, str(node.get("type")).split(":")[-1])
@@ -265,8 +265,8 @@ def world_options(stage: Recipe) -> tuple[str, int, dict[str, int]]:
     key's line for an unknown preset or key, a bad seed or a size that is not a positive integer."""
     from facerep.common.errors import DataError, did_you_mean
     from facerep.core.recipe_check import MAX_SEED
-    from facerep.data.synth import PRESETS
-    from facerep.data.world import TRAINING_SIZES, world_spec
+    from facerep.world.cache import TRAINING_SIZES, world_spec
+    from facerep.world.synth import PRESETS
 
     world = dict(_mapping(stage, "data.world", stage.get("data.world"), "preset, seed, ..."))
     preset = world.pop("preset", "demo")
@@ -373,7 +373,7 @@ def neutral_candidates(data: TrainingData, limit: int = 256) -> torch.Tensor | N
 
 def world_path(stage: Recipe) -> Path:
     """The synthetic world folder a stage's ``data.world`` names (generated if missing)."""
-    from facerep.data.world import ensure_world
+    from facerep.world.cache import ensure_world
 
     preset, seed, sizes = world_options(stage)
     try:
