@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from facerep.core.curves import read_metrics  # noqa: E402
+from facerep.train.curves import read_metrics  # noqa: E402
 
 
 def main() -> None:

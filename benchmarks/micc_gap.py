@@ -26,9 +26,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from facerep.core.run import load_run  # noqa: E402
 from facerep.data.imagefile import crop_resize, landmark_box  # noqa: E402
 from facerep.data.mjpeg import encode_jpeg  # noqa: E402
+from facerep.train.run import load_run  # noqa: E402
 from facerep.world.scene import detector_noise, sample_lights, sample_poses  # noqa: E402
 from facerep.world.synth import VIDEO_STYLES, _coefficients, _face_model, _Studio, _video_plan  # noqa: E402
 

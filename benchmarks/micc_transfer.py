@@ -5,7 +5,7 @@
 For each run and MICC condition of the run's synthetic world: the identity code averaged over a
 subject's frames, decoded with the run's neutral expression code, against the subject's linear 3DMM
 fit (regenerated from the world generator's seed), in the model frame without alignment, as
-`facerep.core.validation` scores held-out images; beside it the mean face's error, the spread of the
+`facerep.train.validation` scores held-out images; beside it the mean face's error, the spread of the
 predictions and of the truth. A gap between this ratio and the run's ``val/identity_ratio`` is in the
 images (crops, video conditions); a gap between this and the MICC table is in the protocol (alignment,
 dense scans). Synthetic worlds only.
@@ -22,8 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from facerep.bench.micc_source import MiccSource  # noqa: E402
-from facerep.core.run import load_run  # noqa: E402
-from facerep.core.validation import _spread  # noqa: E402
+from facerep.train.run import load_run  # noqa: E402
+from facerep.train.validation import _spread  # noqa: E402
 from facerep.world.cache import ensure_world, source_root  # noqa: E402
 from facerep.world.synth import _coefficients, _face_model  # noqa: E402
 

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from facerep.common.paths import cache_dir
-from facerep.core.data_setup import world_path
-from facerep.core.engine import build_stage
 from facerep.core.interfaces import LossContext
 from facerep.core.recipe import load_recipe
+from facerep.train.data_setup import world_path
+from facerep.train.trainer import build_stage
 from facerep.world.synth import WorldPreset, generate_world, get_preset
 
 HELD_OUT = 128

@@ -37,10 +37,10 @@ import torch
 from _ab import timed
 from torch import Tensor
 
-from facerep.core.engine import Trainer, TrainOptions, build_stage, train_config
 from facerep.core.interfaces import LossContext
 from facerep.core.recipe import load_recipe
 from facerep.core.types import Batch
+from facerep.train.trainer import Trainer, TrainOptions, build_stage, train_config
 
 CONFIGS = {
     "demo": ("demo", []),
@@ -125,7 +125,7 @@ def measure(
     recipe_name, overrides = CONFIGS[name]
     recipe = load_recipe(recipe_name, overrides=[*overrides, *(extra or [])])
     stage_name, stage = next(recipe.stages())
-    import facerep.core.data_setup as data_setup
+    import facerep.train.data_setup as data_setup
 
     data_setup.build_training_data = _FakeData  # no synthetic world needed to time the compute
     comps = build_stage(stage, device=torch.device("cpu"))

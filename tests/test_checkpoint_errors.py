@@ -14,10 +14,10 @@ import torch
 from safetensors.torch import save_file
 
 from facerep.common.errors import CheckpointError
-from facerep.core import checkpoint as ckpt
-from facerep.core.engine import Trainer, TrainOptions
 from facerep.core.recipe import load_recipe
-from facerep.core.run import load_run
+from facerep.train import checkpoint as ckpt
+from facerep.train.run import load_run
+from facerep.train.trainer import Trainer, TrainOptions
 
 META = {
     "stage": 0,
@@ -162,7 +162,7 @@ def test_load_run_warns_naming_a_skipped_newer_checkpoint(
     run, last = _run_copy(tiny_trained_run, tmp_path)
     torn = last.with_name("step-00000099.safetensors")
     torn.write_bytes(last.read_bytes()[:-1000])
-    with caplog.at_level(logging.WARNING, logger="facerep.core.run"):
+    with caplog.at_level(logging.WARNING, logger="facerep.train.run"):
         loaded = load_run(run)
     assert loaded.checkpoint == last
     assert f"skipped checkpoint {torn} (truncated: " in caplog.text

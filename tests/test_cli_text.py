@@ -156,9 +156,9 @@ def test_greyscale_16_bit_photo_is_not_white_in_the_transfer_panel(
 
 def test_training_summary_prints_a_bracketed_run_folder(tmp_path: Path, capsys: Any) -> None:
     """The closing lines of a run name its folder as it is (a folder holding ``[/b]`` used to crash rich)."""
-    from facerep.core.engine import Trainer, TrainOptions
     from facerep.core.recipe import load_recipe
     from facerep.testing.runs import tiny_recipe_text
+    from facerep.train.trainer import Trainer, TrainOptions
 
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(tiny_recipe_text("gcn_albedo_only", 1))

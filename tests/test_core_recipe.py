@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from facerep.common.errors import RecipeError
-from facerep.core.recipe import builtin_recipe_names, diff, load_recipe, validate
+from facerep.core.recipe import builtin_recipe_names, diff, load_recipe
 from facerep.core.registry import Registry
+from facerep.train.recipe_check import check_recipe
 
 
 def write(path: Path, text: str) -> Path:
@@ -171,12 +172,12 @@ def test_errors_carry_file_and_line(tmp_path: Path) -> None:
 def test_misspelt_component_type_names_file_line_and_closest(tmp_path: Path) -> None:
     path = write(tmp_path / "r.yaml", "name: x\noptim:\n  model:\n    type: adma\n    lr: 0.1\n")
     with pytest.raises(RecipeError) as info:
-        validate(load_recipe(path), Registry(entry_points=False))
+        check_recipe(load_recipe(path), Registry(entry_points=False))
     assert f"{path}:4" in str(info.value)
     assert "did you mean 'adam'" in str(info.value)
     path = write(tmp_path / "r2.yaml", "optim:\n  model:\n    type: adam\n    betas1: 0.1\n")
     with pytest.raises(RecipeError, match=r"r2.yaml:4.*did you mean 'betas'"):
-        validate(load_recipe(path), Registry(entry_points=False))
+        check_recipe(load_recipe(path), Registry(entry_points=False))
 
 
 def test_builtin_recipes_resolve_with_intended_differences() -> None:
@@ -236,7 +237,7 @@ def test_show_with_origins_annotates_every_leaf(base: Path) -> None:
 
 @pytest.mark.parametrize("name", builtin_recipe_names())
 def test_every_builtin_recipe_validates_against_the_registry(name: str) -> None:
-    checked = validate(load_recipe(name))
+    checked = check_recipe(load_recipe(name))
     kinds = {entry.split(":")[0] for _, _, entry in checked}
     assert {"facemodel", "dataset", "encoder", "shape_decoder", "albedo_decoder", "renderer", "loss"} <= kinds
 

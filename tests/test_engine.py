@@ -11,10 +11,10 @@ import torch
 import yaml
 
 from facerep.common.errors import FacerepError
-from facerep.core import checkpoint as ckpt
-from facerep.core.engine import NonFiniteLossError, Trainer, TrainOptions
 from facerep.core.recipe import load_recipe
-from facerep.core.run import load_run
+from facerep.train import checkpoint as ckpt
+from facerep.train.run import load_run
+from facerep.train.trainer import NonFiniteLossError, Trainer, TrainOptions
 
 TINY = """
 extends: {parent}
@@ -191,7 +191,7 @@ def test_nonfinite_loss_stops_with_names_or_is_skipped(
     ],
 )
 def test_ablations_build_as_intended_and_train(tmp_path: Path, parent: str, check) -> None:  # noqa: ANN001
-    from facerep.core.engine import build_stage
+    from facerep.train.trainer import build_stage
 
     recipe = load_recipe(tiny_recipe(tmp_path, parent=parent))
     _, first = next(recipe.stages())
@@ -252,7 +252,7 @@ def test_resume_after_sigkill_reaches_the_same_weights(tmp_path: Path) -> None:
 
 def test_batch_sizes_processes_cannot_share_are_a_recipe_error(tmp_path: Path) -> None:
     from facerep.common.errors import RecipeError
-    from facerep.core.engine import build_stage
+    from facerep.train.trainer import build_stage
 
     stage = load_recipe(tiny_recipe(tmp_path)).stage("gcn_albedo")
     message = "data.batch.labelled_pairs = 1 is not a multiple of the 2 processes"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from facerep.core import checkpoint as ckpt
+from facerep.train import checkpoint as ckpt
 
 pytestmark = pytest.mark.slow
 

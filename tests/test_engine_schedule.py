@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from facerep.common.errors import RecipeError
-from facerep.core.engine import TRAIN_DEFAULTS, lr_factor
 from facerep.core.interfaces import LossContext
 from facerep.plugins.losses.wgan_div import WGANDivLoss
+from facerep.train.trainer import TRAIN_DEFAULTS, lr_factor
 from tests.test_engine import tiny_recipe, train
 
 

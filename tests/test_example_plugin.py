@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from facerep.core.recipe import load_recipe, validate
+from facerep.core.recipe import load_recipe
 from facerep.core.registry import Registry, reset_registry
 from facerep.testing import tiny_context
+from facerep.train.recipe_check import check_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "facerep-plugin-example"
@@ -86,7 +87,7 @@ def test_plugins_command_shows_package_and_version(
 def test_recipe_validates_and_the_decoder_trains(installed: Path) -> None:
     registry = Registry()
     recipe = load_recipe(RECIPE)
-    checked = validate(recipe, registry)
+    checked = check_recipe(recipe, registry)
     assert ("gcn_albedo", "model.shape_decoder", "shape_decoder:spiral") in checked
     assert ("unet_albedo", "model.shape_decoder", "shape_decoder:spiral") in checked
     node = recipe.stage("gcn_albedo").get("model.shape_decoder")
@@ -112,8 +113,8 @@ def test_recipe_validates_and_the_decoder_trains(installed: Path) -> None:
 
 @pytest.mark.slow
 def test_the_engine_trains_the_spiral_recipe(installed: Path, tmp_path: Path) -> None:
-    from facerep.core.engine import Trainer, TrainOptions
-    from facerep.core.run import load_run
+    from facerep.train.run import load_run
+    from facerep.train.trainer import Trainer, TrainOptions
 
     tiny = tmp_path / "spiral_tiny.yaml"
     tiny.write_text(

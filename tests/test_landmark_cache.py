@@ -138,7 +138,7 @@ def test_recipe_validate_checks_each_source(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_device_auto(monkeypatch: pytest.MonkeyPatch) -> None:
-    from facerep.core.device import describe_device, resolve_device
+    from facerep.train.device import describe_device, resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu")

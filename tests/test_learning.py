@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from facerep.core.engine import Trainer, TrainOptions
 from facerep.core.recipe import load_recipe
+from facerep.train.trainer import Trainer, TrainOptions
 
 STEPS = 500
 

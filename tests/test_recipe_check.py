@@ -1,4 +1,4 @@
-"""``facerep recipe validate`` and ``facerep run`` check a recipe alike (facerep.core.recipe_check).
+"""``facerep recipe validate`` and ``facerep run`` check a recipe alike (facerep.train.recipe_check).
 
 Every bad recipe here extends the built-in ``demo`` and is refused by the shared check at the child
 file's line, with the key and the cause, by the validate command (exit 2, one line) and by the trainer
@@ -15,11 +15,11 @@ import torch
 from facerep.cli.app import main
 from facerep.common.errors import DataError, RecipeError
 from facerep.common.paths import cache_dir
-from facerep.core.engine import Trainer, TrainOptions
 from facerep.core.model import build_model
 from facerep.core.recipe import load_recipe
-from facerep.core.recipe_check import check_recipe
 from facerep.core.registry import get_registry
+from facerep.train.recipe_check import check_recipe
+from facerep.train.trainer import Trainer, TrainOptions
 
 # (name, YAML after "extends: demo\n", line of the offending key, its address, words of the cause)
 BAD_RECIPES = [

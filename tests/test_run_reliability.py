@@ -22,11 +22,11 @@ import torch
 
 from facerep.cli.app import main
 from facerep.common.errors import FacerepError, RecipeError
-from facerep.core import checkpoint as ckpt
-from facerep.core.engine import Trainer, TrainOptions
 from facerep.core.recipe import load_recipe
-from facerep.core.run_dir import LOCK_NAME, RunLock, trim_metrics
 from facerep.testing.runs import tiny_recipe_text
+from facerep.train import checkpoint as ckpt
+from facerep.train.run_dir import LOCK_NAME, RunLock, trim_metrics
+from facerep.train.trainer import Trainer, TrainOptions
 
 KEEP = ["train.keep_checkpoints=2"]  # keep both stage-final checkpoints
 
@@ -280,7 +280,7 @@ def test_an_out_path_that_is_a_file_exits_2(tmp_path: Path, capsys: pytest.Captu
 
 def _hold_lock_in_another_process(out: Path) -> subprocess.Popen:
     code = (
-        "import sys, time\nfrom pathlib import Path\nfrom facerep.core.run_dir import RunLock\n"
+        "import sys, time\nfrom pathlib import Path\nfrom facerep.train.run_dir import RunLock\n"
         "with RunLock(Path(sys.argv[1]), print):\n    print('held', flush=True)\n    time.sleep(120)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
@@ -341,7 +341,7 @@ def test_trim_metrics_drops_later_steps_and_damaged_lines_with_a_warning(tmp_pat
 
 
 def test_temporary_files_a_killed_write_left_in_the_run_folder_are_removed(tmp_path: Path) -> None:
-    from facerep.core.run_dir import remove_temporary_files
+    from facerep.train.run_dir import remove_temporary_files
 
     stale = [tmp_path / ".recipe.yaml.k2j3.tmp", tmp_path / ".metrics.jsonl.x1.tmp"]
     kept = [tmp_path / "notes.tmp", tmp_path / ".my-editor.tmp", tmp_path / "recipe.yaml"]
@@ -429,9 +429,9 @@ def test_a_factory_error_in_a_later_stage_stops_run_before_anything_is_written(t
     """`run` builds every stage's components before training: a bad value in stage 2 is a recipe error at
     its line, and the run folder stays empty (it used to train stage 1 first)."""
     from facerep.common.errors import RecipeError
-    from facerep.core.engine import Trainer, TrainOptions
     from facerep.core.recipe import load_recipe
     from facerep.testing.runs import tiny_recipe_text
+    from facerep.train.trainer import Trainer, TrainOptions
 
     (tmp_path / "tiny.yaml").write_text(tiny_recipe_text("full", 1))
     recipe = tmp_path / "bad.yaml"

@@ -11,10 +11,10 @@ import torch
 
 from facerep.common.errors import RecipeError
 from facerep.core.types import Codes
-from facerep.core.validation import Validator
 from facerep.data.holdout import split_identities
 from facerep.geometry.camera import project
 from facerep.testing.fixtures import tiny_face_model
+from facerep.train.validation import Validator
 from tests.test_engine import tiny_recipe, train
 
 

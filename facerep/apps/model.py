@@ -1,6 +1,6 @@
 """`FaceRep`: a trained run as an object for applications (``facerep.load(RUN)`` returns one).
 
-A thin inference wrapper over `facerep.core.run.load_run`: everything runs without gradients, in eval
+A thin inference wrapper over `facerep.train.run.load_run`: everything runs without gradients, in eval
 mode, on the run's device. `FaceRep.encode` and `FaceRep.prepare` take face crops, (B, 3, H, W) floats in
 [0, 1] (a single (3, H, W) image is accepted too), resized (antialiased bilinear) to the run's
 ``image_size``. `FaceRep.reconstruct` also takes ordinary photos, a path, a PIL image, a numpy array or a
@@ -25,7 +25,7 @@ class FaceRep:
     """Encode photos into codes, decode codes into faces, render faces.
 
     Attributes:
-        run: the `facerep.core.run.LoadedRun` (recipe, checkpoint path, ...).
+        run: the `facerep.train.run.LoadedRun` (recipe, checkpoint path, ...).
         model: the composed `FaceRepModel` (eval mode).
         face_model: the run's face model (template topology, UVs, landmarks).
         image_size: input side in pixels.
@@ -208,8 +208,8 @@ class FaceRep:
 
 def load(run: str | Path, *, device: str = "auto", checkpoint: str | Path | None = None) -> FaceRep:
     """Load a trained run directory (its newest checkpoint, or `checkpoint`) as a `FaceRep`; ``device``
-    "auto" is CUDA when available, else the CPU (`facerep.core.device.resolve_device`)."""
-    from facerep.core.device import resolve_device
-    from facerep.core.run import load_run
+    "auto" is CUDA when available, else the CPU (`facerep.train.device.resolve_device`)."""
+    from facerep.train.device import resolve_device
+    from facerep.train.run import load_run
 
     return FaceRep(load_run(run, checkpoint=checkpoint, device=str(resolve_device(device))))

@@ -1,4 +1,4 @@
-"""Trained runs as benchmark models: a thin adapter over `facerep.core.run.load_run`, and what every
+"""Trained runs as benchmark models: a thin adapter over `facerep.train.run.load_run`, and what every
 benchmark reads from its run objects (a loaded run or a hand-made stand-in): unique display names
 (`run_names`), the device they compute on (`model_device`), and where each comes from (`run_checkpoints`,
 `run_records`, the tables' provenance).
@@ -7,7 +7,7 @@ The protocols (`facerep.bench.protocols`) need ``encode``, ``decode_shape``, ``n
 ``face_model`` and ``image_size`` on one object; a `LoadedRun` keeps the first two on its ``model``.
 The neutral expression code is the one the trainer stored in the checkpoint (key
 ``neutral_expression``: the mean expression code of the most neutral labelled training images; zeros
-for checkpoints without it), see `facerep.core.run.load_run`.
+for checkpoints without it), see `facerep.train.run.load_run`.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class BenchModel:
 
 def load_bench_models(paths: Sequence[str | Path], device: str = "cpu") -> list[BenchModel]:
     """Load every run directory (raises `CheckpointError` naming the path of one without a checkpoint)."""
-    from facerep.core.run import load_run
+    from facerep.train.run import load_run
 
     return [BenchModel(load_run(p, device=device)) for p in paths]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from facerep.core.device import DEFAULT_DEVICE, DEVICE_HELP
+from facerep.train.device import DEFAULT_DEVICE, DEVICE_HELP
 
 
 def device_option() -> str:
@@ -13,11 +13,11 @@ def device_option() -> str:
 
 
 def start_device(device: str, console: object | None = None) -> object:
-    """Resolve ``--device`` (`facerep.core.device.resolve_device`) and print the line naming it on stderr
+    """Resolve ``--device`` (`facerep.train.device.resolve_device`) and print the line naming it on stderr
     (the command's output stays clean); returns the `torch.device`."""
     from rich.console import Console
 
-    from facerep.core.device import describe_device, resolve_device
+    from facerep.train.device import describe_device, resolve_device
 
     resolved = resolve_device(device)
     (console if console is not None else Console(stderr=True)).print(

@@ -75,10 +75,10 @@ def validate(
     every component against the registry, and each stage's face model, networks, losses and optimizers
     built once on the CPU. Exit 0 when valid, 2 with the error (file:line, key, cause) otherwise."""
     from facerep.core.recipe import load_recipe
-    from facerep.core.recipe import validate as validate_recipe
+    from facerep.train.recipe_check import check_recipe
 
     resolved = load_recipe(recipe, overrides=set_, unsets=unset)
-    checked = validate_recipe(resolved, build=True)
+    checked = check_recipe(resolved, build=True)
     Console(highlight=False).print(
         f"ok: {resolved.source} ({len(checked)} components over {len(resolved.stage_names())} stage(s))",
         markup=False,

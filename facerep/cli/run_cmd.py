@@ -44,8 +44,8 @@ def run(
     import os
 
     from facerep.cli.options import start_device
-    from facerep.core.engine import Trainer, TrainOptions
     from facerep.core.recipe import load_recipe
+    from facerep.train.trainer import Trainer, TrainOptions
 
     resolved = load_recipe(recipe, overrides=set_, unsets=unset)
     device = str(start_device(device))  # auto: CUDA when available, else the CPU

@@ -73,6 +73,9 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
 
 _DIRECTIVES = ("extends", "unset")
 
+#: A dataset node's ``root`` that means "the synthetic world of ``data.world``" (generated and cached).
+BUILTIN_ROOT = "builtin"
+
 
 #: Deepest nesting of mappings and lists a recipe (or a ``--set`` value) may have.
 MAX_NESTING = 64
@@ -802,19 +805,6 @@ def _match(node: Any, parts: list[str], path: Path_, kind: str) -> Iterator[tupl
     keys = list(node.keys()) if head == "*" else ([head] if head in node else [])
     for key in keys:
         yield from _match(node[key], rest, (*path, key), kind)
-
-
-def validate(
-    recipe: Recipe, registry: Any | None = None, *, build: bool = False
-) -> list[tuple[str, str, str]]:
-    """Check every stage as ``facerep run`` does before training (`facerep.core.recipe_check.check_recipe`).
-
-    Returns (stage, address, "kind:name") for each component; raises `RecipeError` on the first problem.
-    `build` also builds each stage's components except the data (factory checks; about a second).
-    """
-    from facerep.core.recipe_check import check_recipe
-
-    return check_recipe(recipe, registry, build=build)
 
 
 def flatten(data: Any, prefix: Path_ = ()) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from facerep.common.errors import DataError, RecipeError
 def check_sources(recipe: Any, *, samples: int = 3, registry: Any = None) -> list[str]:
     """Build every data source of `recipe` (a resolved `facerep.core.recipe.Recipe`) and read its first
     `samples` samples; returns one line per source. Raises `RecipeError` naming the first problem."""
-    from facerep.core.data_setup import BUILTIN_ROOT
+    from facerep.core.recipe import BUILTIN_ROOT
     from facerep.core.registry import get_registry
 
     registry = registry or get_registry()

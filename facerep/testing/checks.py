@@ -32,14 +32,13 @@ import torch
 from torch import Tensor, nn
 
 from facerep.core import interfaces as iface
-from facerep.core.types import Codes, Rendering
+from facerep.core.types import Codes, Rendering, map_tensors
 from facerep.testing import fixtures
 from facerep.testing.subject import (
     CheckSkipped,
     Subject,
     differences,
     float_tensors,
-    map_tensors,
     named_tensors,
     snapshot,
 )
@@ -818,7 +817,7 @@ def check_optimizer_state_roundtrip(subject: Subject) -> None:
     """Optimizer state saved as checkpoints do (safetensors + JSON) resumes to identical parameters."""
     from safetensors.torch import load, save
 
-    from facerep.core.checkpoint import CheckpointData, optimizer_from_tensors, optimizer_to_tensors
+    from facerep.train.checkpoint import CheckpointData, optimizer_from_tensors, optimizer_to_tensors
 
     model, loss_fn = _problem()
     opt = _optimizer(subject, list(model.parameters()))

@@ -60,8 +60,8 @@ def train_tiny_run(
     out: str | Path, *, parent: str = "gcn_albedo_only", steps: int = 2, seed: int = 0
 ) -> Path:
     """Train `steps` steps of the tiny version of `parent` into the run directory `out`; returns it."""
-    from facerep.core.engine import Trainer, TrainOptions
     from facerep.core.recipe import load_recipe
+    from facerep.train.trainer import Trainer, TrainOptions
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

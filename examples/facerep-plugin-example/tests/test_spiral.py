@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from facerep.core.recipe import load_recipe, validate
+from facerep.core.recipe import load_recipe
 from facerep.core.registry import get_registry
 from facerep.testing import parametrize_with_checks, tiny_context, tiny_face_model
+from facerep.train.recipe_check import check_recipe
 
 from facerep_plugin_example.decoder import SpiralConv
 from facerep_plugin_example.spirals import neighbours, spiral_indices
@@ -82,7 +83,7 @@ def test_recipe_swaps_the_decoder_and_validates() -> None:
         "length": 9,
         "factor": 4,
     }
-    assert ("gcn_albedo", "model.shape_decoder", "shape_decoder:spiral") in validate(recipe)
+    assert ("gcn_albedo", "model.shape_decoder", "shape_decoder:spiral") in check_recipe(recipe)
 
 
 def test_a_few_steps_fit_a_face() -> None:

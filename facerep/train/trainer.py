@@ -38,12 +38,14 @@ from torch import Tensor, nn
 
 from facerep.common.errors import CheckpointError, FacerepError, RecipeError, literal
 from facerep.common.paths import cache_dir
-from facerep.core import checkpoint as ckpt
 from facerep.core.interfaces import LossContext
 from facerep.core.model import FaceRepModel, build_model
-from facerep.core.recipe import Recipe, options_with_defaults, validate
+from facerep.core.recipe import Recipe, options_with_defaults
 from facerep.core.registry import Registry, get_registry
-from facerep.core.run_dir import (
+from facerep.core.types import Batch
+from facerep.train import checkpoint as ckpt
+from facerep.train.recipe_check import check_recipe
+from facerep.train.run_dir import (
     RunLock,
     check_recipe_file_is_not_overwritten,
     previous_outputs,
@@ -53,7 +55,6 @@ from facerep.core.run_dir import (
     trim_metrics,
     write_atomically,
 )
-from facerep.core.types import Batch
 
 #: Labelled training samples the validator's landmark read-out reference is fitted on (at most).
 READOUT_SAMPLES = 1000
@@ -106,7 +107,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "precision": "32",
     "grad_clip": 0.0,
     "steps_per_epoch": 0,  # 0: one pass of the sampler
-    "validate": None,  # {every, identities, source}: held-out validation (facerep.core.validation)
+    "validate": None,  # {every, identities, source}: held-out validation (facerep.train.validation)
     "lr_warmup": 0,  # steps of linear warm-up of the model's learning rate at the start of the stage
     "lr_decay": "none",  # "none" or "cosine" (to lr_final x the recipe's rate at the stage's last step)
     "lr_final": 0.0,
@@ -177,7 +178,7 @@ class Components:
     model: FaceRepModel
     critic: nn.Module | None
     losses: dict[str, nn.Module]
-    data: Any  # facerep.core.data_setup.TrainingData
+    data: Any  # facerep.train.data_setup.TrainingData
     model_optimizer: torch.optim.Optimizer
     critic_optimizer: torch.optim.Optimizer | None
     context: dict[str, Any]
@@ -193,7 +194,7 @@ def build_stage(
     world_size: int = 1,
 ) -> Components:
     """Build every component of one stage through the registry (weights carried from `previous`)."""
-    from facerep.core.data_setup import build_training_data
+    from facerep.train.data_setup import build_training_data
 
     registry = registry or get_registry()
     locate = stage.locate
@@ -291,7 +292,7 @@ class Trainer:
         self.last_validation: dict[str, float] | None = None
         # every check `recipe validate` makes, component factories included, before anything is written
         # (a factory error in stage 2 must not wait for stage 1 to train)
-        validate(recipe, self.registry, build=True)
+        check_recipe(recipe, self.registry, build=True)
 
     # -- run directory ---------------------------------------------------------------------------
 
@@ -459,7 +460,7 @@ class Trainer:
     def fit(self) -> Path:
         """Train every stage; returns the run directory.
 
-        The run directory is locked while training (`facerep.core.run_dir.RunLock`). A fresh run refuses
+        The run directory is locked while training (`facerep.train.run_dir.RunLock`). A fresh run refuses
         a folder holding an earlier run's outputs. ``resume`` continues from the newest readable
         checkpoint (newer unreadable ones are set aside as ``*.unreadable`` with a warning): mid-stage
         checkpoints restore everything, a stage's last checkpoint starts the next stage as an
@@ -709,7 +710,7 @@ class Trainer:
         if heldout is None or not self.is_main:
             return 0
         if self._validator is None:
-            from facerep.core.validation import Validator
+            from facerep.train.validation import Validator
 
             trained = comps.data.heldout_source
             reference = [trained[i] for i in range(min(len(trained), READOUT_SAMPLES))]
@@ -725,7 +726,7 @@ class Trainer:
         elapsed = time.perf_counter() - self._started
         self._log({"stage": stage, "step": self.state.step, "elapsed_s": round(elapsed, 2), **metrics})
         bar.update_validation(metrics)
-        from facerep.core.curves import write_curves
+        from facerep.train.curves import write_curves
 
         try:
             write_curves(self.out / "metrics.jsonl", self.out / "curves.png")
@@ -859,7 +860,7 @@ class Trainer:
         It is the mean expression code of labelled training images whose 3DMM expression coefficients
         are smallest (the most neutral quarter, at most 256 images seen); without labelled data, zeros.
         """
-        from facerep.core.data_setup import neutral_candidates
+        from facerep.train.data_setup import neutral_candidates
 
         size = int(comps.model.encoder.code_sizes["expression"])
         images = neutral_candidates(comps.data, limit=256)
@@ -874,7 +875,7 @@ class Trainer:
         return torch.cat(codes).mean(0)
 
     def _sample_sheet(self, comps: Components, batch: Batch, stage: str) -> None:
-        from facerep.core.sample_sheet import write_sample_sheet
+        from facerep.train.sample_sheet import write_sample_sheet
 
         comps.model.eval()
         with torch.no_grad():

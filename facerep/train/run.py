@@ -12,10 +12,10 @@ import torch
 
 from facerep.common.errors import CheckpointError, RecipeError
 from facerep.common.paths import cache_dir
-from facerep.core import checkpoint as ckpt
 from facerep.core.model import FaceRepModel, build_model
 from facerep.core.recipe import Recipe
 from facerep.core.registry import Registry, get_registry
+from facerep.train import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 

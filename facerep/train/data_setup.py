@@ -16,12 +16,10 @@ from typing import Any
 import torch
 
 from facerep.common.errors import RecipeError
-from facerep.core.recipe import Recipe, check_known_keys, options_with_defaults
+from facerep.core.recipe import BUILTIN_ROOT, Recipe, check_known_keys, options_with_defaults
 from facerep.core.registry import Registry
 from facerep.core.types import Batch
 from facerep.data.holdout import split_identities
-
-BUILTIN_ROOT = "builtin"
 
 
 @dataclass
@@ -264,7 +262,7 @@ def world_options(stage: Recipe) -> tuple[str, int, dict[str, int]]:
     """A stage's ``data.world`` checked: (preset, seed, changed training-set sizes); recipe errors at the
     key's line for an unknown preset or key, a bad seed or a size that is not a positive integer."""
     from facerep.common.errors import DataError, did_you_mean
-    from facerep.core.recipe_check import MAX_SEED
+    from facerep.train.recipe_check import MAX_SEED
     from facerep.world.cache import TRAINING_SIZES, world_spec
     from facerep.world.synth import PRESETS
 

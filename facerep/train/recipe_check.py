@@ -3,9 +3,9 @@
 `check_recipe` runs, for every stage in order: the top-level keys and scalars (``name``, ``seed``, ...),
 the shape and keys of each section, every component node against the registry (its factory's signature
 and argument annotations, `facerep.core.registry.Registry.check`), the components a run needs, the
-``data`` section (`facerep.core.data_setup.data_options`), the ``train`` options (`train_options`) and
-``train.validate`` (`facerep.core.data_setup.validation_config`). It reads no data and builds nothing,
-so it costs milliseconds; `facerep.core.recipe.validate` is this function, and the trainer calls it
+``data`` section (`facerep.train.data_setup.data_options`), the ``train`` options (`train_options`) and
+``train.validate`` (`facerep.train.data_setup.validation_config`). It reads no data and builds nothing,
+so it costs milliseconds; ``facerep recipe validate`` runs this function, and the trainer calls it
 before anything else.
 
 With ``build=True`` it then builds, stage by stage, what ``facerep run`` builds before its first step
@@ -79,7 +79,7 @@ def check_recipe(
 
 def check_stage(stage: Recipe, registry: Registry) -> list[tuple[str, str]]:
     """Check one stage's resolved recipe; returns (address, "kind:name") of its component nodes."""
-    from facerep.core.data_setup import data_options, validation_config
+    from facerep.train.data_setup import data_options, validation_config
 
     _check_top_level(stage)
     checked, components = [], {}
@@ -131,7 +131,7 @@ def _check_source(stage: Recipe, address: str, node: dict[str, Any], comp: Any) 
     """What a dataset would refuse when built, found without reading it: a ``root`` folder (annotated
     as a path) that does not exist, and for `facerep.data.base.ImageFaceDataset` sources a ``crop`` or
     ``on_bad_sample`` it does not know."""
-    from facerep.core.data_setup import BUILTIN_ROOT
+    from facerep.core.recipe import BUILTIN_ROOT
     from facerep.data.base import BAD_SAMPLE_POLICIES, CROPS, ImageFaceDataset
 
     root = node.get("root")
@@ -204,10 +204,10 @@ def _check_top_level(stage: Recipe) -> None:
 
 
 def train_options(stage: Recipe) -> dict[str, Any]:
-    """A stage's ``train`` options with defaults, each value checked: `facerep.core.engine.train_config`
+    """A stage's ``train`` options with defaults, each value checked: `facerep.train.trainer.train_config`
     (unknown keys, counts, the learning-rate schedule, ``on_nonfinite``), then ``on_bad_sample`` (error or
     skip), ``precision`` (one of `PRECISIONS`) and ``grad_clip`` (a number >= 0)."""
-    from facerep.core.engine import train_config
+    from facerep.train.trainer import train_config
 
     try:
         config = train_config(stage)
@@ -251,8 +251,8 @@ def build_stage_components(stage: Recipe, registry: Registry, face_models: list[
     import torch
 
     from facerep.common.paths import cache_dir
-    from facerep.core.data_setup import data_options
     from facerep.core.model import build_model
+    from facerep.train.data_setup import data_options
 
     locate = stage.locate
     context: dict[str, Any] = {"cache_dir": cache_dir(), "device": torch.device("cpu")}
