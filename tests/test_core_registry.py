@@ -161,3 +161,59 @@ def test_third_party_entry_points_are_discovered_and_broken_ones_reported(
 def test_a_string_where_a_number_is_expected_is_a_recipe_error(registry: Registry) -> None:
     with pytest.raises(RecipeError, match=r"'lr' must be a number, got the string 'fast'"):
         registry.check("optimizer", {"type": "adam", "lr": "fast"}, address="optim.model")
+
+
+def test_builtins_are_facerep_own_entry_points_and_third_party_lookup_skips_them() -> None:
+    from facerep.core.registry import builtin_entry_points
+
+    names = [ep.name for ep in builtin_entry_points()]
+    assert names == sorted(names) and "facerep.plugins.optimizers" in names
+    assert all(ep.group == "facerep" and ep.module == ep.name for ep in builtin_entry_points())
+    assert (
+        Registry(builtins=False, entry_points=True).names("optimizer") == []
+    )  # not twice, not as third party
+
+
+class _Metadata:
+    """A stand-in for facerep's installed metadata: `version` and the entry points it declares."""
+
+    def __init__(self, entry_points: list) -> None:
+        self.version = "0.0.1"
+        self.entry_points = entry_points
+
+
+def test_missing_facerep_metadata_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from facerep.common.errors import FacerepError
+
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda **kw: iter(()))
+    with pytest.raises(FacerepError, match=r"metadata is missing, .*never installed.*pip install -e \."):
+        Registry(entry_points=False)
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda **kw: iter([_Metadata([])]))
+    with pytest.raises(FacerepError, match=r"\(0\.0\.1\) declares no built-in plugins .* stale.*pip install"):
+        Registry(entry_points=False)
+
+
+def test_an_old_metadata_without_plugins_does_not_hide_the_installed_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.metadata
+
+    gone = importlib.metadata.EntryPoint("facerep.plugins.gone", "facerep.plugins.gone", "facerep")
+    optimizers = importlib.metadata.EntryPoint(
+        "facerep.plugins.optimizers", "facerep.plugins.optimizers", "facerep"
+    )
+    monkeypatch.setattr(
+        importlib.metadata, "distributions", lambda **kw: iter([_Metadata([]), _Metadata([optimizers])])
+    )
+    assert {"adam", "rmsprop", "sgd"} <= set(Registry(entry_points=False).names("optimizer"))
+    monkeypatch.setattr(
+        importlib.metadata, "distributions", lambda **kw: iter([_Metadata([gone, optimizers])])
+    )
+    from facerep.common.errors import FacerepError
+
+    with pytest.raises(
+        FacerepError, match=r"declares the plugin module 'facerep.plugins.gone', which does not exist"
+    ):
+        Registry(entry_points=False)

@@ -9,11 +9,14 @@ that returns a list of `Component` records::
     def facerep_components():
         return [Component("shape_decoder", "spiral", SpiralDecoder, "spiral-convolution decoder")]
 
-Built-in plugins are the modules under `facerep.plugins` that define the hook; third-party packages
-declare an entry point in the group ``facerep`` that points at their plugin module::
+Every plugin is found through an entry point in the group ``facerep`` that points at its plugin
+module, facerep's own (the modules under ``facerep/plugins``, declared in its pyproject.toml) exactly
+as a third party's::
 
     [project.entry-points.facerep]
     my_plugin = "my_package.plugin"
+
+facerep's own are registered first (sorted by name); the registry imports no plugin package itself.
 
 A recipe node ``{type: NAME, **kwargs}`` is turned into an object by `Registry.build`, which checks
 the kwargs against the factory's signature first. Factory parameters named like the run's shared
@@ -24,7 +27,6 @@ from the build context, never read from the recipe.
 from __future__ import annotations
 
 import ast
-import importlib
 import importlib.metadata
 import inspect
 import math
@@ -117,8 +119,52 @@ def _no_location(_: str) -> str | None:
     return None
 
 
+#: What fixes missing or stale facerep metadata (the entry points that list its built-in plugins).
+REINSTALL = (
+    "reinstall facerep: `pip install -e .` in its source folder (`make` does it when pyproject.toml changes)"
+)
+
+
+def _is_facerep(dist: importlib.metadata.Distribution) -> bool:
+    return re.sub(r"[-_.]+", "-", str(dist.metadata["Name"] or "")).lower() == PROJECT
+
+
+def builtin_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """facerep's own plugin modules: the entry points of its group in facerep's installed metadata
+    (pyproject.toml's ``[project.entry-points.facerep]``), sorted by name.
+
+    The first metadata of facerep on ``sys.path`` that declares plugins is used, so an old build's
+    ``facerep.egg-info`` left in the source folder (found first when Python runs from there) does not
+    hide the installed one.
+
+    Raises:
+        FacerepError: facerep's metadata is missing (a source tree that was never installed) or declares
+            no plugin (installed before the list existed).
+    """
+    versions = []
+    for dist in importlib.metadata.distributions(name=PROJECT):
+        found = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        if found:
+            return sorted(found, key=lambda ep: ep.name)
+        versions.append(dist.version)
+    if not versions:
+        raise FacerepError(
+            "facerep's package metadata is missing, so its built-in plugins cannot be found "
+            f"(it runs from a source tree that was never installed); {REINSTALL}"
+        )
+    raise FacerepError(
+        f"facerep's installed metadata ({', '.join(versions)}) declares no built-in plugins (entry point "
+        f"group {ENTRY_POINT_GROUP!r}): the install is stale; {REINSTALL}"
+    )
+
+
 class Registry:
-    """All components known to this process, keyed by (kind, name)."""
+    """All components known to this process, keyed by (kind, name).
+
+    Args:
+        builtins: register facerep's own plugins (its entry points).
+        entry_points: register every other installed package's entry points.
+    """
 
     def __init__(self, *, builtins: bool = True, entry_points: bool = True) -> None:
         self.pm = pluggy.PluginManager(PROJECT)
@@ -145,16 +191,25 @@ class Registry:
 
     def _register_builtins(self) -> None:
         from facerep import __version__
-        from facerep.plugins import builtin_modules
 
-        for module_name in builtin_modules():
-            module = importlib.import_module(module_name)
-            plugin_name = self.pm.register(module, name=module_name)
+        for ep in builtin_entry_points():
+            try:
+                module = ep.load()
+            except ModuleNotFoundError as exc:
+                if exc.name is None or not ep.module.startswith(exc.name):
+                    raise  # a module the plugin imports is missing: facerep's own bug or dependency
+                raise FacerepError(
+                    f"facerep's installed metadata declares the plugin module {ep.module!r}, which does "
+                    f"not exist: the install is stale; {REINSTALL}"
+                ) from None
+            plugin_name = self.pm.register(module, name=ep.name)
             self._origins[plugin_name] = (PROJECT, __version__)
 
     def _register_entry_points(self) -> None:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = getattr(ep, "dist", None)
+            if dist is not None and _is_facerep(dist):
+                continue  # facerep's own: registered (or left out) by _register_builtins
             package = dist.metadata["Name"] if dist is not None else ep.value.split(":")[0]
             version = dist.version if dist is not None else ""
             if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):

@@ -1,21 +1,8 @@
 """Built-in plugins: every module below this package that defines ``facerep_components``.
 
-They register through the same pluggy hook a third-party package uses (see `facerep.core.registry`).
+They register through the same pluggy hook and the same entry point group (``facerep``) a third-party
+package uses: each one is declared in pyproject.toml's ``[project.entry-points.facerep]`` (see
+`facerep.core.registry`; tests/test_architecture.py checks that none is left out). No plugin module
+imports another: what they share lives in `facerep.nn`, `facerep.geometry`, `facerep.data` or
+`facerep.bench`.
 """
-
-from __future__ import annotations
-
-import importlib
-import pkgutil
-
-
-def builtin_modules() -> list[str]:
-    """Dotted names of the built-in plugin modules, sorted (discovered, so adding a file is enough)."""
-    names = []
-    for info in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
-        if info.ispkg:
-            continue
-        module = importlib.import_module(info.name)
-        if hasattr(module, "facerep_components"):
-            names.append(info.name)
-    return sorted(names)
