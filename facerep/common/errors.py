@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class FacerepError(Exception):
@@ -35,6 +35,34 @@ class DataError(FacerepError):
 
 class CheckpointError(FacerepError):
     """A checkpoint is missing or corrupt; the message names the file."""
+
+
+class NonFiniteLossError(FacerepError, FloatingPointError):
+    """A loss (or one of its inputs) is NaN or Inf: raised by a loss's own check, or by the trainer when
+    it stops on such a step (``train.on_nonfinite: stop``).
+
+    Attributes:
+        loss: the loss's registry name or role (e.g. "photometric", "critic").
+        inputs: names of the inputs that hold non-finite values (may be empty when only the result is).
+        samples: sample ids of the offending rows, when the batch names them.
+        step: the training step the trainer stopped at, or None (a loss's own check).
+    """
+
+    def __init__(
+        self,
+        loss: str,
+        message: str,
+        inputs: Sequence[str] = (),
+        samples: Sequence[str] = (),
+        *,
+        step: int | None = None,
+    ) -> None:
+        self.loss = loss
+        self.inputs = list(inputs)
+        self.samples = list(samples)
+        self.step = step
+        head = f"loss {loss!r}:" if step is None else f"loss {loss!r} is not finite at step {step}"
+        super().__init__(f"{head} {message}")
 
 
 class WriteError(FacerepError):

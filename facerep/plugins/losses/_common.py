@@ -14,26 +14,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from facerep.common.errors import FacerepError
+from facerep.common.errors import FacerepError, NonFiniteLossError
 from facerep.core.types import Batch
 
 APPLIES_TO: tuple[str, ...] = ("all", "labelled", "unlabelled")
-
-
-class NonFiniteLossError(FacerepError, FloatingPointError):
-    """A loss (or one of its inputs) is NaN or Inf.
-
-    Attributes:
-        loss: the loss's registry name (e.g. "photometric").
-        inputs: names of the inputs that hold non-finite values (may be empty when only the result is).
-        samples: sample ids of the offending rows, when the batch names them.
-    """
-
-    def __init__(self, loss: str, message: str, inputs: Sequence[str] = (), samples: Sequence[str] = ()):
-        self.loss = loss
-        self.inputs = list(inputs)
-        self.samples = list(samples)
-        super().__init__(f"loss {loss!r}: {message}")
 
 
 def row_mask(batch: Batch, applies_to: str) -> Tensor:
