@@ -36,6 +36,13 @@ def test_obj_uv_texture_and_mtl(tmp_path) -> None:
     assert img.shape == (16, 8, 3) and np.abs(img - tex).max() < 1 / 255 + 1e-6
 
 
+def test_obj_texture_given_as_a_path_is_refused_and_nothing_is_written(tmp_path) -> None:
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "skin.png")
+    with pytest.raises(TypeError, match=r"texture '.*skin.png' is a path; pass the image"):
+        write_obj(tmp_path / "out" / "face.obj", V, F, uv=UV, texture=tmp_path / "skin.png")
+    assert not (tmp_path / "out" / "face.obj").exists() and not (tmp_path / "out" / "face.png").exists()
+
+
 def test_obj_polygons_negative_indices_and_seams(tmp_path) -> None:
     text = "v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\nvt 0.5 0.5\n"
     text += "f -4/1 -3/2 -2/3 -1/4\nf 1/5 3/3 4/4\n"

@@ -77,8 +77,9 @@ def write_obj(
         triangles: (F, 3) vertex indices (0-based).
         colors: optional (N, 3) vertex colours in [0, 1] (written as ``v x y z r g b``).
         uv: optional (N, 2) per-vertex texture coordinates in [0, 1] (v up).
-        texture: optional texture image: (H, W, 3) array in [0, 1] or uint8, a PIL image, or an image
-            path; written as ``<stem>.png`` with ``<stem>.mtl`` next to the OBJ (needs ``uv``).
+        texture: optional texture image: (H, W, 3) array in [0, 1] or uint8, (3, H, W) tensor, or a PIL
+            image (an image file: read it first, e.g. `facerep.data.imagefile.load_image`); written as
+            ``<stem>.png`` with ``<stem>.mtl`` next to the OBJ (needs ``uv``).
         normals: optional (N, 3) vertex normals.
 
     Returns:
@@ -137,10 +138,8 @@ def _write_texture(texture: Any, path: Path) -> None:
     from PIL import Image
 
     if isinstance(texture, (str, Path)):
-        from facerep.data.imagefile import load_image
-
-        img = load_image(texture)
-    elif isinstance(texture, Image.Image):
+        raise TypeError(f"write_obj: texture {str(texture)!r} is a path; pass the image (read it first)")
+    if isinstance(texture, Image.Image):
         img = texture.convert("RGB")
     else:
         arr = np.asarray(texture.detach().cpu() if hasattr(texture, "detach") else texture)
