@@ -14,12 +14,12 @@ from PIL import Image
 from facerep.common.errors import DataError
 from facerep.core.registry import get_registry
 from facerep.data.matfile import FIELDS_300WLP, save_mat
+from facerep.data.micc import MICC
 from facerep.data.mjpeg import write_mjpeg
 from facerep.data.objfile import write_obj
 from facerep.data.sidecars import landmark_sidecar, mask_sidecar, write_mask, write_pts, write_video_landmarks
 from facerep.plugins.datasets.aflw2000 import AFLW2000
 from facerep.plugins.datasets.celeba import CelebA
-from facerep.plugins.datasets.micc import MICC
 from facerep.plugins.datasets.w300lp import W300LP, source_identity
 
 

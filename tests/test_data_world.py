@@ -11,8 +11,8 @@ import torch
 
 from facerep.common.errors import DataError
 from facerep.data.hybrid import HybridDataset
+from facerep.data.micc import MICC
 from facerep.plugins.datasets.celeba import CelebA
-from facerep.plugins.datasets.micc import MICC
 from facerep.plugins.datasets.w300lp import W300LP
 from facerep.world.synth import LABELLED_FRAME, PRESETS, WORLD_FORMAT, generate_world
 

@@ -96,11 +96,11 @@ def test_bench_on_micc_as_downloaded(micc_tree: Path, tiny_trained_run: Path, tm
 
 def test_cached_detections_are_reused(micc_tree: Path, tiny_trained_run: Path, monkeypatch) -> None:
     """A second read of the tree needs no detector (everything is cached): a broken one is never built."""
-    import facerep.plugins.datasets.micc as micc_plugin
+    import facerep.data.micc as micc_reader
     from facerep.bench.micc_source import MiccSource
 
     MiccSource(micc_tree, 32)  # detects what the first test did not (when run alone)
-    monkeypatch.setattr(micc_plugin, "build_detector", lambda *a, **k: pytest.fail("detector built again"))
+    monkeypatch.setattr(micc_reader, "build_detector", lambda *a, **k: pytest.fail("detector built again"))
     source = MiccSource(micc_tree, 32)
     assert source.frames("subject_01", "Indoor-Cooperative").shape == (3, 3, 32, 32)
     assert source.noface_frames[("subject_01", "Indoor-Cooperative")] == 1

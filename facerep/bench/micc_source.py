@@ -1,6 +1,6 @@
 """MICC Florence subjects for the bench: cropped ground-truth scans and per-video frame tensors.
 
-Reads any MICC-layout root through the ``micc`` dataset plugin (`facerep.plugins.datasets.micc`):
+Reads any MICC-layout root with the ``micc`` dataset's reader (`facerep.data.micc.MICC`):
 real MICC Florence, or the synthetic world's ``micc/`` folder (which has a ``meta.json``). Video
 conditions map to the paper's column names: Indoor-Cooperative -> Cooperative, PTZ-Indoor -> Indoor,
 PTZ-Outdoor -> Outdoor.
@@ -28,6 +28,7 @@ from torch import Tensor
 
 from facerep.common.errors import DataError
 from facerep.data.meta import META_FILE
+from facerep.data.micc import MICC
 from facerep.geometry.surface_distance import SCAN_CROP_RADIUS_MM, CroppedScan, crop_scan
 
 #: Dataset video names -> the paper's column names.
@@ -92,7 +93,7 @@ class MiccSource:
         conditions: dataset video names to read (default all three).
         radius: crop radius around the nose tip, mm.
         strict: a missing or unreadable video is an error (default: skipped, warned and counted).
-        landmarks: "files" or "detect" (see `facerep.plugins.datasets.micc.MICC`); default: "files" on
+        landmarks: "files" or "detect" (see `facerep.data.micc.MICC`); default: "files" on
             the synthetic world, "detect" on real MICC.
         progress: show a progress bar while detecting faces.
     """
@@ -111,8 +112,6 @@ class MiccSource:
         landmarks: str | None = None,
         progress: bool = False,
     ) -> None:
-        from facerep.plugins.datasets.micc import MICC
-
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DataError(f"{self.root}: MICC data root not found")
