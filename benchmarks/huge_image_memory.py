@@ -42,7 +42,7 @@ else:
 READ = """
 import resource, sys, time
 from facerep.data import imagefile
-from facerep.apps import photos
+from facerep.data import photos
 what, path, max_pixels = sys.argv[1], sys.argv[2], int(sys.argv[3])
 start = time.perf_counter()
 size = None

@@ -14,8 +14,8 @@ from PIL import Image
 
 import facerep
 from facerep.apps.model import FaceRep
-from facerep.apps.photos import find_photos, load_face_photo
 from facerep.apps.reconstruct import reconstruct_photos
+from facerep.data.photos import find_photos, load_face_photo
 from facerep.geometry import mesh_io
 
 MESH_FILES = (

@@ -11,9 +11,9 @@ from PIL import Image
 
 import facerep
 from facerep.apps.model import FaceRep
-from facerep.apps.photos import find_photos, load_face_photo
 from facerep.apps.transfer import expression_grid, transfer, transfer_codes, write_transfer
 from facerep.core.types import Codes
+from facerep.data.photos import find_photos, load_face_photo
 from facerep.geometry import mesh_io
 
 

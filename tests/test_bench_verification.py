@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from facerep.apps.photos import load_face_photo
+from facerep.data.photos import load_face_photo
 from facerep.plugins.benchmarks.verification import VerificationBenchmark, cosine_scores, identity_codes
 from tests.conftest import shared_data
 

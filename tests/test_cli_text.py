@@ -93,7 +93,7 @@ def test_bench_tables_print_run_names_and_data_root_as_text() -> None:
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic face photo at a path with markup in it (``.../face[/b] [detect].png``)."""
-    from facerep.apps.photos import find_photos
+    from facerep.data.photos import find_photos
     from facerep.world.cache import ensure_world
 
     world = ensure_world("tiny", 0, progress=False)
@@ -118,8 +118,8 @@ def test_missing_detector_names_the_pip_command(
     tiny_trained_run: Path, photo: Path, capsys: Any, monkeypatch: Any
 ) -> None:
     """The detector's package is missing (simulated where it is installed): the install line shows whole."""
-    from facerep.apps import photos
     from facerep.common.errors import FacerepError
+    from facerep.data import photos
     from facerep.plugins.detectors._install import DLIB_INSTALL
 
     def missing(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -158,7 +158,8 @@ def test_training_summary_prints_a_bracketed_run_folder(tmp_path: Path, capsys: 
     """The closing lines of a run name its folder as it is (a folder holding ``[/b]`` used to crash rich)."""
     from facerep.core.recipe import load_recipe
     from facerep.testing.runs import tiny_recipe_text
-    from facerep.train.trainer import Trainer, TrainOptions
+    from facerep.train.options import TrainOptions
+    from facerep.train.trainer import Trainer
 
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(tiny_recipe_text("gcn_albedo_only", 1))

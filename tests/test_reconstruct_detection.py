@@ -15,9 +15,9 @@ from PIL import Image
 
 import facerep
 from facerep.apps.model import FaceRep
-from facerep.apps.photos import NoFaceFound
 from facerep.apps.reconstruct import reconstruct_photos
 from facerep.data.landmark_store import build_detector
+from facerep.data.photos import NoFaceFound
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("dlib") is None, reason="dlib is not installed (pip install 'facerep[detect]')"

@@ -24,10 +24,10 @@ from test_safe_writes import _refuse_writes_below
 import facerep
 from facerep.apps.export import resample_uv_map
 from facerep.apps.model import FaceRep
-from facerep.apps.photos import MAX_PHOTO_PIXELS, find_photos, landmark_sidecar, load_face_photo
 from facerep.apps.reconstruct import reconstruct_photos
 from facerep.cli.app import main
 from facerep.common.safe_write import TEMP_SUFFIX
+from facerep.data.photos import MAX_PHOTO_PIXELS, find_photos, landmark_sidecar, load_face_photo
 from facerep.data.sidecars import read_pts, write_pts
 
 FACE_FILES = {

@@ -313,7 +313,7 @@ def test_output_folder_removes_temps_of_dead_writers_only(tmp_path: Path) -> Non
 
 @pytest.fixture(scope="module")
 def two_photos() -> list[Path]:
-    from facerep.apps.photos import find_photos
+    from facerep.data.photos import find_photos
     from facerep.world.cache import ensure_world
 
     world = ensure_world("tiny", 0, progress=False)

@@ -2,7 +2,9 @@
 
 - `facerep.apps.model`: `FaceRep`, the object ``facerep.load(RUN)`` returns (encode / decode / render /
   reconstruct);
-- `facerep.apps.photos`: photos -> network crops (landmark sidecars, optional detection, aligned crops);
 - `facerep.apps.export`: meshes (OBJ, textured OBJ, PLY), UV albedo textures, overlays;
 - `facerep.apps.reconstruct`: ``facerep reconstruct``; `facerep.apps.transfer`: ``facerep transfer``.
+
+Photos become network crops in `facerep.data.photos` (landmark sidecars, optional detection, aligned
+crops), which the benchmarks share.
 """

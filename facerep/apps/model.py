@@ -5,7 +5,7 @@ mode, on the run's device. `FaceRep.encode` and `FaceRep.prepare` take face crop
 [0, 1] (a single (3, H, W) image is accepted too), resized (antialiased bilinear) to the run's
 ``image_size``. `FaceRep.reconstruct` also takes ordinary photos, a path, a PIL image, a numpy array or a
 tensor of another size, and crops their faces as ``facerep reconstruct`` does (detection, see
-`facerep.apps.photos`).
+`facerep.data.photos`).
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class FaceRep:
         (NaN for centre crops), and ``photo`` (B,) the input each row comes from.
 
         Raises:
-            `facerep.apps.photos.NoFaceFound` when a photo has no face; `TypeError` for other inputs.
+            `facerep.data.photos.NoFaceFound` when a photo has no face; `TypeError` for other inputs.
         """
         crops_given = isinstance(images, Tensor) and images.dim() in (3, 4) and self._is_crop(images)
         if crops_given if photos is None else not photos:
@@ -158,8 +158,8 @@ class FaceRep:
         crop_scale: float = 1.5,
     ) -> list[Any]:
         """The face crops of one photo or a list of photos (see `reconstruct`), as
-        `facerep.apps.photos.FacePhoto` records with ``photo_index`` set to the input's position."""
-        from facerep.apps.photos import as_photo, crop_faces, landmark_sidecar
+        `facerep.data.photos.FacePhoto` records with ``photo_index`` set to the input's position."""
+        from facerep.data.photos import as_photo, crop_faces, landmark_sidecar
 
         items = list(photos) if isinstance(photos, list | tuple) else [photos]
         if isinstance(photos, Tensor) and photos.dim() == 4:

@@ -1,6 +1,6 @@
 """``facerep reconstruct``: photos -> 3D faces on disk, one output folder per face.
 
-Every photo's faces are found by a face detector (`facerep.apps.photos.crop_faces`; a ``NAME.pts``
+Every photo's faces are found by a face detector (`facerep.data.photos.crop_faces`; a ``NAME.pts``
 sidecar replaces detection), and each face gets a folder ``OUT/NAME/`` (``OUT/NAME_face1/``,
 ``OUT/NAME_face2/``, ... when a photo gives several, largest first) with:
 
@@ -13,7 +13,7 @@ sidecar replaces detection), and each face gets a folder ``OUT/NAME/`` (``OUT/NA
   resampled to that size, when the run has one; otherwise the per-vertex albedo baked into the face
   model's UV layout); ``canonical_textured.png`` is the same texture;
 - ``render.png``: the re-rendered crop (RGBA, alpha = coverage); ``overlay.png``: the rendering pasted
-  over the full input photo (a photo above `facerep.apps.photos.MAX_PHOTO_PIXELS` is read, and its
+  over the full input photo (a photo above `facerep.data.photos.MAX_PHOTO_PIXELS` is read, and its
   overlay written, reduced by an integer factor);
 - ``codes.npz``: identity, expression, pose, light codes (1-D), per-vertex albedo (N, 3), canonical and
   posed vertices (N, 3) mm, the crop box in the photo (x0, y0, side), the crop's landmarks when known,
@@ -52,10 +52,10 @@ from facerep.apps.export import (
     write_meshes,
 )
 from facerep.apps.model import FaceRep
-from facerep.apps.photos import FacePhoto, NoFaceFound, crop_faces, find_photos, read_photo
 from facerep.common.safe_write import all_or_nothing, output_folder
 from facerep.core.interfaces import FaceDetector
 from facerep.core.types import Reconstruction
+from facerep.data.photos import FacePhoto, NoFaceFound, crop_faces, find_photos, read_photo
 
 #: Smallest and largest side of a UV texture, texels (a 4096-texel bake takes about 2 GB and 15 s a face;
 #: 8192 four times that).
@@ -322,7 +322,7 @@ def _reconstruct_into(
 
 
 def _needs_detector(path: Path) -> bool:
-    from facerep.apps.photos import landmark_sidecar
+    from facerep.data.photos import landmark_sidecar
 
     return landmark_sidecar(path) is None
 

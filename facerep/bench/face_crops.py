@@ -1,7 +1,7 @@
 """Network crops of face photos for benchmarks, as ``facerep reconstruct`` cuts them.
 
 A photo's crop comes from its landmark sidecar when it has one (``NAME.pts`` or ``ROOT/landmarks68/REL.pts``),
-else from the largest face a registered ``face_detector`` finds (`facerep.apps.photos.crop_faces`), else,
+else from the largest face a registered ``face_detector`` finds (`facerep.data.photos.crop_faces`), else,
 when no detector can be built or it finds no face, the photo's centred square. `FaceCropper` counts how
 many photos took each way, for the benchmark's notes.
 """
@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from facerep.apps.photos import FacePhoto, NoFaceFound, load_face_photo
 from facerep.common.errors import FacerepError
+from facerep.data.photos import FacePhoto, NoFaceFound, load_face_photo
 
 
 def build_detector(name: str | None, device: Any = "cpu") -> tuple[Any | None, str]:

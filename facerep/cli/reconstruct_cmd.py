@@ -47,10 +47,10 @@ def reconstruct(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     import facerep
-    from facerep.apps.photos import find_photos
     from facerep.apps.reconstruct import reconstruct_photos
     from facerep.cli.options import start_device
     from facerep.common.errors import literal
+    from facerep.data.photos import find_photos
 
     check_options(faces=faces, crop_scale=crop_scale, batch_size=batch_size, texture_size=texture_size)
     console = Console(stderr=True)
@@ -95,9 +95,9 @@ def check_options(*, faces: str, crop_scale: float, batch_size: int, texture_siz
     """Refuse out-of-range ``reconstruct`` options before any photo or run is read (one `FacerepError`)."""
     import math
 
-    from facerep.apps.photos import FACES
     from facerep.apps.reconstruct import TEXTURE_SIZES
     from facerep.common.errors import FacerepError
+    from facerep.data.photos import FACES
 
     if faces not in FACES:
         raise FacerepError(f"--faces {faces!r}: choose {' or '.join(FACES)}")

@@ -31,10 +31,10 @@ def transfer(
     from rich.console import Console
 
     import facerep
-    from facerep.apps.photos import find_photos
     from facerep.apps.transfer import expression_grid, save_grid, write_transfer
     from facerep.apps.transfer import transfer as run_transfer
     from facerep.common.errors import literal
+    from facerep.data.photos import find_photos
 
     check_options(grid=grid, crop_scale=crop_scale)
     sources, targets = find_photos(source), find_photos(target)
@@ -83,7 +83,7 @@ class _CropReader:
     as its crop is cut, so a grid of large photos holds one of them in memory, not all."""
 
     def __init__(self, image_size: int, *, crop_scale: float, detect: bool) -> None:
-        from facerep.apps.photos import LandmarkDetector
+        from facerep.data.photos import LandmarkDetector
 
         self.image_size, self.crop_scale = image_size, crop_scale
         self.detector = LandmarkDetector() if detect else None
@@ -91,7 +91,7 @@ class _CropReader:
     def __call__(self, paths: list[Path]) -> Tensor:
         import torch
 
-        from facerep.apps.photos import load_face_photo
+        from facerep.data.photos import load_face_photo
 
         crops = [
             load_face_photo(p, self.image_size, crop_scale=self.crop_scale, detector=self.detector).image

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from facerep.apps.photos import FacePhoto
 from facerep.bench.dlib_faces import detections, dlib_faces, dlib_missing, iou, largest
 from facerep.bench.face_crops import FaceCropper, build_detector
 from facerep.bench.metric_tables import Column, MetricRow, MetricTable, print_table, write_table
@@ -42,6 +41,7 @@ from facerep.common.errors import FacerepError
 from facerep.core.interfaces import Benchmark
 from facerep.core.registry import Component, hookimpl
 from facerep.data.imagefile import load_image
+from facerep.data.photos import FacePhoto
 
 FARS: tuple[float, ...] = (1e-2, 1e-3)
 #: Smallest overlap (IoU) between a dlib detection and the landmarks' box for it to count as that face.
