@@ -75,7 +75,7 @@ def bench(
 ) -> None:
     """Evaluate runs on MICC (both protocols of the paper's section 5.1) and write Tables 1 and 2; with
     --benchmark aflw2000 (68-landmark NME by yaw) or verification (same / different person) another table."""
-    from facerep.bench.runs import load_bench_models
+    from facerep.apps.bench_models import load_bench_models
     from facerep.cli.options import start_device
     from facerep.plugins.benchmarks.micc import MiccBenchmark, resolve_micc_root
 

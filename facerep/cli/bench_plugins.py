@@ -59,7 +59,7 @@ def run_plugin_benchmark(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Load `runs`, build the ``benchmark`` plugin `name` and run it on `path` (None: the synthetic world)."""
-    from facerep.bench.runs import load_bench_models
+    from facerep.apps.bench_models import load_bench_models
     from facerep.core.registry import get_registry
 
     kwargs = check_plugin_options(name, options)
