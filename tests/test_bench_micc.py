@@ -17,7 +17,7 @@ from rich.console import Console
 from facerep.bench.micc_source import MiccSource
 from facerep.common.errors import DataError, FacerepError
 from facerep.core.registry import get_registry
-from facerep.plugins.benchmarks.micc import MiccBenchmark, resolve_micc_root
+from facerep.plugins.benchmarks.micc import MiccBenchmark
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_bad_arguments_and_paths(tmp_path: Path) -> None:
         MiccBenchmark(protocols=["sideways"])
     with pytest.raises(FacerepError, match="statistic"):
         MiccBenchmark(statistic="median")
-    with pytest.raises(DataError, match="not found"):
-        resolve_micc_root(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="nowhere: MICC data root not found"):
+        MiccBenchmark(root=str(tmp_path / "nowhere")).run([object()], tmp_path / "out")
     with pytest.raises(DataError, match="subject_XX"):
         MiccSource(tmp_path, 64)

@@ -15,7 +15,7 @@ from rich.console import Console
 from facerep.bench import dlib_faces
 from facerep.bench.plugin_common import progress_bar, resolve_data_root
 from facerep.bench.runs import model_device, run_checkpoints, run_names, run_records
-from facerep.cli.bench_cmd import print_written, recipe_world
+from facerep.cli.bench_cmd import print_written, recipe_world, world_data_root
 from facerep.common.errors import DataError, FacerepError
 from facerep.plugins.detectors._install import DLIB_INSTALL
 from facerep.plugins.detectors.dlib_detector import SHAPE_PREDICTOR, find_model_file, model_file
@@ -48,12 +48,35 @@ def test_run_records_carry_folder_and_checkpoint_by_unique_name() -> None:
 def test_resolve_data_root_takes_existing_paths_and_names_a_missing_one(tmp_path: Path) -> None:
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("1\n")
-    assert resolve_data_root(tmp_path, "aflw2000", "AFLW2000-3D folder") == tmp_path
-    assert resolve_data_root(pairs, "verification", "verification data", folder=False) == pairs
+    assert resolve_data_root(tmp_path, "AFLW2000-3D folder") == tmp_path
+    assert resolve_data_root(pairs, "verification data", folder=False) == pairs
     with pytest.raises(DataError, match=r"pairs.txt: AFLW2000-3D folder not found"):
-        resolve_data_root(pairs, "aflw2000", "AFLW2000-3D folder")  # a file where a folder is needed
+        resolve_data_root(pairs, "AFLW2000-3D folder")  # a file where a folder is needed
     with pytest.raises(DataError, match=r"nowhere: verification data not found"):
-        resolve_data_root(tmp_path / "nowhere", "verification", "verification data", folder=False)
+        resolve_data_root(tmp_path / "nowhere", "verification data", folder=False)
+    world = tmp_path / "world" / "aflw2000"
+    assert resolve_data_root("builtin", "AFLW2000-3D folder", data_root=world) == world  # the caller's
+    with pytest.raises(
+        DataError, match=r"root 'builtin' is the synthetic world's MICC data root, .* data_root"
+    ):
+        resolve_data_root("builtin", "MICC data root")
+
+
+def test_bench_makes_the_world_folder_a_benchmark_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import facerep.world.cache as cache
+
+    made: list = []
+    monkeypatch.setattr(cache, "ensure_world_part", lambda *args: made.append(args) or tmp_path / args[2])
+    benchmark = SimpleNamespace(world_part="verification")
+    assert world_data_root(benchmark, "tiny", 3) == tmp_path / "verification" and made == [
+        ("tiny", 3, "verification")
+    ]
+    with pytest.raises(
+        FacerepError, match=r"the SimpleNamespace benchmark has no synthetic-world data: give --data"
+    ):
+        world_data_root(SimpleNamespace(), "tiny", 3)
 
 
 def test_progress_bar_shows_title_and_count_and_can_be_off() -> None:

@@ -10,31 +10,37 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facerep.common.errors import DataError
+from facerep.core.recipe import BUILTIN_ROOT
 
 
 def resolve_data_root(
-    root: str | Path, part: str, what: str, *, preset: str = "demo", seed: int = 0, folder: bool = True
+    root: str | Path, what: str, *, data_root: str | Path | None = None, folder: bool = True
 ) -> Path:
-    """A benchmark's data: `root` itself, or for ``builtin`` the synthetic world's `part` folder (written
-    into the cached world of (`preset`, `seed`) when it lacks one, `facerep.world.cache.ensure_world_part`).
+    """A benchmark's data: the `data_root` its caller passed (`facerep.core.interfaces.Benchmark.run`), else
+    `root` itself.
 
     Args:
-        root: a path (``~`` expanded) or ``builtin``.
-        part: the world's folder (a `facerep.world.synth.WORLD_PARTS` key), e.g. ``aflw2000``.
+        root: the benchmark's ``root`` argument: a path (``~`` expanded) or ``builtin`` (the synthetic
+            world, whose folder the caller makes and passes as `data_root`).
         what: what `root` should be, for the error: ``{path}: {what} not found``.
+        data_root: the caller's data, taken as it is.
         folder: `root` must be a folder (False: any existing path, e.g. a pairs file).
 
     Raises:
-        DataError: `root` does not exist (or is not a folder where `folder`).
+        DataError: `root` does not exist (or is not a folder where `folder`), or is ``builtin`` without
+            a `data_root`.
     """
-    if str(root) != "builtin":
-        path = Path(root).expanduser()
-        if not (path.is_dir() if folder else path.exists()):
-            raise DataError(f"{path}: {what} not found")
-        return path
-    from facerep.world.cache import ensure_world_part
-
-    return ensure_world_part(preset, seed, part)
+    if data_root is not None:
+        return Path(data_root)
+    if str(root) == BUILTIN_ROOT:
+        raise DataError(
+            f"root {BUILTIN_ROOT!r} is the synthetic world's {what}, which a benchmark does not make: its "
+            "caller passes that folder as data_root (`facerep bench` does)"
+        )
+    path = Path(root).expanduser()
+    if not (path.is_dir() if folder else path.exists()):
+        raise DataError(f"{path}: {what} not found")
+    return path
 
 
 def progress_bar(title: str, console: Console, enabled: bool = True) -> Progress:

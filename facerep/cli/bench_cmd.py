@@ -11,6 +11,7 @@ from rich.console import Console
 
 from facerep.cli.options import device_option
 from facerep.common.errors import DataError, FacerepError, literal
+from facerep.core.recipe import BUILTIN_ROOT
 
 PROTOCOL_CHOICES = {
     "identity": ["identity"],
@@ -77,7 +78,7 @@ def bench(
     --benchmark aflw2000 (68-landmark NME by yaw) or verification (same / different person) another table."""
     from facerep.apps.bench_models import load_bench_models
     from facerep.cli.options import start_device
-    from facerep.plugins.benchmarks.micc import MiccBenchmark, resolve_micc_root
+    from facerep.core.registry import get_registry
 
     check_options(
         protocol=protocol,
@@ -105,20 +106,20 @@ def bench(
     models = load_bench_models(runs, device=device)
     if path is None:
         preset, seed = recipe_world(models, console)
-        root = resolve_micc_root("builtin", preset=preset, seed=seed)
-    else:
-        root = resolve_micc_root(path)
-    benchmark = MiccBenchmark(
-        root=str(root),
-        protocols=PROTOCOL_CHOICES[protocol],
-        statistic=statistic,
-        direction=direction,
-        max_frames=max_frames,
-        error_maps=error_maps,
-        baselines=baselines,
-        batch_size=batch_size,
-        strict=strict,
-    )
+    node = {
+        "type": "facerep:micc",
+        "root": BUILTIN_ROOT if path is None else str(Path(path).expanduser()),
+        "protocols": PROTOCOL_CHOICES[protocol],
+        "statistic": statistic,
+        "direction": direction,
+        "max_frames": max_frames,
+        "error_maps": error_maps,
+        "baselines": baselines,
+        "batch_size": batch_size,
+        "strict": strict,
+    }
+    benchmark = get_registry().build("benchmark", node)
+    root = world_data_root(benchmark, preset, seed) if path is None else None
     result = benchmark.run(models, out, console=console, data_root=root)
     print_written(result, out, console)
 
@@ -136,6 +137,19 @@ def recipe_world(models: list[Any], console: Console) -> tuple[str, int]:
         soft_wrap=True,
     )
     return preset, seed
+
+
+def world_data_root(benchmark: Any, preset: str, seed: int) -> Path:
+    """The synthetic world's folder that `benchmark` scores (its ``world_part``), written into the cached
+    world of (`preset`, `seed`) when missing (`facerep.world.cache.ensure_world_part`)."""
+    from facerep.world.cache import ensure_world_part
+
+    part = getattr(benchmark, "world_part", None)
+    if part is None:
+        raise FacerepError(
+            f"the {type(benchmark).__name__} benchmark has no synthetic-world data: give --data"
+        )
+    return ensure_world_part(preset, seed, part)
 
 
 def print_written(result: dict[str, Any], out: Path, console: Console) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 
 from rich.console import Console
 
-from facerep.cli.bench_cmd import print_written, recipe_world
+from facerep.cli.bench_cmd import print_written, recipe_world, world_data_root
 from facerep.common.errors import DataError, FacerepError
+from facerep.core.recipe import BUILTIN_ROOT
 
 #: Benchmark -> the CLI options it takes (the others are refused when set).
 PLUGIN_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -69,10 +70,11 @@ def run_plugin_benchmark(
     models = load_bench_models(runs, device=device)
     if path is None:
         preset, seed = recipe_world(models, console)
-        kwargs.update(root="builtin", world_preset=preset, world_seed=seed)
+        kwargs["root"] = BUILTIN_ROOT
     else:
         kwargs["root"] = str(Path(path).expanduser())
     benchmark = get_registry().build("benchmark", {"type": name, "batch_size": batch_size, **kwargs})
-    result = benchmark.run(models, out, console=console)
+    root = world_data_root(benchmark, preset, seed) if path is None else None
+    result = benchmark.run(models, out, console=console, data_root=root)
     print_written(result, out, console)
     return result

@@ -7,8 +7,11 @@ shared objects of the run (the *context*, see `CONTEXT_NAMES`): for example a sh
 those arguments.
 
 Units and layouts are the ones of `facerep.core.types`: images (B, 3, H, W) in [0, 1], vertices
-(B, N, 3) in millimetres in the canonical frame, albedo (B, N, 3) in [0, 1], codes id 128 / exp 64 /
-pose 6 / light 27 by default.
+(B, N, 3) in millimetres in the canonical frame, albedo (B, N, 3) in [0, 1], codes of the sizes the
+encoder declares (`facerep.core.types.CodeSizes`).
+
+The kind ``shader`` (what turns blended normals, albedo and light into colours inside a renderer) has its
+contract beside the functional renderer it plugs into: `facerep.geometry.render.Shader`.
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from facerep.core.types import Batch, Codes, Reconstruction, Rendering
+from facerep.core.types import Batch, Codes, CodeSizes, Reconstruction, Rendering
 
 #: Names a factory may list in its signature to receive shared objects of the run.
 CONTEXT_NAMES: tuple[str, ...] = (
     "face_model",  # the run's FaceModel
     "num_identities",  # total identity classes over all training sources
-    "code_sizes",  # dict: identity, expression, pose, light -> int
+    "code_sizes",  # CodeSizes the encoder declares (read-only mapping: identity, expression, pose, light)
     "image_size",  # int, side of the square training images in pixels
     "encoder",  # the built Encoder (for decoders with skips: channel counts)
     "cache_dir",  # pathlib.Path for derived data (mesh hierarchies, synthetic world)
@@ -48,6 +51,7 @@ KINDS: tuple[str, ...] = (
     "benchmark",
     "optimizer",
     "face_detector",
+    "shader",
 )
 
 
@@ -131,12 +135,13 @@ class FaceModel(abc.ABC):
 class Encoder(nn.Module, abc.ABC):
     """Image -> disentangled codes.
 
-    ``forward(images (B, 3, H, W) in [0, 1]) -> Codes``. ``code_sizes`` maps identity, expression,
-    pose and light to their dimensions; ``skip_channels`` lists the channel count of each skip
-    feature map, finest first.
+    ``forward(images (B, 3, H, W) in [0, 1]) -> Codes``. ``code_sizes`` declares the sizes of the four
+    codes (a `CodeSizes`, or any mapping of identity, expression, pose and light to ints): model assembly
+    hands them to every other component; ``skip_channels`` lists the channel count of each skip feature
+    map, finest first.
     """
 
-    code_sizes: dict[str, int]
+    code_sizes: CodeSizes
     skip_channels: list[int]
 
     @abc.abstractmethod
@@ -171,8 +176,9 @@ class AlbedoDecoder(nn.Module, abc.ABC):
 class Renderer(nn.Module, abc.ABC):
     """Shape, albedo, pose and light -> image.
 
-    ``forward(vertices (B, N, 3) mm, albedo (B, N, 3), pose (B, 6), light (B, 27)) -> Rendering``
-    with images of ``image_size`` pixels square.
+    ``forward(vertices (B, N, 3) mm, albedo (B, N, 3), pose (B, 6), light (B, L)) -> Rendering``
+    with images of ``image_size`` pixels square; L is the encoder's light size (27 for SH light). The
+    functional form is `facerep.geometry.render.render`, whose shader a renderer may let a recipe swap.
     """
 
     image_size: int
@@ -245,10 +251,26 @@ class FaceDataset(torch.utils.data.Dataset, abc.ABC):
 
 
 class Benchmark(abc.ABC):
-    """An evaluation: ``run(runs, out_dir) -> dict`` of results (also written under out_dir)."""
+    """An evaluation: ``run(runs, out_dir, *, console=None, data_root=None) -> dict`` of results (also
+    written under out_dir).
+
+    Everything a benchmark reads of a trained run comes through ``runs``: objects with ``encode``,
+    ``decode_shape``, ``neutral_expression``, ``face_model`` and ``image_size`` (optionally ``name``,
+    ``path``, ``checkpoint``; `facerep.apps.bench_models` loads run folders as such). ``console`` is the
+    rich console for progress and tables (None: a new one on stdout). ``data_root``, when given, is the
+    data to score instead of the benchmark's own ``root`` argument: a ``root`` of ``builtin`` means the
+    synthetic world's `world_part` folder, which the caller makes (`facerep.world.cache.ensure_world_part`)
+    and passes here, since benchmarks sit below the world generator.
+    """
+
+    #: The synthetic world's folder this benchmark scores (a `facerep.world.synth.WORLD_PARTS` key), or
+    #: None when the world has none for it.
+    world_part: ClassVar[str | None] = None
 
     @abc.abstractmethod
-    def run(self, runs: list[Any], out_dir: Any) -> dict[str, Any]: ...
+    def run(
+        self, runs: list[Any], out_dir: Any, *, console: Any = None, data_root: Any = None
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

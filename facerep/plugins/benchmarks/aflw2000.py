@@ -73,7 +73,8 @@ class Aflw2000Benchmark(Benchmark):
     """AFLW2000-3D landmark benchmark (3DDFA protocol, yaw bins, baselines, published rows, pictures).
 
     Args:
-        root: AFLW2000-3D folder, or ``builtin`` for the synthetic world's.
+        root: AFLW2000-3D folder, or ``builtin`` for the synthetic world's ``aflw2000/`` (which the caller
+            passes to `run` as ``data_root``).
         crop_scale: side of the square crop relative to the ground-truth landmarks' extent.
         batch_size: images per encoder forward pass.
         limit: score only the first `limit` images (sorted by name), None for all.
@@ -81,9 +82,10 @@ class Aflw2000Benchmark(Benchmark):
         dlib: include the dlib baseline (False leaves it out, e.g. for speed).
         published: add the published rows: None = on real data only, True / False = always / never.
         error_images: how many images the error picture shows (spread over the yaw bins).
-        world_preset, world_seed: the synthetic world used when root is ``builtin``.
         progress: show a rich progress bar.
     """
+
+    world_part = "aflw2000"
 
     def __init__(
         self,
@@ -95,8 +97,6 @@ class Aflw2000Benchmark(Benchmark):
         dlib: bool = True,
         published: bool | None = None,
         error_images: int = 6,
-        world_preset: str = "demo",
-        world_seed: int = 0,
         progress: bool = True,
     ) -> None:
         if not crop_scale > 0:
@@ -111,8 +111,6 @@ class Aflw2000Benchmark(Benchmark):
         self.dlib = bool(dlib)
         self.published = published
         self.error_images = int(error_images)
-        self.world_preset = world_preset
-        self.world_seed = int(world_seed)
         self.progress = bool(progress)
 
     # -- scoring --------------------------------------------------------------------------------------
@@ -171,9 +169,7 @@ class Aflw2000Benchmark(Benchmark):
         console = console or Console()
         started = time.perf_counter()
         out = Path(out_dir)
-        root = data_root or resolve_data_root(
-            self.root, "aflw2000", "AFLW2000-3D folder", preset=self.world_preset, seed=self.world_seed
-        )
+        root = resolve_data_root(self.root, "AFLW2000-3D folder", data_root=data_root)
         samples = read_aflw2000(root, limit=self.limit)
         synthetic = (Path(root) / META_FILE).is_file()
         names = run_names(runs)

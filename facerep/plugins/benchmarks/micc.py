@@ -26,7 +26,7 @@ from rich.console import Console
 from facerep.bench import baselines as baseline_shapes
 from facerep.bench.error_maps import ErrorPanel, write_error_maps
 from facerep.bench.micc_source import CONDITION_TITLES, MiccSource
-from facerep.bench.plugin_common import progress_bar
+from facerep.bench.plugin_common import progress_bar, resolve_data_root
 from facerep.bench.protocols import PROTOCOL_TITLES, PROTOCOLS, encode_video, identity_spread, run_protocols
 from facerep.bench.published import TABLE1, TABLE2
 from facerep.bench.results import Score, TableRow, published_rows, summarise
@@ -39,32 +39,18 @@ from facerep.bench.tables import (
     write_per_subject,
     write_tables,
 )
-from facerep.common.errors import DataError, FacerepError, literal
+from facerep.common.errors import FacerepError, literal
 from facerep.core.interfaces import Benchmark
 from facerep.core.registry import Component, hookimpl
 from facerep.geometry.surface_distance import DIRECTIONS, SCAN_CROP_RADIUS_MM, STATISTICS
-
-
-def resolve_micc_root(root: str | Path, *, preset: str = "demo", seed: int = 0) -> Path:
-    """A MICC root: `root` itself, or for ``builtin`` the synthetic world's ``micc/`` (made if needed)."""
-    if str(root) != "builtin":
-        path = Path(root).expanduser()
-        if not path.is_dir():
-            raise DataError(f"{path}: MICC data root not found")
-        return path
-    from facerep.world.cache import ensure_world, source_root
-
-    micc = source_root(ensure_world(preset, seed), "micc")
-    if not micc.is_dir():
-        raise DataError(f"{micc}: the synthetic world has no MICC folder")
-    return micc
 
 
 class MiccBenchmark(Benchmark):
     """MICC Florence benchmark (both protocols of section 5.1, baselines, tables, error maps).
 
     Args:
-        root: MICC-layout folder, or ``builtin`` for the synthetic world's MICC.
+        root: MICC-layout folder, or ``builtin`` for the synthetic world's ``micc/`` (which the caller
+            passes to `run` as ``data_root``).
         protocols: any of "identity", "three_views".
         statistic: "mean" (the paper's) or "rmse": the per-subject number the tables aggregate.
         direction: "pred_to_scan", "scan_to_pred" or "symmetric" point-to-plane distance.
@@ -78,11 +64,12 @@ class MiccBenchmark(Benchmark):
         error_maps: number of subjects that get error-map PNGs.
         error_map_vmax: top of the error maps' colour scale, mm.
         icp_iterations: ICP iteration cap per alignment.
-        world_preset, world_seed: the synthetic world used when root is ``builtin``.
         progress: show a rich progress bar.
         strict: a missing or unreadable video is an error (default: that subject's condition is skipped,
             with a warning and a note in the tables).
     """
+
+    world_part = "micc"
 
     def __init__(
         self,
@@ -100,8 +87,6 @@ class MiccBenchmark(Benchmark):
         error_maps: int = 3,
         error_map_vmax: float = 3.0,
         icp_iterations: int = 30,
-        world_preset: str = "demo",
-        world_seed: int = 0,
         progress: bool = True,
         strict: bool = False,
     ) -> None:
@@ -128,8 +113,6 @@ class MiccBenchmark(Benchmark):
         self.error_maps = int(error_maps)
         self.error_map_vmax = float(error_map_vmax)
         self.icp_iterations = int(icp_iterations)
-        self.world_preset = world_preset
-        self.world_seed = int(world_seed)
         self.progress = bool(progress)
         self.strict = bool(strict)
 
@@ -162,7 +145,7 @@ class MiccBenchmark(Benchmark):
         console = console or Console()
         started = time.perf_counter()
         out = Path(out_dir)
-        root = data_root or resolve_micc_root(self.root, preset=self.world_preset, seed=self.world_seed)
+        root = resolve_data_root(self.root, "MICC data root", data_root=data_root)
         names = run_names(runs)
         image_size = max(int(m.image_size) for m in runs)
         source = MiccSource(

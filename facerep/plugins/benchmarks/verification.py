@@ -76,7 +76,8 @@ class VerificationBenchmark(Benchmark):
 
     Args:
         root: LFW-layout folder (or a pairs file), a folder of identity folders with ``pairs="all"``, or
-            ``builtin`` for the synthetic world's held-out identities.
+            ``builtin`` for the synthetic world's held-out identities (``verification/``, which the caller
+            passes to `run` as ``data_root``).
         pairs: None (``ROOT/pairs.txt``), a pairs file, or "all" (every pair of ROOT's identity folders).
         flip: average each identity code with its mirrored photo's.
         crop_scale: crop side relative to the landmarks' extent.
@@ -85,9 +86,10 @@ class VerificationBenchmark(Benchmark):
         baselines: score dlib (where installed and `dlib`) and random codes.
         dlib: include the dlib baseline (False leaves it out, e.g. for speed).
         random_seed: seed of the random codes.
-        world_preset, world_seed: the synthetic world used when root is ``builtin``.
         progress: show a rich progress bar.
     """
+
+    world_part = "verification"
 
     def __init__(
         self,
@@ -100,8 +102,6 @@ class VerificationBenchmark(Benchmark):
         baselines: bool = True,
         dlib: bool = True,
         random_seed: int = 0,
-        world_preset: str = "demo",
-        world_seed: int = 0,
         progress: bool = True,
     ) -> None:
         if not crop_scale > 0:
@@ -115,8 +115,6 @@ class VerificationBenchmark(Benchmark):
         self.baselines = bool(baselines)
         self.dlib = bool(dlib)
         self.random_seed = int(random_seed)
-        self.world_preset = world_preset
-        self.world_seed = int(world_seed)
         self.progress = bool(progress)
 
     # -- codes ----------------------------------------------------------------------------------------
@@ -167,14 +165,7 @@ class VerificationBenchmark(Benchmark):
         console = console or Console()
         started = time.perf_counter()
         out = Path(out_dir)
-        root = data_root or resolve_data_root(
-            self.root,
-            "verification",
-            "verification data",
-            preset=self.world_preset,
-            seed=self.world_seed,
-            folder=False,
-        )
+        root = resolve_data_root(self.root, "verification data", data_root=data_root, folder=False)
         pair_list = load_pairs(Path(root), self.pairs)
         images = pair_list.images
         index = {p: i for i, p in enumerate(images)}
