@@ -366,6 +366,22 @@ def check_build(subject: Subject) -> None:
         )
 
 
+def check_benchmark_run(subject: Subject) -> None:
+    """``run`` takes the contract's ``console`` and ``data_root`` keywords; ``world_part`` is a string or
+    None (`facerep.core.interfaces.Benchmark`)."""
+    import inspect
+
+    obj = _built(subject)
+    params = inspect.signature(obj.run).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        missing = [n for n in ("console", "data_root") if n not in params]
+        if missing:
+            raise subject.fail(f"run() has no keyword(s) {', '.join(missing)} (Benchmark.run's contract)")
+    part = getattr(obj, "world_part", None)
+    if part is not None and not isinstance(part, str):
+        raise subject.fail(f"world_part must be a world folder name or None, got {part!r}")
+
+
 def check_outputs(subject: Subject) -> None:
     """Output types, shapes, dtypes, ranges and finiteness on a tiny input (train mode)."""
     adapter = _adapter(subject)
@@ -1001,7 +1017,7 @@ KIND_CHECKS: dict[str, list[Check]] = {
         Check("state_roundtrip", check_optimizer_state_roundtrip),
         Check("determinism", check_optimizer_determinism),
     ],
-    "benchmark": [Check("build", check_build)],
+    "benchmark": [Check("build", check_build), Check("run_signature", check_benchmark_run)],
     "face_detector": [
         Check("build", check_build),
         Check("bad_input", check_detector_bad_input),
