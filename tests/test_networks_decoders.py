@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from facerep.core.registry import build
+from facerep.core.types import CodeSizes
+from facerep.geometry.shape_prior import prior_shape_scale
 from facerep.plugins.critics.gcn import GCNCritic
-from facerep.plugins.decoders.gcn import GCNAlbedoDecoder, GCNShapeDecoder, prior_shape_scale
+from facerep.plugins.decoders.gcn import GCNAlbedoDecoder, GCNShapeDecoder
 from facerep.plugins.decoders.linear import LinearShapeDecoder
 from facerep.plugins.decoders.unet_albedo import UNetAlbedoDecoder
 from facerep.plugins.encoders.resnet import ResNetEncoder
@@ -40,7 +42,7 @@ def _randomise_zero_initialised_layers(module: torch.nn.Module) -> None:
 
 def test_gcn_shape_decoder_untrained_outputs_the_mean_shape(face_model, mean) -> None:  # noqa: ANN001
     torch.manual_seed(0)
-    dec = GCNShapeDecoder(face_model)
+    dec = GCNShapeDecoder(face_model, CodeSizes())
     v = dec(torch.randn(3, 128), torch.randn(3, 64))
     assert v.shape == (3, face_model.num_vertices, 3)
     assert (v - mean).norm(dim=-1).max() < 1.0
@@ -49,7 +51,7 @@ def test_gcn_shape_decoder_untrained_outputs_the_mean_shape(face_model, mean) ->
 
 
 def test_gcn_shape_decoder_gradients_reach_every_parameter(face_model) -> None:  # noqa: ANN001
-    dec = GCNShapeDecoder(face_model, code_sizes={"identity": 16, "expression": 8}, **SMALL)
+    dec = GCNShapeDecoder(face_model, code_sizes=CodeSizes(identity=16, expression=8), **SMALL)
     (dec(torch.randn(2, 16), torch.randn(2, 8)).sum()).backward()
     assert dec.net.head.weight.grad.abs().sum() > 0  # the zero-initialised head learns first
     dec.zero_grad()
@@ -61,7 +63,7 @@ def test_gcn_shape_decoder_gradients_reach_every_parameter(face_model) -> None: 
 
 
 def test_gcn_albedo_decoder_starts_at_the_mean_albedo_inside_unit_range(face_model) -> None:  # noqa: ANN001
-    dec = GCNAlbedoDecoder(face_model, code_sizes={"identity": 16}, **SMALL)
+    dec = GCNAlbedoDecoder(face_model, code_sizes=CodeSizes(identity=16), **SMALL)
     albedo = dec(torch.randn(2, 16))
     expected = torch.as_tensor(face_model.albedo_mean, dtype=torch.float32).clamp(1e-3, 1 - 1e-3)
     torch.testing.assert_close(albedo, expected.expand_as(albedo), atol=1e-5, rtol=1e-5)
@@ -77,7 +79,7 @@ def test_gcn_albedo_decoder_starts_at_the_mean_albedo_inside_unit_range(face_mod
 
 
 def test_linear_decoder_is_the_face_models_linear_shape(face_model, mean) -> None:  # noqa: ANN001
-    dec = LinearShapeDecoder(face_model)
+    dec = LinearShapeDecoder(face_model, CodeSizes())
     identity, expression = torch.randn(2, 128), torch.randn(2, 64)
     torch.testing.assert_close(dec(identity, expression), mean.expand(2, -1, -1))
     torch.nn.init.normal_(dec.fc.weight, std=0.05)
@@ -113,7 +115,7 @@ def test_unet_albedo_decoder_maps_skips_to_a_uv_albedo_sampled_at_vertices(face_
 
 def test_unet_uv_sampling_reads_the_texel_under_each_vertex(face_model) -> None:  # noqa: ANN001
     encoder = ResNetEncoder(depth=18)
-    dec = UNetAlbedoDecoder(face_model, encoder, uv_size=32)
+    dec = UNetAlbedoDecoder(face_model, encoder, encoder.code_sizes, uv_size=32)
     # a UV map whose red channel is u and green channel is v (row 0 = top = v 1)
     centres = (torch.arange(32) + 0.5) / 32
     uv_map = torch.stack(
@@ -153,7 +155,7 @@ def test_critic_double_backward_is_exact_in_double_precision(face_model) -> None
 
 def test_registry_builds_every_network_with_injected_context(face_model) -> None:  # noqa: ANN001
     encoder = build("encoder", {"type": "resnet", "depth": 18})
-    context = {"face_model": face_model, "encoder": encoder, "code_sizes": dict(encoder.code_sizes)}
+    context = {"face_model": face_model, "encoder": encoder, "code_sizes": encoder.code_sizes}
     assert isinstance(build("shape_decoder", {"type": "gcn", **SMALL}, context), GCNShapeDecoder)
     assert isinstance(build("albedo_decoder", {"type": "gcn", "channels": [8, 8]}, context), GCNAlbedoDecoder)
     assert isinstance(build("albedo_decoder", {"type": "unet", "uv_size": 32}, context), UNetAlbedoDecoder)

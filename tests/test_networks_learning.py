@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from facerep.core.types import CodeSizes
 from facerep.plugins.decoders.gcn import GCNShapeDecoder
 from facerep.plugins.decoders.linear import LinearShapeDecoder
 from facerep.plugins.facemodels.synthetic import synthetic
@@ -67,7 +68,7 @@ def test_linear_decoder_learns_the_3dmm_map(face_model) -> None:  # noqa: ANN001
     g = torch.Generator().manual_seed(0)
     train, test = shapes_and_codes(face_model, 200, g), shapes_and_codes(face_model, 50, g)
     torch.manual_seed(0)
-    decoder = LinearShapeDecoder(face_model)
+    decoder = LinearShapeDecoder(face_model, CodeSizes())
     before = mean_error(decoder, test)
     fit(decoder, train, steps=300, lr=0.1, generator=g)
     after = mean_error(decoder, test)
@@ -79,7 +80,7 @@ def test_gcn_decoder_trained_on_200_shapes_reconstructs_held_out_ones_under_1mm(
     g = torch.Generator().manual_seed(0)
     train, test = shapes_and_codes(face_model, 200, g), shapes_and_codes(face_model, 50, g)
     torch.manual_seed(0)
-    decoder = GCNShapeDecoder(face_model)
+    decoder = GCNShapeDecoder(face_model, CodeSizes())
     before = mean_error(decoder, test)
     assert before > 3.0  # the mean shape alone is far from the faces
     fit(decoder, train, steps=800, lr=3e-3, generator=g)

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from facerep.common.errors import RecipeError
 from facerep.core.interfaces import AlbedoDecoder, Encoder, Renderer, ShapeDecoder
-from facerep.core.types import Codes, Reconstruction, Rendering
+from facerep.core.types import Codes, CodeSizes, Reconstruction, Rendering
 
 
 class FaceRepModel(nn.Module):
@@ -62,7 +62,9 @@ def build_model(stage: Any, context: dict[str, Any], registry: Any) -> FaceRepMo
     """Build a stage's encoder, decoders and renderer through the registry.
 
     `context` must hold the run's shared objects (face_model, image_size, num_identities, ...); the
-    encoder and its ``code_sizes`` are added to it for the decoders (and for losses built afterwards).
+    encoder and the `CodeSizes` it declares (``code_sizes``) are added to it for the decoders, the
+    renderer and the losses built afterwards: code sizes are set on the encoder alone (a decoder cannot
+    take them from a recipe: the registry refuses an injected name there).
     """
 
     def make(kind: str, address: str) -> Any:
@@ -75,10 +77,22 @@ def build_model(stage: Any, context: dict[str, Any], registry: Any) -> FaceRepMo
 
     encoder = make("encoder", "model.encoder")
     context["encoder"] = encoder
-    context["code_sizes"] = dict(encoder.code_sizes)
+    context["code_sizes"] = encoder_code_sizes(encoder, where=stage.locate("model.encoder"))
     return FaceRepModel(
         encoder,
         make("shape_decoder", "model.shape_decoder"),
         make("albedo_decoder", "model.albedo_decoder"),
         make("renderer", "renderer"),
     )
+
+
+def encoder_code_sizes(encoder: Encoder, where: str | None = None) -> CodeSizes:
+    """The `CodeSizes` an encoder declares (its ``code_sizes``); a `RecipeError` at `where` if unusable."""
+    try:
+        return CodeSizes.of(encoder.code_sizes)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise RecipeError(
+            f"encoder {type(encoder).__name__} does not declare usable code sizes: {exc}",
+            where=where,
+            address="model.encoder",
+        ) from exc

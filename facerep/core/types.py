@@ -9,32 +9,96 @@ Conventions used everywhere in facerep:
 - vertices are (B, N, 3) in millimetres in the canonical face frame: x towards the subject's left,
   y up, z towards the camera, origin near the centre of the head;
 - per-vertex albedo is (B, N, 3) in [0, 1];
-- codes are identity (B, 128), expression (B, 64), pose (B, 6) and lighting (B, 27) by default
-  (sizes come from the encoder's recipe arguments).
+- codes are identity (B, D_id), expression (B, D_exp), pose (B, 6) and lighting (B, 27); the sizes are a
+  `CodeSizes` that the encoder declares (its recipe arguments) and every other component reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from facerep.geometry.camera import POSE_SIZE
+from facerep.geometry.sh import LIGHT_SIZE
 
-def _map_tensors(value: Any, fn: Any) -> Any:
+#: Side in pixels of the square images a component gets when nothing says otherwise (the CPU recipes').
+DEFAULT_IMAGE_SIZE = 64
+
+
+@dataclass(frozen=True, eq=False)
+class CodeSizes(Mapping[str, int]):
+    """The sizes of the four codes: the encoder declares them, every other component reads them.
+
+    The defaults are the paper's (identity 128, expression 64); pose is the camera's 6 numbers
+    (`facerep.geometry.camera`) and light the SH renderer's 27 (`facerep.geometry.sh`). A recipe sets
+    them on the encoder only (e.g. ``model.encoder.id_dim``); model assembly hands the encoder's sizes to
+    the decoders, the renderer and the losses as the injected ``code_sizes``. It is also a read-only
+    mapping ``{"identity": ..., "expression": ..., "pose": ..., "light": ...}`` (what ``code_sizes``
+    was before, so ``sizes["identity"]``, ``dict(sizes)`` and ``sizes == {...}`` keep working).
+    """
+
+    identity: int = 128
+    expression: int = 64
+    pose: int = POSE_SIZE
+    light: int = LIGHT_SIZE
+
+    def __post_init__(self) -> None:
+        for name in self.names():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"code size {name!r} must be a positive integer, got {value!r}")
+
+    @staticmethod
+    def names() -> tuple[str, ...]:
+        """The code names in their fixed order: identity, expression, pose, light."""
+        return ("identity", "expression", "pose", "light")
+
+    @classmethod
+    def of(cls, sizes: Mapping[str, Any]) -> CodeSizes:
+        """`sizes` as a `CodeSizes` (a `CodeSizes` is returned as is; a mapping must name all four codes)."""
+        if isinstance(sizes, CodeSizes):
+            return sizes
+        unknown = sorted(set(sizes) - set(cls.names()))
+        missing = [n for n in cls.names() if n not in sizes]
+        if unknown or missing:
+            raise ValueError(
+                f"code sizes must map exactly {', '.join(cls.names())} to integers; "
+                f"got {dict(sizes)!r} (missing {missing}, unknown {unknown})"
+            )
+        return cls(**{n: sizes[n] for n in cls.names()})
+
+    def __getitem__(self, name: str) -> int:
+        if name not in self.names():
+            raise KeyError(f"no code named {name!r}; the codes are {', '.join(self.names())}")
+        return int(getattr(self, name))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __hash__(self) -> int:  # equality is the mapping's (equal to a dict of the same sizes)
+        return hash(tuple(self.values()))
+
+
+def map_tensors(value: Any, fn: Callable[[Tensor], Any]) -> Any:
     """`value` with `fn` applied to every tensor in it (lists, tuples, dicts and dataclasses followed)."""
     if isinstance(value, Tensor):
         return fn(value)
     if isinstance(value, list):
-        return [_map_tensors(v, fn) for v in value]
+        return [map_tensors(v, fn) for v in value]
     if isinstance(value, tuple):
-        return tuple(_map_tensors(v, fn) for v in value)
+        return tuple(map_tensors(v, fn) for v in value)
     if isinstance(value, dict):
-        return {k: _map_tensors(v, fn) for k, v in value.items()}
+        return {k: map_tensors(v, fn) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: _map_tensors(getattr(value, f.name), fn) for f in dataclasses.fields(value)}
+        changes = {f.name: map_tensors(getattr(value, f.name), fn) for f in dataclasses.fields(value)}
         return dataclasses.replace(value, **changes)
     return value
 
@@ -43,11 +107,11 @@ class _Movable:
     """Mixin: `.to(device)` and `.float()` return a copy with every tensor field moved or cast."""
 
     def to(self, device: torch.device | str):  # noqa: ANN201 - returns the same dataclass type
-        return _map_tensors(self, lambda t: t.to(device))
+        return map_tensors(self, lambda t: t.to(device))
 
     def float(self):  # noqa: ANN201 - returns the same dataclass type
         """Floating-point tensors in float32 (differentiably); integer and bool tensors unchanged."""
-        return _map_tensors(self, lambda t: t.float() if t.is_floating_point() else t)
+        return map_tensors(self, lambda t: t.float() if t.is_floating_point() else t)
 
 
 @dataclass
@@ -87,8 +151,8 @@ class Codes(_Movable):
     """The encoder's disentangled representation of a batch of images.
 
     Attributes:
-        identity: (B, D_id) identity code (128 by default).
-        expression: (B, D_exp) expression code (64 by default).
+        identity: (B, D_id) identity code (`CodeSizes`).
+        expression: (B, D_exp) expression code (`CodeSizes`).
         pose: (B, 6) pose code: pitch, yaw, roll in radians, tx, ty as fractions of the image size,
             log-scale (see `facerep.geometry.camera`).
         light: (B, 27) SH lighting, channel-major (3 x 9) (see `facerep.geometry.sh`).

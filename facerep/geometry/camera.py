@@ -29,6 +29,8 @@ from torch import Tensor
 
 #: Millimetres spanned by the image width when log_scale = 0.
 REFERENCE_SPAN_MM = 200.0
+#: Numbers in a pose code: (pitch, yaw, roll, tx, ty, log_scale).
+POSE_SIZE = 6
 
 
 def _size_hw(image_size: int | tuple[int, int]) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,7 +132,7 @@ class EncoderKind(NetworkKind):
         if not isinstance(output, Codes):
             raise subject.fail(f"forward must return facerep.core.types.Codes, got {type(output).__name__}")
         sizes = getattr(module, "code_sizes", None)
-        if not isinstance(sizes, dict) or not {"identity", "expression", "pose", "light"} <= set(sizes):
+        if not isinstance(sizes, Mapping) or not {"identity", "expression", "pose", "light"} <= set(sizes):
             raise subject.fail(
                 f"code_sizes must map identity, expression, pose, light to ints, got {sizes!r}"
             )
@@ -200,10 +200,11 @@ class RendererKind(NetworkKind):
         albedo = _leaf(
             torch.as_tensor(np.asarray(fm.albedo_mean), dtype=torch.float32).expand(BATCH, -1, -1), device
         )
-        pose = torch.zeros(BATCH, 6)
+        sizes = subject.context()["code_sizes"]
+        pose = torch.zeros(BATCH, int(sizes["pose"]))
         pose[:, 1] = torch.tensor([0.15, -0.1])[:BATCH]  # a little yaw
         pose = _leaf(pose, device)
-        light = _leaf(0.05 * torch.randn(BATCH, 27, generator=g), device)
+        light = _leaf(0.05 * torch.randn(BATCH, int(sizes["light"]), generator=g), device)
         leaves = {"vertices": vertices, "albedo": albedo, "pose": pose, "light": light}
         return Call((vertices, albedo, pose, light), leaves, {})
 

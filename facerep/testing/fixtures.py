@@ -4,7 +4,8 @@ Everything here is small enough to run many checks per second on a CPU:
 
 - `tiny_face_model`: the built-in ``synthetic`` face model at about 600 vertices (memoised);
 - `tiny_context`: the shared objects a factory may ask for (``face_model``, ``image_size`` 32,
-  ``num_identities`` 8, ``code_sizes`` 128 / 64 / 6 / 27, ``encoder`` a ResNet-18, ``cache_dir``,
+  ``num_identities`` 8, ``code_sizes`` the encoder's (`facerep.core.types.CodeSizes`, the paper's),
+  ``encoder`` a ResNet-18, ``cache_dir``,
   ``device``);
 - `tiny_batch`: a hybrid `Batch` of 4 rows (2 unlabelled rows of one identity, 2 labelled rows that are
   each other's pair partner) with landmarks projected from the face model;
@@ -26,7 +27,7 @@ from torch import Tensor
 
 from facerep.core.interfaces import FaceModel
 from facerep.core.registry import Registry, get_registry
-from facerep.core.types import Batch, Codes, Reconstruction, Rendering
+from facerep.core.types import Batch, Codes, CodeSizes, Reconstruction, Rendering
 
 #: Vertex count of the tiny face model.
 TINY_VERTICES = 600
@@ -36,8 +37,8 @@ TINY_IMAGE_SIZE = 32
 TINY_BATCH_SIZE = 4
 #: Identity classes of the tiny context.
 TINY_NUM_IDENTITIES = 8
-#: Code sizes of the tiny context (the paper's).
-TINY_CODE_SIZES: dict[str, int] = {"identity": 128, "expression": 64, "pose": 6, "light": 27}
+#: Code sizes of the tiny context (the paper's, `CodeSizes`' defaults).
+TINY_CODE_SIZES = CodeSizes()
 #: The recipe node of the tiny face model.
 TINY_FACE_MODEL_NODE: dict[str, Any] = {"type": "synthetic", "vertices": TINY_VERTICES}
 #: The recipe node of the encoder put into the tiny context (decoders with skips read its channels).
@@ -88,7 +89,7 @@ def tiny_context(
 ) -> dict[str, Any]:
     """The shared objects of a run, at tiny size, keyed by `facerep.core.interfaces.CONTEXT_NAMES`.
 
-    ``code_sizes`` defaults to the context encoder's sizes (128 / 64 / 6 / 27).
+    ``code_sizes`` defaults to the context encoder's sizes (`TINY_CODE_SIZES` without an encoder).
     """
     registry = registry or get_registry()
     context = _base_context(device)
@@ -98,9 +99,9 @@ def tiny_context(
     if with_encoder:
         encoder = tiny_encoder(registry)
         context["encoder"] = encoder
-        context["code_sizes"] = dict(code_sizes or encoder.code_sizes)
+        context["code_sizes"] = CodeSizes.of(code_sizes or encoder.code_sizes)
     else:
-        context["code_sizes"] = dict(code_sizes or TINY_CODE_SIZES)
+        context["code_sizes"] = CodeSizes.of(code_sizes or TINY_CODE_SIZES)
     return context
 
 

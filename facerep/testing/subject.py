@@ -9,7 +9,7 @@ message that names the component and what was expected, or `CheckSkipped` when t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,23 +101,6 @@ class Subject:
 # -- helpers on nested values (tensors inside dataclasses, lists, dicts) ---------------------------------
 
 
-def map_tensors(value: Any, fn: Callable[[Tensor], Any]) -> Any:
-    """Apply `fn` to every tensor inside `value` (dataclasses, lists, tuples, dicts), keep the rest."""
-    if isinstance(value, Tensor):
-        return fn(value)
-    if isinstance(value, list):
-        return [map_tensors(v, fn) for v in value]
-    if isinstance(value, tuple):
-        return tuple(map_tensors(v, fn) for v in value)
-    if isinstance(value, dict):
-        return {k: map_tensors(v, fn) for k, v in value.items()}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.replace(
-            value, **{f.name: map_tensors(getattr(value, f.name), fn) for f in dataclasses.fields(value)}
-        )
-    return value
-
-
 def named_tensors(value: Any, prefix: str = "output") -> dict[str, Tensor]:
     """Every tensor inside `value`, keyed by its path (``output.codes.identity``, ``output[0]``)."""
     found: dict[str, Tensor] = {}
@@ -182,7 +165,6 @@ __all__ = [
     "as_node",
     "differences",
     "float_tensors",
-    "map_tensors",
     "named_tensors",
     "snapshot",
 ]

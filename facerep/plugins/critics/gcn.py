@@ -18,9 +18,10 @@ from torch import Tensor, nn
 
 from facerep.core.interfaces import Critic, FaceModel
 from facerep.core.registry import Component, hookimpl
+from facerep.geometry.shape_prior import prior_shape_scale
 from facerep.nn.cheb_conv import ChebConv
 from facerep.nn.graph_sampling import GraphResample
-from facerep.plugins.decoders.gcn import face_hierarchy, prior_shape_scale
+from facerep.nn.mesh_decoder import check_hierarchy
 
 
 class GCNCritic(Critic):
@@ -45,7 +46,10 @@ class GCNCritic(Critic):
         if not channels:
             raise ValueError("the gcn critic needs at least one channel width")
         levels = len(channels) - 1
-        hierarchy = face_hierarchy(face_model, factor, levels)
+        from facerep.geometry.hierarchy import get_hierarchy
+
+        hierarchy = get_hierarchy(face_model, factor=factor, levels=levels)
+        check_hierarchy(hierarchy, levels, face_model.num_vertices)
         blocks: list[nn.Module] = []
         previous = 3
         for level, width in enumerate(channels):

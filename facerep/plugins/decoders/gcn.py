@@ -4,67 +4,48 @@ Both run `facerep.nn.mesh_decoder.MeshDecoder`, ``FC -> GC(K,128) -> US -> GC(K,
 -> US -> GC(K,16) -> GC(K,3)``, on the face model's mesh hierarchy
 (`facerep.geometry.hierarchy.get_hierarchy(face_model, factor, levels=len(channels) - 1)`).
 
-- Shape: input concat(identity, expression) (192-D by default); output ``mean + scale * net(code)``
-  in millimetres, canonical frame, where ``scale`` is the linear model's RMS per-coordinate prior
-  displacement (so the network works in units of "typical face variation"). The last layer starts at
-  zero: the untrained decoder outputs the face model's mean shape.
+- Shape: input concat(identity, expression) (192-D at the paper's code sizes); output
+  ``mean + scale * net(code)`` in millimetres, canonical frame, where ``scale`` is the linear model's
+  RMS per-coordinate prior displacement (`facerep.geometry.shape_prior`; the network works in units of
+  "typical face variation"). The last layer starts at zero: the untrained decoder outputs the face
+  model's mean shape.
 - Albedo: input identity only; output ``sigmoid(logit(albedo_mean) + net(code))``, in (0, 1), equal to
   the face model's mean albedo before training.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from facerep.core.interfaces import AlbedoDecoder, FaceModel, ShapeDecoder
 from facerep.core.registry import Component, hookimpl
+from facerep.core.types import CodeSizes
+from facerep.geometry.shape_prior import prior_shape_scale
 from facerep.nn.mesh_decoder import MeshDecoder, check_hierarchy
 
-DEFAULT_CODE_SIZES = {"identity": 128, "expression": 64, "pose": 6, "light": 27}
 
-
-def code_size(code_sizes: Mapping[str, int] | None, name: str) -> int:
-    """The size of code `name` from the run's code sizes (paper defaults when absent)."""
-    sizes = dict(DEFAULT_CODE_SIZES)
-    if code_sizes:
-        sizes.update(code_sizes)
-    return int(sizes[name])
-
-
-def prior_shape_scale(face_model: FaceModel) -> float:
-    """RMS displacement (mm) per vertex coordinate of the linear model's prior (identity + expression).
-
-    sqrt(mean over vertices and xyz of sum_k std_k^2 basis_k^2); 1 mm when the model has no bases.
-    """
-    total = np.zeros(face_model.mean.shape, dtype=np.float64)
-    for basis, std in ((face_model.id_basis, face_model.id_std), (face_model.exp_basis, face_model.exp_std)):
-        basis = np.asarray(basis, dtype=np.float64)
-        std = np.asarray(std, dtype=np.float64).reshape(-1, 1, 1)
-        if basis.size:
-            total += np.sum((basis * std) ** 2, axis=0)
-    scale = float(np.sqrt(total.mean()))
-    return scale if np.isfinite(scale) and scale > 0 else 1.0
-
-
-def face_hierarchy(face_model: FaceModel, factor: int, levels: int):  # noqa: ANN201 - MeshHierarchy
-    """The face model's cached COMA hierarchy, checked against its template."""
+def graph_decoder(
+    face_model: FaceModel, in_dim: int, channels: Sequence[int], K: int, factor: int
+) -> MeshDecoder:
+    """A `MeshDecoder` from an `in_dim` code to xyz / RGB on the face model's cached mesh hierarchy."""
     from facerep.geometry.hierarchy import get_hierarchy
 
+    levels = len(channels) - 1
     hierarchy = get_hierarchy(face_model, factor=factor, levels=levels)
     check_hierarchy(hierarchy, levels, face_model.num_vertices)
-    return hierarchy
+    return MeshDecoder(hierarchy, in_dim, channels, K, out_channels=3)
 
 
-class GCNShapeDecoder(ShapeDecoder):
-    """concat(identity, expression) -> vertices (B, N, 3) in mm (canonical frame).
+class _GraphCodeDecoder(nn.Module):
+    """The construction the two decoders share: code sizes -> a `MeshDecoder` -> the decoder's buffers.
 
     Args:
-        face_model: injected; gives the template topology, the mean shape and the prior scale.
-        code_sizes: injected; identity and expression sizes (128 and 64 by default).
+        face_model: injected; the template topology and the means the decoder starts from.
+        code_sizes: injected; the encoder's code sizes (the decoder reads the ones it decodes).
         channels: graph-convolution widths from the coarsest level to the finest.
         K: Chebyshev order.
         factor: decimation factor between hierarchy levels.
@@ -73,16 +54,37 @@ class GCNShapeDecoder(ShapeDecoder):
     def __init__(
         self,
         face_model: FaceModel,
-        code_sizes: Mapping[str, int] | None = None,
+        code_sizes: CodeSizes,
         channels: Sequence[int] = (128, 64, 32, 16),
         K: int = 6,
         factor: int = 4,
     ) -> None:
         super().__init__()
-        self.id_dim = code_size(code_sizes, "identity")
-        self.exp_dim = code_size(code_sizes, "expression")
-        hierarchy = face_hierarchy(face_model, factor, len(channels) - 1)
-        self.net = MeshDecoder(hierarchy, self.id_dim + self.exp_dim, channels, K, out_channels=3)
+        sizes = CodeSizes.of(code_sizes)
+        self.net = graph_decoder(face_model, self._set_input_sizes(sizes), channels, K, factor)
+        self._register_means(face_model)
+
+    def _set_input_sizes(self, sizes: CodeSizes) -> int:
+        """Keep the sizes of the codes this decoder reads; return their total (the network's input)."""
+        raise NotImplementedError
+
+    def _register_means(self, face_model: FaceModel) -> None:
+        """Register the (non-persistent) buffers the output starts from."""
+        raise NotImplementedError
+
+
+class GCNShapeDecoder(_GraphCodeDecoder, ShapeDecoder):
+    """concat(identity, expression) -> vertices (B, N, 3) in mm (canonical frame).
+
+    Arguments as `_GraphCodeDecoder`'s: ``face_model`` gives the template topology, the mean shape and
+    the prior scale; ``code_sizes`` the identity and expression sizes.
+    """
+
+    def _set_input_sizes(self, sizes: CodeSizes) -> int:
+        self.id_dim, self.exp_dim = sizes.identity, sizes.expression
+        return self.id_dim + self.exp_dim
+
+    def _register_means(self, face_model: FaceModel) -> None:
         self.register_buffer(
             "mean", torch.as_tensor(np.asarray(face_model.mean), dtype=torch.float32), persistent=False
         )
@@ -94,27 +96,18 @@ class GCNShapeDecoder(ShapeDecoder):
         return self.mean + self.scale * self.net(code)
 
 
-class GCNAlbedoDecoder(AlbedoDecoder):
+class GCNAlbedoDecoder(_GraphCodeDecoder, AlbedoDecoder):
     """identity -> per-vertex albedo (B, N, 3) in (0, 1), the face model's mean albedo before training.
 
-    Args:
-        face_model: injected; template topology and mean albedo.
-        code_sizes: injected; identity size (128 by default).
-        channels, K, factor: as for the shape decoder.
+    Arguments as `_GraphCodeDecoder`'s: ``face_model`` gives the template topology and the mean albedo;
+    ``code_sizes`` the identity size.
     """
 
-    def __init__(
-        self,
-        face_model: FaceModel,
-        code_sizes: Mapping[str, int] | None = None,
-        channels: Sequence[int] = (128, 64, 32, 16),
-        K: int = 6,
-        factor: int = 4,
-    ) -> None:
-        super().__init__()
-        self.id_dim = code_size(code_sizes, "identity")
-        hierarchy = face_hierarchy(face_model, factor, len(channels) - 1)
-        self.net = MeshDecoder(hierarchy, self.id_dim, channels, K, out_channels=3)
+    def _set_input_sizes(self, sizes: CodeSizes) -> int:
+        self.id_dim = sizes.identity
+        return self.id_dim
+
+    def _register_means(self, face_model: FaceModel) -> None:
         albedo = np.clip(np.asarray(face_model.albedo_mean, dtype=np.float64), 1e-3, 1 - 1e-3)
         self.register_buffer(
             "mean_logit",

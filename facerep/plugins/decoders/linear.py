@@ -10,15 +10,13 @@ and inspection.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from facerep.core.interfaces import FaceModel, ShapeDecoder
 from facerep.core.registry import Component, hookimpl
-from facerep.plugins.decoders.gcn import code_size
+from facerep.core.types import CodeSizes
 
 
 def _buffer(array: np.ndarray) -> Tensor:
@@ -30,13 +28,13 @@ class LinearShapeDecoder(ShapeDecoder):
 
     Args:
         face_model: injected; the linear model (mean, bases, standard deviations).
-        code_sizes: injected; identity and expression sizes (128 and 64 by default).
+        code_sizes: injected; the encoder's identity and expression sizes.
     """
 
-    def __init__(self, face_model: FaceModel, code_sizes: Mapping[str, int] | None = None) -> None:
+    def __init__(self, face_model: FaceModel, code_sizes: CodeSizes) -> None:
         super().__init__()
-        self.id_dim = code_size(code_sizes, "identity")
-        self.exp_dim = code_size(code_sizes, "expression")
+        sizes = CodeSizes.of(code_sizes)
+        self.id_dim, self.exp_dim = sizes.identity, sizes.expression
         self.num_id = face_model.num_id
         self.num_exp = face_model.num_exp
         n = face_model.num_vertices

@@ -27,8 +27,6 @@ over it, then n stages of [bilinear x2 up, concat the next finer skip (1x1 conv 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,7 +34,7 @@ from torch import Tensor, nn
 
 from facerep.core.interfaces import AlbedoDecoder, Encoder, FaceModel
 from facerep.core.registry import Component, hookimpl
-from facerep.plugins.decoders.gcn import code_size
+from facerep.core.types import CodeSizes
 
 
 def mean_albedo_uv_logits(face_model: FaceModel, uv_size: int) -> Tensor:
@@ -75,7 +73,7 @@ class UNetAlbedoDecoder(AlbedoDecoder):
     Args:
         face_model: injected; per-vertex UVs and the mean albedo.
         encoder: injected; its ``skip_channels`` (finest first) size the bridges.
-        code_sizes: injected; identity size (128 by default).
+        code_sizes: injected; the encoder's identity size.
         uv_size: side of the UV albedo map in texels.
         width: channels of the full-resolution stage; coarser stages double it.
         max_channels: cap on any stage's channels.
@@ -90,7 +88,7 @@ class UNetAlbedoDecoder(AlbedoDecoder):
         self,
         face_model: FaceModel,
         encoder: Encoder,
-        code_sizes: Mapping[str, int] | None = None,
+        code_sizes: CodeSizes,
         uv_size: int = 64,
         width: int = 16,
         max_channels: int = 256,
@@ -104,9 +102,7 @@ class UNetAlbedoDecoder(AlbedoDecoder):
             )
         n = len(skip_channels)
         self.uv_size = int(uv_size)
-        self.id_dim = code_size(
-            code_sizes if code_sizes else getattr(encoder, "code_sizes", None), "identity"
-        )
+        self.id_dim = CodeSizes.of(code_sizes).identity
         self.skip_channels = skip_channels
         widths = [min(width * 2 ** (n - j), max_channels) for j in range(n + 1)]
         self.sizes = [max(1, round(self.uv_size / 2 ** (n - j))) for j in range(n + 1)]

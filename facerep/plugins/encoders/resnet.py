@@ -1,7 +1,8 @@
 """Encoder ``resnet``: a torchvision ResNet backbone with four fully connected heads (paper, section 4.1).
 
-Image (B, 3, H, W) in [0, 1] -> `facerep.core.types.Codes`: identity (128), expression (64), pose (6)
-and SH light (27) codes, plus the backbone's feature maps as skips for a U-Net-like albedo decoder.
+Image (B, 3, H, W) in [0, 1] -> `facerep.core.types.Codes`: identity, expression, pose and SH light
+codes of the sizes the encoder declares (``code_sizes``, a `facerep.core.types.CodeSizes`; by default
+the paper's 128 / 64 / 6 / 27), plus the backbone's feature maps as skips for a U-Net-like albedo decoder.
 
 - Architecture: torchvision's ResNet-18/34/50 (the paper uses a pre-trained ResNet-50), global average
   pooling, one linear layer per code. Any input size works (64 px for CPU recipes, 224 px for the paper).
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 
 from facerep.core.interfaces import Encoder
 from facerep.core.registry import Component, hookimpl
-from facerep.core.types import Codes
+from facerep.core.types import Codes, CodeSizes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -75,7 +76,7 @@ class ResNetEncoder(Encoder):
         depth: 18, 34 or 50 (torchvision architectures).
         weights: local path of backbone weights (torchvision ``.pth`` or ``.safetensors``), or None for
             random initialisation.
-        id_dim, exp_dim, pose_dim, light_dim: code sizes (paper: 128, 64, 6, 27).
+        id_dim, exp_dim, pose_dim, light_dim: code sizes (defaults: `CodeSizes`, the paper's).
         channels_last: keep convolution weights and activations in NHWC memory order (measured
             faster on CPU; the usual choice on GPUs, not measured here; numerically the same up to
             summation order).
@@ -92,10 +93,10 @@ class ResNetEncoder(Encoder):
         self,
         depth: int = 50,
         weights: str | None = None,
-        id_dim: int = 128,
-        exp_dim: int = 64,
-        pose_dim: int = 6,
-        light_dim: int = 27,
+        id_dim: int = CodeSizes.identity,
+        exp_dim: int = CodeSizes.expression,
+        pose_dim: int = CodeSizes.pose,
+        light_dim: int = CodeSizes.light,
         channels_last: bool = True,
         maxpool: bool = True,
     ) -> None:
@@ -118,7 +119,7 @@ class ResNetEncoder(Encoder):
         for head in (self.pose_head, self.light_head):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
-        self.code_sizes = {"identity": id_dim, "expression": exp_dim, "pose": pose_dim, "light": light_dim}
+        self.code_sizes = CodeSizes(identity=id_dim, expression=exp_dim, pose=pose_dim, light=light_dim)
         expansion = 4 if depth >= 50 else 1
         self.skip_channels = [64] + [c * expansion for c in (64, 128, 256, 512)]
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
