@@ -16,11 +16,11 @@ import torch
 from torch import Tensor
 
 from facerep.core.types import Codes
+from facerep.data.linear_face_model import LinearFaceModel
 from facerep.data.meta import write_meta
 from facerep.data.mjpeg import write_mjpeg
 from facerep.data.objfile import write_obj
 from facerep.data.sidecars import video_landmarks_path, write_video_landmarks
-from facerep.plugins.facemodels.linear import LinearFaceModel
 
 SIZE = 64
 CONDITIONS = ("Indoor-Cooperative", "PTZ-Indoor", "PTZ-Outdoor")

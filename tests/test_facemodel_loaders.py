@@ -12,10 +12,11 @@ from conftest import shared_data
 
 from facerep.common.errors import DataError
 from facerep.core.registry import build, get_registry
+from facerep.geometry.ibug_layout import IBUG_MIRROR
 from facerep.geometry.symmetry import mirror_error
 from facerep.plugins.facemodels.npz import load_npz_face_model, npz, save_npz_face_model
 from facerep.plugins.facemodels.sfm import read_sfm_shape, sfm
-from facerep.plugins.facemodels.synthetic import IBUG_MIRROR, synthetic
+from facerep.plugins.facemodels.synthetic import synthetic
 
 
 def _check_model(m, width_mm=(120, 260)) -> None:

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from facerep.core.registry import build
-from facerep.plugins.facemodels.synthetic import IBUG_MIRROR, SyntheticFaceModel, synthetic
+from facerep.geometry.ibug_layout import IBUG_MIRROR
+from facerep.plugins.facemodels.synthetic import SyntheticFaceModel, synthetic
 
 REFLECT = np.array([-1.0, 1.0, 1.0], dtype=np.float32)
 

@@ -14,7 +14,7 @@ from facerep.geometry.hierarchy import (
     get_hierarchy,
     hierarchy_cache_path,
 )
-from facerep.plugins.facemodels.procedural_face import face_lattice, mean_shape
+from facerep.geometry.procedural_face import face_lattice, mean_shape
 
 
 class _Template:

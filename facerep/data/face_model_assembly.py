@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from facerep.common.errors import DataError
-from facerep.plugins.facemodels.linear import LinearFaceModel
+from facerep.data.linear_face_model import LinearFaceModel
+from facerep.geometry.ibug_layout import IBUG_MIRROR, ibug_layout
 
 #: Millimetres per unit.
 UNIT_SCALE: dict[str, float] = {"mm": 1.0, "cm": 10.0, "dm": 100.0, "m": 1000.0, "um": 1e-3}
@@ -63,24 +64,6 @@ def flat_albedo_prior(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, basis, np.array([0.08, 0.02, 0.015], dtype=np.float32)
 
 
-def ibug_layout() -> tuple[np.ndarray, np.ndarray]:
-    """The procedural face's 68 landmark positions (68, 3) mm relative to its nose tip, and the mirror map."""
-    from facerep.plugins.facemodels.procedural_face import NOSE_TIP_Y, mean_shape
-    from facerep.plugins.facemodels.synthetic import _IBUG_RIGHT, IBUG_MIRROR, _jaw_points
-
-    xy = np.zeros((68, 2))
-    targets = {**_jaw_points(), **_IBUG_RIGHT}
-    for k in range(68):
-        if k in targets:
-            xy[k] = targets[k]
-    for k in range(68):
-        if k not in targets:
-            xy[k] = xy[IBUG_MIRROR[k]] * np.array([-1.0, 1.0])
-    pts = mean_shape(xy[:, 0], xy[:, 1])
-    tip = mean_shape(np.zeros(1), np.full(1, NOSE_TIP_Y))[0]
-    return pts - tip, IBUG_MIRROR
-
-
 def guess_landmarks(mean_mm: np.ndarray, known: Mapping[int, int] | None = None) -> np.ndarray:
     """68 iBUG vertex indices: ``known`` ones kept, the others from the procedural layout.
 
@@ -108,8 +91,6 @@ def complete_landmarks(
 
     Returns (landmarks (68,), the iBUG indices that were filled in).
     """
-    from facerep.plugins.facemodels.synthetic import IBUG_MIRROR
-
     have = {int(k): int(v) for k, v in known.items()}
     filled = [k for k in range(68) if k not in have]
     if mirror is not None:

@@ -21,7 +21,7 @@ Three layouts are read (chosen from the file's keys):
 
 Everything is converted to millimetres. ``crop`` keeps a vertex index list (the paper removes the neck
 and ears: 53,215 -> 37,202 vertices). Landmarks missing from a file are guessed as documented in
-`facerep.plugins.facemodels.assemble`. Pickles are read with an unpickler that only admits numpy arrays
+`facerep.data.face_model_assembly`. Pickles are read with an unpickler that only admits numpy arrays
 and plain containers.
 """
 
@@ -36,8 +36,8 @@ import numpy as np
 
 from facerep.common.errors import DataError
 from facerep.core.registry import Component, hookimpl
-from facerep.plugins.facemodels.assemble import UNIT_SCALE, assemble_face_model, read_index_list
-from facerep.plugins.facemodels.linear import LinearFaceModel
+from facerep.data.face_model_assembly import UNIT_SCALE, assemble_face_model, read_index_list
+from facerep.data.linear_face_model import LinearFaceModel
 
 WHERE_BFM = "the Basel Face Model 2009 from https://faces.dmi.unibas.ch/bfm/ (registration required)"
 WHERE_EXP = "Exp_Pca.bin by Guo et al. (https://github.com/Juyong/3DFace), as used by Deep3DFaceRecon"

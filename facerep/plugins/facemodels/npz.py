@@ -23,7 +23,7 @@ units          () str              'mm', 'cm', 'dm', 'm' or 'um' (optional; the 
 ============== =================== ============================================================
 
 Axes: x to the subject's left, y up, z towards the viewer. Missing pieces are filled as documented in
-`facerep.plugins.facemodels.assemble`. ICT-FaceKit's face region converted to this format is read with
+`facerep.data.face_model_assembly`. ICT-FaceKit's face region converted to this format is read with
 ``units: cm`` (its identity coefficients are N(0, 1), its blendshape weights lie in [0, 1]).
 """
 
@@ -35,8 +35,8 @@ import numpy as np
 
 from facerep.common.errors import DataError
 from facerep.core.registry import Component, hookimpl
-from facerep.plugins.facemodels.assemble import assemble_face_model, read_index_list
-from facerep.plugins.facemodels.linear import LinearFaceModel
+from facerep.data.face_model_assembly import assemble_face_model, read_index_list
+from facerep.data.linear_face_model import LinearFaceModel
 
 REQUIRED = ("mean", "triangles", "id_basis")
 

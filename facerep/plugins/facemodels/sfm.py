@@ -31,8 +31,8 @@ import numpy as np
 
 from facerep.common.errors import DataError
 from facerep.core.registry import Component, hookimpl
-from facerep.plugins.facemodels.assemble import assemble_face_model, read_index_list
-from facerep.plugins.facemodels.linear import LinearFaceModel
+from facerep.data.face_model_assembly import assemble_face_model, read_index_list
+from facerep.data.linear_face_model import LinearFaceModel
 
 WHERE = "https://github.com/patrikhuber/eos (folder share/)"
 
