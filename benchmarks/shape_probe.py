@@ -29,7 +29,7 @@ from facerep.common.paths import cache_dir
 from facerep.core.interfaces import LossContext
 from facerep.core.recipe import load_recipe
 from facerep.train.data_setup import world_path
-from facerep.train.trainer import build_stage
+from facerep.train.stage import build_stage
 from facerep.world.synth import WorldPreset, generate_world, get_preset
 
 HELD_OUT = 128

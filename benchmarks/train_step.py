@@ -40,7 +40,11 @@ from torch import Tensor
 from facerep.core.interfaces import LossContext
 from facerep.core.recipe import load_recipe
 from facerep.core.types import Batch
-from facerep.train.trainer import Trainer, TrainOptions, build_stage, train_config
+from facerep.train.config import train_config
+from facerep.train.options import TrainOptions
+from facerep.train.stage import build_stage
+from facerep.train.step import train_step
+from facerep.train.trainer import Trainer
 
 CONFIGS = {
     "demo": ("demo", []),
@@ -140,7 +144,7 @@ def measure(
     gen = torch.Generator().manual_seed(0)
 
     def step() -> None:
-        trainer._step(comps.model, comps, batch, context, config, gen, precision)
+        train_step(trainer.run, comps, batch, config, gen, precision)
 
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -149,7 +153,7 @@ def measure(
     counter = FlopCounterMode(display=False)
     counter.mod_tracker = _TotalsOnly()
     with counter, torch.autocast("cpu", enabled=False):
-        trainer._step(model, comps, batch, context, config, gen, "32")
+        train_step(trainer.run, comps, batch, config, gen, "32")
     flops = counter.get_total_flops()
     compile_s = 0.0
     if compile:

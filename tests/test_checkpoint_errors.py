@@ -16,8 +16,9 @@ from safetensors.torch import save_file
 from facerep.common.errors import CheckpointError
 from facerep.core.recipe import load_recipe
 from facerep.train import checkpoint as ckpt
+from facerep.train.options import TrainOptions
 from facerep.train.run import load_run
-from facerep.train.trainer import Trainer, TrainOptions
+from facerep.train.trainer import Trainer
 
 META = {
     "stage": 0,

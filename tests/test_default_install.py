@@ -18,7 +18,7 @@ def test_tensorboard_is_a_default_dependency() -> None:
 
 
 def test_the_trainers_tensorboard_writer_works_in_this_install(tmp_path: Path) -> None:
-    from torch.utils.tensorboard import SummaryWriter  # what facerep.train.trainer logs through
+    from torch.utils.tensorboard import SummaryWriter  # what facerep.train.metrics_log logs through
 
     writer = SummaryWriter(str(tmp_path / "tensorboard"))
     writer.add_scalar("loss/total", 1.5, 1)

@@ -10,11 +10,13 @@ import pytest
 import torch
 import yaml
 
-from facerep.common.errors import FacerepError
+from facerep.common.errors import FacerepError, NonFiniteLossError
 from facerep.core.recipe import load_recipe
 from facerep.train import checkpoint as ckpt
+from facerep.train import loop
+from facerep.train.options import TrainOptions
 from facerep.train.run import load_run
-from facerep.train.trainer import NonFiniteLossError, Trainer, TrainOptions
+from facerep.train.trainer import Trainer
 
 TINY = """
 extends: {parent}
@@ -113,19 +115,19 @@ def test_resume_reaches_the_same_weights(tmp_path: Path, monkeypatch: pytest.Mon
     recipe = tiny_recipe(tmp_path, parent="gcn_albedo_only", epochs=(2, 0), train="checkpoint_every: 3")
     reference = weights(train(recipe, tmp_path / "ref"))
 
-    original = Trainer._step
+    original = loop.train_step
     calls = {"n": 0}
 
-    def dying_step(self, *args, **kwargs):  # noqa: ANN001, ANN202
+    def dying_step(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         calls["n"] += 1
         if calls["n"] == 4:  # mid-epoch (second epoch), after the checkpoint of step 3
             raise _KilledError
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(Trainer, "_step", dying_step)
+    monkeypatch.setattr(loop, "train_step", dying_step)
     with pytest.raises(_KilledError):
         train(recipe, tmp_path / "resumed")
-    monkeypatch.setattr(Trainer, "_step", original)
+    monkeypatch.setattr(loop, "train_step", original)
     with pytest.raises(FacerepError, match="--resume"):
         train(recipe, tmp_path / "resumed")  # an existing run is never overwritten
     train(recipe, tmp_path / "resumed", resume=True)
@@ -191,7 +193,7 @@ def test_nonfinite_loss_stops_with_names_or_is_skipped(
     ],
 )
 def test_ablations_build_as_intended_and_train(tmp_path: Path, parent: str, check) -> None:  # noqa: ANN001
-    from facerep.train.trainer import build_stage
+    from facerep.train.stage import build_stage
 
     recipe = load_recipe(tiny_recipe(tmp_path, parent=parent))
     _, first = next(recipe.stages())
@@ -252,7 +254,7 @@ def test_resume_after_sigkill_reaches_the_same_weights(tmp_path: Path) -> None:
 
 def test_batch_sizes_processes_cannot_share_are_a_recipe_error(tmp_path: Path) -> None:
     from facerep.common.errors import RecipeError
-    from facerep.train.trainer import build_stage
+    from facerep.train.stage import build_stage
 
     stage = load_recipe(tiny_recipe(tmp_path)).stage("gcn_albedo")
     message = "data.batch.labelled_pairs = 1 is not a multiple of the 2 processes"

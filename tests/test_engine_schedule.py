@@ -12,7 +12,8 @@ import torch
 from facerep.common.errors import RecipeError
 from facerep.core.interfaces import LossContext
 from facerep.plugins.losses.wgan_div import WGANDivLoss
-from facerep.train.trainer import TRAIN_DEFAULTS, lr_factor
+from facerep.train.config import TRAIN_DEFAULTS
+from facerep.train.schedule import lr_factor
 from tests.test_engine import tiny_recipe, train
 
 

@@ -113,8 +113,9 @@ def test_recipe_validates_and_the_decoder_trains(installed: Path) -> None:
 
 @pytest.mark.slow
 def test_the_engine_trains_the_spiral_recipe(installed: Path, tmp_path: Path) -> None:
+    from facerep.train.options import TrainOptions
     from facerep.train.run import load_run
-    from facerep.train.trainer import Trainer, TrainOptions
+    from facerep.train.trainer import Trainer
 
     tiny = tmp_path / "spiral_tiny.yaml"
     tiny.write_text(

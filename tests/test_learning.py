@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from facerep.core.recipe import load_recipe
-from facerep.train.trainer import Trainer, TrainOptions
+from facerep.train.options import TrainOptions
+from facerep.train.trainer import Trainer
 
 STEPS = 500
 

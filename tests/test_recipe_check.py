@@ -18,8 +18,9 @@ from facerep.common.paths import cache_dir
 from facerep.core.model import build_model
 from facerep.core.recipe import load_recipe
 from facerep.core.registry import get_registry
+from facerep.train.options import TrainOptions
 from facerep.train.recipe_check import check_recipe
-from facerep.train.trainer import Trainer, TrainOptions
+from facerep.train.trainer import Trainer
 
 # (name, YAML after "extends: demo\n", line of the offending key, its address, words of the cause)
 BAD_RECIPES = [

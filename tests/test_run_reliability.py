@@ -25,8 +25,9 @@ from facerep.common.errors import FacerepError, RecipeError
 from facerep.core.recipe import load_recipe
 from facerep.testing.runs import tiny_recipe_text
 from facerep.train import checkpoint as ckpt
+from facerep.train.options import TrainOptions
 from facerep.train.run_dir import LOCK_NAME, RunLock, trim_metrics
-from facerep.train.trainer import Trainer, TrainOptions
+from facerep.train.trainer import Trainer
 
 KEEP = ["train.keep_checkpoints=2"]  # keep both stage-final checkpoints
 
@@ -431,7 +432,8 @@ def test_a_factory_error_in_a_later_stage_stops_run_before_anything_is_written(t
     from facerep.common.errors import RecipeError
     from facerep.core.recipe import load_recipe
     from facerep.testing.runs import tiny_recipe_text
-    from facerep.train.trainer import Trainer, TrainOptions
+    from facerep.train.options import TrainOptions
+    from facerep.train.trainer import Trainer
 
     (tmp_path / "tiny.yaml").write_text(tiny_recipe_text("full", 1))
     recipe = tmp_path / "bad.yaml"

@@ -45,7 +45,8 @@ def run(
 
     from facerep.cli.options import start_device
     from facerep.core.recipe import load_recipe
-    from facerep.train.trainer import Trainer, TrainOptions
+    from facerep.train.options import TrainOptions
+    from facerep.train.trainer import Trainer
 
     resolved = load_recipe(recipe, overrides=set_, unsets=unset)
     device = str(start_device(device))  # auto: CUDA when available, else the CPU

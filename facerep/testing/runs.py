@@ -61,7 +61,8 @@ def train_tiny_run(
 ) -> Path:
     """Train `steps` steps of the tiny version of `parent` into the run directory `out`; returns it."""
     from facerep.core.recipe import load_recipe
-    from facerep.train.trainer import Trainer, TrainOptions
+    from facerep.train.options import TrainOptions
+    from facerep.train.trainer import Trainer
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

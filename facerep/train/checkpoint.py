@@ -8,7 +8,9 @@ A checkpoint is one ``.safetensors`` file. Tensors are stored under prefixed key
 - ``neutral_expression``: (D_exp,) the expression code decoded as "neutral" by benchmarks.
 
 The safetensors metadata (str -> str) holds one JSON document under ``facerep``: stage, step, epoch,
-sampler state, optimizer param groups, python and numpy RNG states, the resolved recipe, plugin versions.
+sampler state, optimizer param groups, python and numpy RNG states, the resolved recipe, plugin versions,
+``num_identities`` (the identity classes of the training data: what `facerep.train.run.load_run` puts in
+the build context, so no loading code reads a loss's parameters to learn it).
 """
 
 from __future__ import annotations

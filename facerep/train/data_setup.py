@@ -349,26 +349,6 @@ def validation_config(stage: Recipe, labelled: list[str]) -> dict[str, Any] | No
     return config
 
 
-def neutral_candidates(data: TrainingData, limit: int = 256) -> torch.Tensor | None:
-    """(M, 3, H, W) images of the most neutral labelled samples (smallest expression coefficients).
-
-    Scans at most `limit` labelled samples (without augmentation) and keeps the quarter whose 3DMM
-    expression coefficients have the smallest norm; None when no source is labelled.
-    """
-    dataset = data.dataset
-    labelled = [i for i, flag in enumerate(dataset.labelled) if flag][:limit]
-    if not labelled:
-        return None
-    augment, dataset.augment = dataset.augment, None
-    try:
-        samples = [dataset[i] for i in labelled]
-    finally:
-        dataset.augment = augment
-    norms = torch.stack([torch.as_tensor(s["exp_params"]).float().norm() for s in samples])
-    keep = norms.argsort()[: max(1, len(samples) // 4)]
-    return torch.stack([samples[int(i)]["image"].float() for i in keep])
-
-
 def world_path(stage: Recipe) -> Path:
     """The synthetic world folder a stage's ``data.world`` names (generated if missing)."""
     from facerep.world.cache import ensure_world

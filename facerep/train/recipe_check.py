@@ -204,10 +204,10 @@ def _check_top_level(stage: Recipe) -> None:
 
 
 def train_options(stage: Recipe) -> dict[str, Any]:
-    """A stage's ``train`` options with defaults, each value checked: `facerep.train.trainer.train_config`
+    """A stage's ``train`` options with defaults, each value checked: `facerep.train.config.train_config`
     (unknown keys, counts, the learning-rate schedule, ``on_nonfinite``), then ``on_bad_sample`` (error or
     skip), ``precision`` (one of `PRECISIONS`) and ``grad_clip`` (a number >= 0)."""
-    from facerep.train.trainer import train_config
+    from facerep.train.config import train_config
 
     try:
         config = train_config(stage)

@@ -16,6 +16,7 @@ from facerep.core.model import FaceRepModel, build_model
 from facerep.core.recipe import Recipe
 from facerep.core.registry import Registry, get_registry
 from facerep.train import checkpoint as ckpt
+from facerep.train.recipe_check import PLACEHOLDER_IDENTITIES
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class LoadedRun:
         recipe: the resolved recipe of the stage the checkpoint belongs to.
         face_model: the run's face model.
         image_size: input image side in pixels.
-        neutral_expression: (D_exp,) expression code decoded as neutral (see `Trainer._neutral_expression`).
+        neutral_expression: (D_exp,) expression code decoded as neutral (see `facerep.train.neutral`).
         model: the composed `FaceRepModel` in eval mode.
     """
 
@@ -85,8 +86,7 @@ def load_run(
         face_model = registry.build("facemodel", stage.get("face_model"), context, address="face_model")
         image_size = int(stage.get("data.image_size", 64))
         context.update(face_model=face_model, image_size=image_size)
-        n_ids = int(data.tensors.get("losses.recognition.classifier.weight", torch.zeros(1, 1)).shape[0])
-        context["num_identities"] = n_ids
+        context["num_identities"] = int(meta.get("num_identities", PLACEHOLDER_IDENTITIES))
         model = build_model(stage, context, registry)
     except RecipeError as exc:
         raise CheckpointError(

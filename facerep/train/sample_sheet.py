@@ -50,3 +50,14 @@ def write_sample_sheet(path: Path, model: FaceRepModel, batch: Batch, rows: int 
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
+
+
+def write_step_sample_sheet(out: Path, model: FaceRepModel, batch: Batch, stage: str, step: int) -> Path:
+    """``<out>/samples/<stage>-step-<step>.png`` from the first 6 images of `batch`, the model in eval
+    mode without gradients (put back in training mode after)."""
+    model.eval()
+    with torch.no_grad():
+        path = out / "samples" / f"{stage}-step-{step:08d}.png"
+        write_sample_sheet(path, model, batch, rows=min(6, batch.size))
+    model.train()
+    return path

@@ -35,6 +35,8 @@ from facerep.geometry.camera import project
 
 #: Images encoded per forward pass.
 CHUNK = 64
+#: Labelled training samples the landmark read-out reference is fitted on (at most).
+READOUT_SAMPLES = 1000
 
 
 def _stack(samples: Sequence[dict[str, Any]], key: str) -> Tensor:
@@ -166,3 +168,12 @@ class Validator:
 def _spread(shapes: Tensor) -> float:
     """(M, N, 3) -> RMS distance (mm) of the shapes from their average."""
     return float((shapes - shapes.mean(0, keepdim=True)).pow(2).sum(-1).mean().sqrt())
+
+
+def held_out_validator(
+    heldout: Sequence[dict[str, Any]], trained: Sequence[dict[str, Any]], face_model: Any
+) -> Validator:
+    """The validator of a stage's held-out samples (``train.validate``), its read-out reference fitted on
+    the first `READOUT_SAMPLES` samples of the source they were split from (`trained`)."""
+    reference = [trained[i] for i in range(min(len(trained), READOUT_SAMPLES))]
+    return Validator([heldout[i] for i in range(len(heldout))], face_model, reference)
