@@ -17,8 +17,7 @@ from facerep.bench.plugin_common import progress_bar, resolve_data_root
 from facerep.bench.runs import model_device, run_checkpoints, run_names, run_records
 from facerep.cli.bench_cmd import print_written, recipe_world, world_data_root
 from facerep.common.errors import DataError, FacerepError
-from facerep.plugins.detectors._install import DLIB_INSTALL
-from facerep.plugins.detectors.dlib_detector import SHAPE_PREDICTOR, find_model_file, model_file
+from facerep.data.dlib_models import DLIB_INSTALL, SHAPE_PREDICTOR, find_model_file, model_file
 
 
 def test_run_names_number_unnamed_runs_and_tell_equal_names_apart() -> None:

@@ -120,7 +120,7 @@ def test_missing_detector_names_the_pip_command(
     """The detector's package is missing (simulated where it is installed): the install line shows whole."""
     from facerep.common.errors import FacerepError
     from facerep.data import photos
-    from facerep.plugins.detectors._install import DLIB_INSTALL
+    from facerep.data.dlib_models import DLIB_INSTALL
 
     def missing(self: Any, *args: Any, **kwargs: Any) -> None:
         raise FacerepError(f"face detector 'dlib' needs its package: {DLIB_INSTALL}")

@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 
 from facerep.common.errors import FacerepError
-from facerep.plugins.detectors._install import DLIB_INSTALL
-from facerep.plugins.detectors.dlib_detector import SHAPE_PREDICTOR, dlib_model, find_model_file, model_file
+from facerep.data.dlib_models import DLIB_INSTALL, SHAPE_PREDICTOR, dlib_model, find_model_file, model_file
 
-#: Role -> its ``face-recognition-models`` file (located by the dlib face detector's `find_model_file`).
+#: Role -> its ``face-recognition-models`` file (located by `facerep.data.dlib_models.find_model_file`).
 MODEL_FILES: dict[str, str] = {
     "landmarks68": SHAPE_PREDICTOR,
     "landmarks5": "shape_predictor_5_face_landmarks.dat",

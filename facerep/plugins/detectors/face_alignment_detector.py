@@ -13,7 +13,9 @@ import torch
 from facerep.common.errors import FacerepError
 from facerep.core.interfaces import DetectedFace, FaceDetector
 from facerep.core.registry import Component, hookimpl
-from facerep.plugins.detectors._install import FACE_ALIGNMENT_INSTALL
+
+#: What fixes a missing face-alignment (it downloads its weights on first use).
+FACE_ALIGNMENT_INSTALL = "pip install face-alignment"
 
 
 class FaceAlignmentDetector(FaceDetector):
