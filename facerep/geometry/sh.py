@@ -27,9 +27,13 @@ sphere (up to the signs above); the test suite checks this.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from facerep.geometry.render import RasterizedMesh
 
 #: Band factors a_l of Deep3DFaceRecon (not Ramamoorthi's pi, 2pi/3, pi/4).
 SH_A: tuple[float, float, float] = (math.pi, 2 * math.pi / math.sqrt(3.0), 2 * math.pi / math.sqrt(8.0))
@@ -125,12 +129,58 @@ def light_from_direction(
     return row.reshape(1, LIGHT_SIZE).expand(batch, LIGHT_SIZE).clone()
 
 
+#: How `SHShader` evaluates the irradiance: per pixel (blended normals) or per vertex (Gouraud).
+SHADING_MODES: tuple[str, ...] = ("pixel", "vertex")
+
+
+class SHShader:
+    """Lambertian shading under second-order SH light, colour = albedo * E(n): `render`'s default shader.
+
+    A `facerep.geometry.render.Shader`.
+
+    Args:
+        ambient: added to each channel's DC coefficient (`DEFAULT_AMBIENT`: a zero light code renders lit).
+        mode: "pixel" blends the vertex normals at each pixel, renormalises them and evaluates ``E`` there;
+            "vertex" evaluates ``E`` at the vertices and blends the irradiance (Gouraud; cheaper).
+
+    Reads (B, `LIGHT_SIZE`) channel-major light codes; normals are the rasteriser's camera-frame ones.
+    """
+
+    light_size = LIGHT_SIZE
+
+    def __init__(self, ambient: float = DEFAULT_AMBIENT, mode: str = "pixel") -> None:
+        if mode not in SHADING_MODES:
+            raise ValueError(f"SH shading mode must be one of {SHADING_MODES}, got {mode!r}")
+        self.ambient = float(ambient)
+        self.mode = mode
+
+    def __repr__(self) -> str:
+        return f"SHShader(ambient={self.ambient}, mode={self.mode!r})"
+
+    def vertex_attributes(self, mesh: RasterizedMesh, light: Tensor) -> Tensor:
+        """(B, N, 3): the camera-frame normals ("pixel") or the irradiance at each vertex ("vertex")."""
+        if self.mode == "vertex":
+            return sh_basis(mesh.normals) @ light_coefficients(light, self.ambient).transpose(-1, -2)
+        return mesh.normals
+
+    def shade(self, attributes: Tensor, surface: Tensor, mesh: RasterizedMesh, light: Tensor) -> Tensor:
+        """(P, 3) blended normals or irradiance, (P, 3) albedo -> (P, 3) colour."""
+        if self.mode == "vertex":
+            return surface * attributes
+        n = attributes / attributes.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        gamma = light_coefficients(light, self.ambient).reshape(light.shape[0], LIGHT_SIZE)
+        g = gamma.index_select(0, mesh.fragments.batch).reshape(-1, 3, NUM_SH)
+        return surface * (g * sh_basis(n)[:, None, :]).sum(-1)
+
+
 __all__ = [
     "DEFAULT_AMBIENT",
     "LIGHT_SIZE",
     "NUM_SH",
     "SH_A",
+    "SHADING_MODES",
     "SH_C",
+    "SHShader",
     "irradiance",
     "light_coefficients",
     "light_from_direction",

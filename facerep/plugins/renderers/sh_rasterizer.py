@@ -1,20 +1,25 @@
 """Renderer plugin ``sh_rasterizer``: a differentiable Lambertian SH renderer in pure PyTorch.
 
-Pipeline (CPU and GPU, no compiled extension):
+The module holds the face model's mesh (triangles, landmarks, UVs) and its options and runs the
+functional `facerep.geometry.render.render`, which is a rasteriser stage followed by a replaceable
+shader (CPU and GPU, no compiled extension):
 
-1. Geometry: canonical vertices (B, N, 3) mm are rotated by the pose's ``R = Rz(roll) Ry(yaw)
-   Rx(pitch)`` and projected by weak perspective (paper eq. 3, `facerep.geometry.camera`):
-   ``u = W/2 + tx W + f x_r``, ``v = H/2 + ty H - f y_r``, ``f = exp(log_scale) W / 200``, depth
-   ``z_r`` (larger = nearer).
+1. Geometry (`facerep.geometry.render.rasterize_mesh`): canonical vertices (B, N, 3) mm are rotated by
+   the pose's ``R = Rz(roll) Ry(yaw) Rx(pitch)`` and projected by weak perspective (paper eq. 3,
+   `facerep.geometry.camera`): ``u = W/2 + tx W + f x_r``, ``v = H/2 + ty H - f y_r``,
+   ``f = exp(log_scale) W / 200``, depth ``z_r`` (larger = nearer).
 2. Rasterisation (`facerep.geometry.rasterize.rasterize`, no gradients): the front-most triangle
    at every pixel centre by a chunked, vectorised z-buffer. Back faces are culled by default (faces
    are counter-clockwise seen from +z).
 3. Deferred shading (differentiable): barycentrics of each covered pixel centre are recomputed from
-   the projected vertex positions; albedo (per-vertex, or a UV map sampled at interpolated UVs) and
-   rotated area-weighted vertex normals are interpolated, the normal is renormalised, and the colour
-   is ``albedo * E(n)`` with ``E`` the SH irradiance of `facerep.geometry.sh` (Deep3DFaceRecon
-   constants, light (B, 27) channel-major 3 x 9, ``ambient`` added to each channel's DC term). The
-   light lives in the camera frame.
+   the projected vertex positions; the shader's per-vertex values (here the rotated area-weighted vertex
+   normals), the depth and the albedo (per-vertex, or a UV map sampled at interpolated UVs) are
+   interpolated, and the shader makes the colour. The default shader ``sh``
+   (`facerep.geometry.sh.SHShader`) renormalises the normal and returns ``albedo * E(n)`` with ``E`` the
+   SH irradiance of `facerep.geometry.sh` (Deep3DFaceRecon constants, light (B, 27) channel-major 3 x 9,
+   ``ambient`` added to each channel's DC term); the light lives in the camera frame. The recipe key
+   ``shader`` names another registered shader (component kind ``shader``; docs/plugins.md) to change
+   the material alone.
 
 Gradients that exist:
     - albedo (per-vertex or UV map), light: exact;
@@ -36,30 +41,20 @@ With ``clamp`` the colour is clamped to [0, 1] in the forward pass with a straig
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from torch import Tensor
 
-from facerep.core.interfaces import Renderer
-from facerep.core.registry import Component, hookimpl
-from facerep.core.types import Rendering
-from facerep.geometry.camera import euler_to_rotation, focal, project_rotated
-from facerep.geometry.normals import vertex_normals
-from facerep.geometry.rasterize import (
-    fragments,
-    interpolate,
-    rasterize,
-    to_image,
-    triangle_neighbours,
-)
-from facerep.geometry.rasterize_antialias import antialias
-from facerep.geometry.sh import DEFAULT_AMBIENT, light_coefficients, sh_basis
+from facerep.core.interfaces import FaceModel, Renderer
+from facerep.core.registry import Component, build, hookimpl
+from facerep.core.types import CodeSizes, Rendering
+from facerep.geometry.camera import POSE_SIZE
+from facerep.geometry.rasterize import triangle_neighbours
+from facerep.geometry.render import Shader, render
+from facerep.geometry.sh import DEFAULT_AMBIENT, SHADING_MODES, SHShader
 
-
-def _straight_through_clamp(x: Tensor) -> Tensor:
-    return x + (x.clamp(0.0, 1.0) - x).detach()
+#: The shader this renderer uses unless a recipe names another registered one (component kind "shader").
+DEFAULT_SHADER = "sh"
 
 
 class SHRasterizer(Renderer):
@@ -69,23 +64,30 @@ class SHRasterizer(Renderer):
         face_model: injected; only ``triangles`` (F, 3) is required; ``landmarks`` (68,) and ``uv``
             (N, 2) are used when present.
         image_size: injected; side of the square output images in pixels.
-        ambient: added to each channel's DC SH coefficient (0.8: a zero light code renders lit).
+        code_sizes: injected when the renderer is part of a model: the encoder's pose and light codes
+            must have the sizes the camera and the shader read.
+        ambient: the SH shader's ambient, added to each channel's DC SH coefficient (0.8: a zero light
+            code renders lit).
         max_candidates: most (triangle, pixel) pairs the rasteriser tests at once (bounds memory;
             about 150 bytes each).
         cull_backfaces: skip triangles facing away from the camera.
         antialias: blend across silhouettes with a one-pixel ramp (gives silhouette gradients; about
             1.5-2x the cost of a hard render).
-        shading: "pixel" (interpolate normals, shade per pixel) or "vertex" (shade per vertex and
-            interpolate colours, Gouraud; cheaper).
+        shading: the SH shader's mode: "pixel" (interpolate normals, shade per pixel) or "vertex" (shade
+            per vertex and interpolate colours, Gouraud; cheaper).
         clamp: clamp colours to [0, 1] (straight-through gradient).
         visibility_tolerance: a vertex counts as occluded when it lies more than this many pixel
             sizes (converted to mm) behind the front-most surface at its image position.
+        shader: name of the registered shader (component kind ``shader``) that turns normals, albedo
+            and light into colours: ``sh`` (`facerep.geometry.sh.SHShader`, with ``ambient`` and
+            ``shading``) or a third party's, built by name with the face model and image size.
     """
 
     def __init__(
         self,
-        face_model: Any,
+        face_model: FaceModel,
         image_size: int = 224,
+        code_sizes: CodeSizes | None = None,
         ambient: float = DEFAULT_AMBIENT,
         max_candidates: int = 1 << 20,
         cull_backfaces: bool = True,
@@ -93,11 +95,12 @@ class SHRasterizer(Renderer):
         shading: str = "pixel",
         clamp: bool = True,
         visibility_tolerance: float = 2.0,
+        shader: str = DEFAULT_SHADER,
     ) -> None:
         super().__init__()
         if face_model is None or getattr(face_model, "triangles", None) is None:
             raise ValueError("sh_rasterizer needs a face model with triangles (F, 3)")
-        if shading not in ("pixel", "vertex"):
+        if shading not in SHADING_MODES:
             raise ValueError(f"sh_rasterizer: shading must be 'pixel' or 'vertex', got {shading!r}")
         if int(image_size) <= 0:
             raise ValueError(f"sh_rasterizer: image_size must be positive, got {image_size}")
@@ -110,6 +113,9 @@ class SHRasterizer(Renderer):
         self.shading = shading
         self.clamp = bool(clamp)
         self.visibility_tolerance = float(visibility_tolerance)
+        self.shader = self._make_shader(shader, face_model)
+        if code_sizes is not None:
+            self._check_code_sizes(CodeSizes.of(code_sizes), shader)
         landmarks = getattr(face_model, "landmarks", None)
         uv = getattr(face_model, "uv", None)
         self.register_buffer("triangles", torch.from_numpy(triangles), persistent=False)
@@ -124,6 +130,37 @@ class SHRasterizer(Renderer):
             persistent=False,
         )
         self.register_buffer("neighbours", torch.from_numpy(triangle_neighbours(triangles)), persistent=False)
+
+    def _make_shader(self, name: str, face_model: FaceModel) -> Shader:
+        """The SH shader with this renderer's ``ambient`` and ``shading``, or a registered shader by name."""
+        if name == DEFAULT_SHADER:
+            return SHShader(self.ambient, self.shading)
+        if self.ambient != DEFAULT_AMBIENT or self.shading != "pixel":
+            raise ValueError(
+                f"sh_rasterizer: ambient and shading are options of the {DEFAULT_SHADER!r} shader, "
+                f"not of shader {name!r}"
+            )
+        made = build("shader", {"type": name}, {"face_model": face_model, "image_size": self.image_size})
+        if not isinstance(made, Shader):
+            raise TypeError(
+                f"sh_rasterizer: shader {name!r} built a {type(made).__name__}, which lacks the Shader "
+                "contract (light_size, vertex_attributes, shade; see facerep.geometry.render.Shader)"
+            )
+        return made
+
+    def _check_code_sizes(self, sizes: CodeSizes, shader: str) -> None:
+        """A clear error when the encoder's pose or light code does not fit the camera or the shader."""
+        if sizes.pose != POSE_SIZE:
+            raise ValueError(
+                f"sh_rasterizer: the camera reads {POSE_SIZE}-number poses, the encoder's pose code has "
+                f"{sizes.pose}: set the encoder's pose size to {POSE_SIZE}"
+            )
+        if sizes.light != self.shader.light_size:
+            raise ValueError(
+                f"sh_rasterizer: shader {shader!r} reads light codes of {self.shader.light_size} values, "
+                f"the encoder's light code has {sizes.light}: set the encoder's light size to "
+                f"{self.shader.light_size}"
+            )
 
     def extra_repr(self) -> str:
         return (
@@ -140,13 +177,13 @@ class SHRasterizer(Renderer):
         uv_map: Tensor | None = None,
         uvs: Tensor | None = None,
     ) -> Rendering:
-        """Render a batch.
+        """Render a batch (`facerep.geometry.render.render` with this module's mesh and options).
 
         Args:
             vertices: (B, N, 3) canonical vertices in mm.
             albedo: (B, N, 3) per-vertex albedo in [0, 1], or None when ``uv_map`` is given.
             pose: (B, 6) (pitch, yaw, roll, tx, ty, log_scale); see `facerep.geometry.camera`.
-            light: (B, 27) channel-major SH coefficients.
+            light: (B, 27) channel-major SH coefficients (the shader's ``light_size`` values).
             uv_map: optional (B, 3, H_uv, W_uv) albedo texture, sampled bilinearly (u right, v up:
                 row 0 of the map is v = 1); replaces ``albedo``.
             uvs: optional (N, 2) or (B, N, 2) texture coordinates in [0, 1]; default the face model's.
@@ -155,80 +192,34 @@ class SHRasterizer(Renderer):
             `facerep.core.types.Rendering` of ``image_size`` pixels square.
         """
         batch, num_n = vertices.shape[0], vertices.shape[1]
-        if vertices.ndim != 3 or vertices.shape[-1] != 3:
-            raise ValueError(f"sh_rasterizer: vertices must be (B, N, 3), got {tuple(vertices.shape)}")
-        if pose.shape != (batch, 6):
-            raise ValueError(f"sh_rasterizer: pose must be ({batch}, 6), got {tuple(pose.shape)}")
-        if light.shape != (batch, 27):
-            raise ValueError(f"sh_rasterizer: light must be ({batch}, 27), got {tuple(light.shape)}")
-        if uv_map is None and (albedo is None or albedo.shape != vertices.shape):
-            got = None if albedo is None else tuple(albedo.shape)
-            raise ValueError(
-                f"sh_rasterizer: albedo must be {tuple(vertices.shape)} (or pass uv_map), got {got}"
-            )
-        size = self.image_size
-        tri = self.triangles
-        if tri.numel() and int(tri.max()) >= num_n:
-            raise ValueError(f"sh_rasterizer: triangles index {int(tri.max())} but vertices have N={num_n}")
-
-        rotation = euler_to_rotation(pose[:, :3])
-        rotated = vertices @ rotation.transpose(-1, -2)
-        points, depth = project_rotated(rotated, pose, size)
-        normals = vertex_normals(vertices, tri) @ rotation.transpose(-1, -2)
-
-        pix_to_face = rasterize(points, depth, tri, size, self.cull_backfaces, self.max_candidates)
-        frags = fragments(points, tri, pix_to_face)
-
-        # Deferred shading: one gather + blend for every per-vertex attribute.
-        gamma = light_coefficients(light, self.ambient)  # (B, 3, 9)
-        # "pixel": interpolate normals; "vertex": interpolate the per-vertex irradiance (B, N, 3).
-        vertex_shading = self.shading == "vertex"
-        shading_attr = sh_basis(normals) @ gamma.transpose(-1, -2) if vertex_shading else normals
-        attrs = [shading_attr, depth[..., None]]
-        if uv_map is None:
-            attrs.append(albedo.to(vertices.dtype))
-        else:
-            attrs.append(self._vertex_uvs(uvs, batch, num_n).to(vertices.dtype))
-        values = interpolate(torch.cat(attrs, -1), frags)  # (P, 3 + 1 + 3|2)
-        shade_in, depth_px, surface = values[:, :3], values[:, 3:4], values[:, 4:]
-        if self.shading == "pixel":
-            n = shade_in / shade_in.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            g = gamma.reshape(batch, 27).index_select(0, frags.batch).reshape(-1, 3, 9)
-            shade = (g * sh_basis(n)[:, None, :]).sum(-1)  # (P, 3)
-        else:
-            shade = shade_in
-        if uv_map is not None:
-            surface = self._sample_uv_map(uv_map, surface, frags)
-        colour = surface * shade
-        if self.clamp:
-            colour = _straight_through_clamp(colour)
-
-        image = to_image(colour, frags)
-        mask = (pix_to_face >= 0)[:, None].to(vertices.dtype)
-        depth_map = to_image(depth_px, frags)  # (B, 1, H, W), 0 where uncovered
-        if self.antialias:
-            tol = self.visibility_tolerance / focal(pose.detach(), size)
-            image, mask = antialias(
-                image,
-                mask,
-                depth_map,
-                points,
-                depth,
-                tri,
-                self.neighbours,
-                pix_to_face,
-                occlusion_tolerance=tol,
-            )
-        visibility = self._visibility(points, depth, normals, depth_map, pose, pix_to_face)
+        out = render(
+            vertices,
+            albedo,
+            pose,
+            light,
+            self.triangles,
+            self.image_size,
+            self.shader,
+            uv_map=uv_map,
+            uvs=None if uv_map is None else self._vertex_uvs(uvs, batch, num_n),
+            cull_backfaces=self.cull_backfaces,
+            max_candidates=self.max_candidates,
+            clamp=self.clamp,
+            antialias=self.antialias,
+            neighbours=self.neighbours,
+            visibility_tolerance=self.visibility_tolerance,
+            who="sh_rasterizer",
+        )
+        points = out.mesh.points
         landmarks_2d = points[:, self.landmarks] if self.landmarks.numel() else points.new_zeros(batch, 0, 2)
         return Rendering(
-            image=image,
-            mask=mask,
-            depth=depth_map,
-            triangle_ids=pix_to_face,
+            image=out.image,
+            mask=out.mask,
+            depth=out.depth_map,
+            triangle_ids=out.mesh.fragments.pix_to_face,
             vertices_2d=points,
             landmarks_2d=landmarks_2d,
-            visibility=visibility,
+            visibility=out.visibility,
         )
 
     def _vertex_uvs(self, uvs: Tensor | None, batch: int, num_n: int) -> Tensor:
@@ -245,47 +236,6 @@ class SHRasterizer(Renderer):
             )
         return uvs.expand(batch, num_n, 2) if uvs.ndim == 2 else uvs
 
-    def _sample_uv_map(self, uv_map: Tensor, uv: Tensor, frags: Any) -> Tensor:
-        """Bilinear samples (P, C) of the UV albedo map (B, C, H_uv, W_uv) at per-sample UVs (P, 2)."""
-        grid = to_image(torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1).to(uv_map.dtype), frags)
-        sampled = torch.nn.functional.grid_sample(
-            uv_map, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=False
-        )  # (B, C, H, W)
-        return sampled.permute(0, 2, 3, 1).reshape(-1, uv_map.shape[1]).index_select(0, frags.pixels)
-
-    def _visibility(
-        self,
-        points: Tensor,
-        depth: Tensor,
-        normals: Tensor,
-        depth_map: Tensor,
-        pose: Tensor,
-        pix_to_face: Tensor,
-    ) -> Tensor:
-        """(B, N) bool: the vertex faces the camera, projects into the image and is not occluded.
-
-        Occlusion test against the z-buffer depth at the centre of the vertex's pixel: the vertex is
-        occluded when it lies behind it by more than ``visibility_tolerance`` pixel sizes (in mm) plus
-        the depth change of its own surface over the up to 0.75 px between the vertex and the pixel
-        centre (from the rotated vertex normal's slope, capped at 10), so steep but unoccluded surfaces
-        stay visible while occluders (tens of mm nearer) still hide what is behind them.
-        """
-        with torch.no_grad():
-            batch, _, height, width = depth_map.shape
-            pts = points.detach()
-            col = torch.floor(pts[..., 0]).long()
-            row = torch.floor(pts[..., 1]).long()
-            inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
-            flat = row.clamp(0, height - 1) * width + col.clamp(0, width - 1)
-            zbuf = depth_map.detach().reshape(batch, -1).gather(1, flat)
-            n = normals.detach()
-            facing = n[..., 2] > 0
-            slope = (n[..., :2].norm(dim=-1) / n[..., 2].clamp_min(1e-3)).clamp(max=10.0)
-            mm_per_px = 1.0 / focal(pose.detach(), self.image_size)[:, None]
-            tol = mm_per_px * (self.visibility_tolerance + 0.75 * slope)
-            covered = (pix_to_face.reshape(batch, -1) >= 0).gather(1, flat)
-            return inside & facing & (~covered | (depth.detach() >= zbuf - tol))
-
 
 @hookimpl
 def facerep_components() -> list[Component]:
@@ -295,7 +245,13 @@ def facerep_components() -> list[Component]:
             "sh_rasterizer",
             SHRasterizer,
             "pure-PyTorch z-buffer rasteriser, Lambertian SH shading (Deep3DFaceRecon), weak perspective",
-        )
+        ),
+        Component(
+            "shader",
+            DEFAULT_SHADER,
+            SHShader,
+            "Lambertian shading under second-order SH light (27 values), per pixel or per vertex",
+        ),
     ]
 
 
