@@ -76,8 +76,8 @@ def render_grid(
     import numpy as np
     import torch
 
+    from facerep.core.registry import get_registry
     from facerep.geometry.camera import pose_code
-    from facerep.plugins.renderers.sh_rasterizer import SHRasterizer
 
     k_id, k_exp = model.num_id, model.num_exp
     rows: list[tuple[str, int, float]] = []
@@ -106,7 +106,11 @@ def render_grid(
             pitch=pitch, yaw=yaw, tx=tx, ty=ty, log_scale=log_scale, degrees=True, batch=len(rows)
         )
         albedo = torch.as_tensor(np.asarray(model.albedo_mean, dtype=np.float32))[None].expand_as(vertices)
-        renderer = SHRasterizer(model, size, antialias=True)
+        renderer = get_registry().build(
+            "renderer",
+            {"type": "facerep:sh_rasterizer", "antialias": True},
+            {"face_model": model, "image_size": size},
+        )
         out = renderer(vertices, albedo.contiguous(), pose, light.float().expand(len(rows), 27).contiguous())
         background = 0.18
         images = out.image + background * (1 - out.mask)

@@ -190,8 +190,6 @@ class Registry:
         self.refresh()
 
     def _register_builtins(self) -> None:
-        from facerep import __version__
-
         for ep in builtin_entry_points():
             try:
                 module = ep.load()
@@ -203,7 +201,8 @@ class Registry:
                     f"not exist: the install is stale; {REINSTALL}"
                 ) from None
             plugin_name = self.pm.register(module, name=ep.name)
-            self._origins[plugin_name] = (PROJECT, __version__)
+            dist = getattr(ep, "dist", None)
+            self._origins[plugin_name] = (PROJECT, dist.version if dist is not None else "")
 
     def _register_entry_points(self) -> None:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
