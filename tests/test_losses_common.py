@@ -13,12 +13,12 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from facerep.common.errors import FacerepError
+from facerep.common.errors import FacerepError, NonFiniteLossError
 from facerep.core.interfaces import Critic, FaceModel, Loss, LossContext
 from facerep.core.recipe import load_recipe
 from facerep.core.registry import get_registry
 from facerep.core.types import Batch, Codes, Reconstruction, Rendering
-from facerep.plugins.losses._common import NonFiniteLossError, check_finite, row_mask, zero_like_graph
+from facerep.nn.loss_utils import check_finite, row_mask, zero_like_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE_SIZES = {"identity": 4, "expression": 3, "pose": 6, "light": 27}
@@ -190,11 +190,11 @@ def tiny() -> TinyFaceModel:
 
 def test_row_mask_selects_rows_by_applies_to() -> None:
     batch = make_batch(labelled=[True, False, True])
-    assert row_mask(batch, "all").tolist() == [True, True, True]
-    assert row_mask(batch, "labelled").tolist() == [True, False, True]
-    assert row_mask(batch, "unlabelled").tolist() == [False, True, False]
+    assert row_mask(batch.labelled, "all").tolist() == [True, True, True]
+    assert row_mask(batch.labelled, "labelled").tolist() == [True, False, True]
+    assert row_mask(batch.labelled, "unlabelled").tolist() == [False, True, False]
     with pytest.raises(ValueError, match="applies_to"):
-        row_mask(batch, "some")
+        row_mask(batch.labelled, "some")
 
 
 def test_zero_like_graph_is_an_exact_zero_with_a_graph_even_over_nan() -> None:

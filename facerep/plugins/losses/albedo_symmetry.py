@@ -10,7 +10,7 @@ from facerep.common.errors import FacerepError
 from facerep.core.interfaces import FaceModel, Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite, full_precision, mean_vertex_l1
+from facerep.nn.loss_utils import check_finite, full_precision, mean_vertex_l1
 
 NAME = "albedo_symmetry"
 

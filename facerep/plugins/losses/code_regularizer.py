@@ -8,7 +8,7 @@ from torch import Tensor
 from facerep.core.interfaces import Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite
+from facerep.nn.loss_utils import check_finite
 
 NAME = "code_regularizer"
 

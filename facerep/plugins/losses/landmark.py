@@ -18,7 +18,7 @@ from facerep.common.errors import FacerepError
 from facerep.core.interfaces import Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite, full_precision, process_mean, require_rendering
+from facerep.nn.loss_utils import check_finite, full_precision, process_mean, require_rendering
 
 NAME = "landmark"
 

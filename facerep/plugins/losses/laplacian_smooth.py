@@ -13,8 +13,8 @@ from facerep.core.interfaces import FaceModel, Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
 from facerep.geometry.laplacian import umbrella
-from facerep.plugins.losses._common import check_finite, full_precision, mean_vertex_l1
-from facerep.plugins.losses.template_smooth import MeanNeighbourCache
+from facerep.geometry.mean_neighbours import MeanNeighbourCache
+from facerep.nn.loss_utils import check_finite, full_precision, mean_vertex_l1
 
 NAME = "laplacian_smooth"
 
@@ -32,7 +32,7 @@ class LaplacianSmoothLoss(Loss):
     def __init__(self, weight: float = 1.0, *, face_model: FaceModel) -> None:
         super().__init__()
         self.weight = float(weight)
-        self.operators = MeanNeighbourCache(face_model)
+        self.operators = MeanNeighbourCache(face_model.triangles, face_model.template)
 
     def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
         """(B, N, 3) decoded shapes -> scalar mm (unweighted)."""

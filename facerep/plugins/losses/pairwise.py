@@ -10,8 +10,7 @@ from facerep.common.errors import FacerepError
 from facerep.core.interfaces import FaceModel, Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import check_finite, full_precision, shape_l1, zero_like_graph
-from facerep.plugins.losses.shape import model_shape
+from facerep.nn.loss_utils import check_finite, full_precision, model_shape, shape_l1, zero_like_graph
 
 NAME = "pairwise"
 

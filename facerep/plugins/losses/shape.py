@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from facerep.common.errors import FacerepError
 from facerep.core.interfaces import FaceModel, Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.plugins.losses._common import (
+from facerep.nn.loss_utils import (
     check_finite,
     check_same_template,
     full_precision,
+    model_shape,
     row_mask,
     shape_l1,
     zero_like_graph,
 )
 
 NAME = "shape"
-
-
-def model_shape(face_model: FaceModel, alpha_id: Tensor, alpha_exp: Tensor, like: Tensor) -> Tensor:
-    """Eq. (1) without gradient: (M, K_id), (M, K_exp) -> (M, N, 3) mm on `like`'s device and dtype."""
-    with torch.no_grad():
-        return face_model.shape(alpha_id, alpha_exp).to(device=like.device, dtype=like.dtype)
 
 
 class ShapeLoss(Loss):
@@ -50,7 +44,7 @@ class ShapeLoss(Loss):
     def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
         """Decoded vs 3DMM shapes of labelled rows -> scalar mm (unweighted)."""
         vertices = full_precision(recon.vertices)
-        rows = row_mask(batch, self.applies_to).to(vertices.device)
+        rows = row_mask(batch.labelled, self.applies_to).to(vertices.device)
         if not bool(rows.any()):
             return zero_like_graph(vertices)
         if batch.id_params is None or batch.exp_params is None:

@@ -8,45 +8,16 @@ edge) are not pulled flat, unlike conventional Laplacian smoothing (`laplacian_s
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from facerep.core.interfaces import FaceModel, Loss, LossContext
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Batch, Reconstruction
-from facerep.geometry.laplacian import mean_neighbour_matrix, to_torch_sparse, umbrella
-from facerep.plugins.losses._common import check_finite, full_precision, mean_vertex_l1
+from facerep.geometry.laplacian import umbrella
+from facerep.geometry.mean_neighbours import MeanNeighbourCache
+from facerep.nn.loss_utils import check_finite, full_precision, mean_vertex_l1
 
 NAME = "template_smooth"
-
-
-def mean_neighbour_operator(face_model: FaceModel) -> Tensor:
-    """The face model's row-normalised vertex adjacency as a torch sparse (N, N) float32 matrix."""
-    matrix = mean_neighbour_matrix(face_model.triangles, face_model.num_vertices)
-    return to_torch_sparse(matrix, torch.float32)
-
-
-class MeanNeighbourCache:
-    """The mean-neighbour operator (and the template's umbrella vectors) per device and dtype.
-
-    Kept out of the module's buffers on purpose: the engine averages floating buffers across processes
-    and checkpoints them, neither of which suits a derived sparse operator; copies are made on first
-    use on each (device, dtype).
-    """
-
-    def __init__(self, face_model: FaceModel) -> None:
-        self.operator = mean_neighbour_operator(face_model)
-        self.template = torch.as_tensor(face_model.template, dtype=torch.float32)
-        self._copies: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor]] = {}
-
-    def get(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        """(operator (N, N) sparse, template umbrella (N, 3)) on `like`'s device and dtype."""
-        key = (like.device, like.dtype)
-        if key not in self._copies:
-            operator = self.operator.to(device=like.device, dtype=like.dtype)
-            template = self.template.to(device=like.device, dtype=like.dtype)[None]
-            self._copies[key] = (operator, umbrella(template, operator)[0])
-        return self._copies[key]
 
 
 class TemplateSmoothLoss(Loss):
@@ -63,7 +34,7 @@ class TemplateSmoothLoss(Loss):
     def __init__(self, weight: float = 1.0, *, face_model: FaceModel) -> None:
         super().__init__()
         self.weight = float(weight)
-        self.operators = MeanNeighbourCache(face_model)
+        self.operators = MeanNeighbourCache(face_model.triangles, face_model.template)
 
     def forward(self, batch: Batch, recon: Reconstruction, context: LossContext) -> Tensor:
         """(B, N, 3) decoded shapes -> scalar mm (unweighted)."""

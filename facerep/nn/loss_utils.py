@@ -10,19 +10,20 @@ the inputs that hold non-finite values and the samples they came from.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from facerep.common.errors import FacerepError, NonFiniteLossError
-from facerep.core.types import Batch
 
 APPLIES_TO: tuple[str, ...] = ("all", "labelled", "unlabelled")
 
 
-def row_mask(batch: Batch, applies_to: str) -> Tensor:
-    """(B,) bool: the rows of `batch` used by a loss with this ``applies_to`` (see `APPLIES_TO`)."""
-    labelled = batch.labelled.to(torch.bool)
+def row_mask(labelled: Tensor, applies_to: str) -> Tensor:
+    """(B,) bool: the rows a loss with this ``applies_to`` uses (see `APPLIES_TO`), from a batch's (B,)
+    ``labelled`` flags."""
+    labelled = labelled.to(torch.bool)
     if applies_to == "all":
         return torch.ones_like(labelled)
     if applies_to == "labelled":
@@ -143,3 +144,12 @@ def require_rendering(loss: str, recon: object) -> object:
     if rendering is None:
         raise FacerepError(f"loss {loss!r} needs a rendering, but the reconstruction has none")
     return rendering
+
+
+def model_shape(face_model: Any, alpha_id: Tensor, alpha_exp: Tensor, like: Tensor) -> Tensor:
+    """Eq. (1) without gradient: (M, K_id), (M, K_exp) -> (M, N, 3) mm on `like`'s device and dtype.
+
+    `face_model` is the run's `facerep.core.interfaces.FaceModel` (its ``shape`` is used).
+    """
+    with torch.no_grad():
+        return face_model.shape(alpha_id, alpha_exp).to(device=like.device, dtype=like.dtype)
