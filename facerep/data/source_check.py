@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from facerep.common.errors import DataError, RecipeError
+from facerep.core.types import DEFAULT_IMAGE_SIZE
 
 
 def check_sources(recipe: Any, *, samples: int = 3, registry: Any = None) -> list[str]:
@@ -24,7 +25,7 @@ def check_sources(recipe: Any, *, samples: int = 3, registry: Any = None) -> lis
     lines: list[str] = []
     seen: set[tuple[str, str]] = set()
     for stage_name, stage in recipe.stages():
-        image_size = int(stage.get("data.image_size", 64))
+        image_size = int(stage.get("data.image_size", DEFAULT_IMAGE_SIZE))
         for role, node in (stage.get("data.sources") or {}).items():
             address = f"data.sources.{role}"
             node = dict(node)

@@ -18,7 +18,7 @@ import torch
 from facerep.common.errors import RecipeError
 from facerep.core.recipe import BUILTIN_ROOT, Recipe, check_known_keys, options_with_defaults
 from facerep.core.registry import Registry
-from facerep.core.types import Batch
+from facerep.core.types import DEFAULT_IMAGE_SIZE, Batch
 from facerep.data.holdout import split_identities
 
 
@@ -216,7 +216,7 @@ def data_options(stage: Recipe) -> dict[str, Any]:
     for role, node in sources.items():
         if isinstance(node, dict) and node.get("root") == BUILTIN_ROOT:
             world_folder(stage, f"data.sources.{role}", node, Path("."))  # the type only: no world needed
-    image_size = _whole(stage, "data.image_size", data.get("image_size", 64), 1, " (pixels)")
+    image_size = _whole(stage, "data.image_size", data.get("image_size", DEFAULT_IMAGE_SIZE), 1, " (pixels)")
     num_workers = _whole(stage, "data.num_workers", data.get("num_workers", 0), 0)
     batch_node = _mapping(stage, "data.batch", data.get("batch"), ", ".join(BATCH_DEFAULTS))
     check_known_keys(stage, "data.batch", batch_node, BATCH_DEFAULTS)

@@ -15,6 +15,7 @@ from facerep.common.paths import cache_dir
 from facerep.core.model import FaceRepModel, build_model
 from facerep.core.recipe import Recipe
 from facerep.core.registry import Registry, get_registry
+from facerep.core.types import DEFAULT_IMAGE_SIZE
 from facerep.train import checkpoint as ckpt
 from facerep.train.recipe_check import PLACEHOLDER_IDENTITIES
 
@@ -84,7 +85,7 @@ def load_run(
     try:
         stage = _stage_for_checkpoint(recipe, meta)
         face_model = registry.build("facemodel", stage.get("face_model"), context, address="face_model")
-        image_size = int(stage.get("data.image_size", 64))
+        image_size = int(stage.get("data.image_size", DEFAULT_IMAGE_SIZE))
         context.update(face_model=face_model, image_size=image_size)
         context["num_identities"] = int(meta.get("num_identities", PLACEHOLDER_IDENTITIES))
         model = build_model(stage, context, registry)

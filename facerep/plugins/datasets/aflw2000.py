@@ -16,6 +16,7 @@ import numpy as np
 
 from facerep.common.errors import DataError
 from facerep.core.registry import Component, hookimpl
+from facerep.core.types import DEFAULT_IMAGE_SIZE
 from facerep.data.base import ImageFaceDataset
 from facerep.data.imagefile import load_image
 from facerep.data.landmark_store import LANDMARK_MODES, LandmarkStore, detect_missing
@@ -47,7 +48,7 @@ class AFLW2000(ImageFaceDataset):
     def __init__(
         self,
         root: str | Path,
-        image_size: int = 64,
+        image_size: int = DEFAULT_IMAGE_SIZE,
         face_model: Any | None = None,
         on_bad_sample: str = "error",
         crop: str = "landmarks",
