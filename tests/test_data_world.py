@@ -176,6 +176,29 @@ def _fake_generate(calls: list):
     return fake
 
 
+def test_root_builtin_reads_the_world_folder_the_dataset_class_declares(tmp_path, monkeypatch) -> None:
+    """The world keys its folders by layout, not by plugin name: any dataset declaring a `world_part`."""
+    import types
+
+    import facerep.core.registry as registry
+    import facerep.world.cache as world
+
+    class Faces(CelebA):
+        world_part = "celeba"
+
+    @registry.hookimpl
+    def facerep_components() -> list:
+        return [registry.Component("dataset", "my_faces", Faces, "CelebA's layout, elsewhere")]
+
+    reg = registry.Registry(entry_points=False)
+    reg.register(types.SimpleNamespace(facerep_components=facerep_components), name="mine", package="mine")
+    monkeypatch.setattr(registry, "_DEFAULT", reg)
+    assert world.source_root(tmp_path, "my_faces") == tmp_path / "celeba"
+    assert world.source_root(tmp_path, "micc") == tmp_path / "micc"
+    with pytest.raises(KeyError, match=r"holds \['celeba', 'micc', 'my_faces', 'w300lp'\], not 'aflw2000'"):
+        world.source_root(tmp_path, "aflw2000")  # an evaluation folder no dataset trains from
+
+
 def test_ensure_world_is_cached_atomic_and_reused(tmp_path, monkeypatch) -> None:
     import facerep.world.cache as world
 

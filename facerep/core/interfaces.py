@@ -240,9 +240,12 @@ class FaceDataset(torch.utils.data.Dataset, abc.ABC):
     (1, H, W), ``landmarks`` (68, 2) px, ``identity`` (int, local to this source), ``sample_id`` (str);
     labelled sources add ``id_params`` (K_id,) and ``exp_params`` (K_exp,).
     ``identities`` is a list with each sample's local identity; ``num_identities`` their count.
+    ``world_part`` names the synthetic world's folder laid out as this dataset reads (a
+    `facerep.world.synth.WORLD_PARTS` key), which a recipe's ``root: builtin`` selects; None: none.
     """
 
     labelled: ClassVar[bool] = False
+    world_part: ClassVar[str | None] = None
     identities: list[int]
 
     @property

@@ -82,6 +82,7 @@ class MICC(ImageFaceDataset):
     """
 
     labelled = False
+    world_part = "micc"
 
     def __init__(
         self,

@@ -23,15 +23,20 @@ from facerep.common.errors import DataError
 from facerep.common.paths import cache_dir
 from facerep.world.synth import WORLD_FORMAT, WORLD_PARTS, WorldPreset, generate_world, get_preset
 
-#: Dataset plugin name -> sub-folder of a world.
-SOURCE_FOLDERS: dict[str, str] = {"celeba": "celeba", "w300lp": "300w_lp", "micc": "micc"}
-
 
 def source_root(world: str | Path, dataset_type: str) -> Path:
-    """The folder of a world that a dataset plugin reads; KeyError for a type the world does not hold."""
-    if dataset_type not in SOURCE_FOLDERS:
-        raise KeyError(f"the synthetic world holds {sorted(SOURCE_FOLDERS)}, not {dataset_type!r}")
-    return Path(world) / SOURCE_FOLDERS[dataset_type]
+    """The folder of `world` that the registered dataset `dataset_type` reads: the `world_part` its class
+    declares (`facerep.core.interfaces.FaceDataset`); KeyError for a type that declares none."""
+    from facerep.core.registry import get_registry
+
+    parts = {
+        comp.name: part
+        for comp in get_registry().components("dataset")
+        if (part := getattr(comp.factory, "world_part", None)) in WORLD_PARTS
+    }
+    if dataset_type not in parts:
+        raise KeyError(f"the synthetic world holds {sorted(parts)}, not {dataset_type!r}")
+    return Path(world) / parts[dataset_type]
 
 
 def _complete(path: Path) -> bool:

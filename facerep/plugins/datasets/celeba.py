@@ -57,6 +57,7 @@ class CelebA(ImageFaceDataset):
     """
 
     labelled = False
+    world_part = "celeba"
 
     def __init__(
         self,

@@ -55,6 +55,7 @@ class W300LP(ImageFaceDataset):
     """
 
     labelled = True
+    world_part = "300w_lp"
 
     def __init__(
         self,
