@@ -26,6 +26,7 @@ from PIL import Image
 from torch import Tensor
 
 from facerep.common.safe_write import all_or_nothing, inside, output_folder, write_atomic
+from facerep.core.interfaces import FaceModel
 from facerep.geometry import mesh_io
 from facerep.geometry.camera import REFERENCE_SPAN_MM, rotate
 
@@ -38,7 +39,7 @@ def posed_vertices(vertices: Tensor, pose: Tensor, image_size: int) -> Tensor:
     return rotated + shift[:, None, :]
 
 
-def bake_uv_texture(face_model: Any, albedo: Tensor, size: int = 256, fill: bool = True) -> np.ndarray:
+def bake_uv_texture(face_model: FaceModel, albedo: Tensor, size: int = 256, fill: bool = True) -> np.ndarray:
     """Rasterise per-vertex albedo (N, 3) into the face model's UV layout: (size, size, 3) in [0, 1].
 
     Row 0 is the top of the texture (v = 1), as OBJ viewers expect. Texels outside every UV triangle
@@ -147,7 +148,7 @@ def write_meshes(
     folder: Path,
     stem: str,
     vertices: Tensor | np.ndarray,
-    face_model: Any,
+    face_model: FaceModel,
     albedo: Tensor | np.ndarray,
     texture: np.ndarray | None = None,
 ) -> dict[str, Path]:

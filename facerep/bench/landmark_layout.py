@@ -8,12 +8,12 @@ one constant face would score this (given the box, as the 3DDFA protocol's crop 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from facerep.core.interfaces import FaceModel
 
-def mean_layout(face_model: Any) -> np.ndarray:
+
+def mean_layout(face_model: FaceModel) -> np.ndarray:
     """(68, 2) frontal view of the face model's mean landmarks: (x, -y) in mm."""
     points = np.asarray(face_model.mean, dtype=np.float64)[np.asarray(face_model.landmarks)]
     return np.stack([points[:, 0], -points[:, 1]], axis=1)

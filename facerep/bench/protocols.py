@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from facerep.bench.runs import model_device
+from facerep.core.interfaces import FaceModel
 
 PROTOCOLS: tuple[str, ...] = ("identity", "three_views")
 PROTOCOL_TITLES: dict[str, str] = {
@@ -45,7 +46,7 @@ PROTOCOL_TITLES: dict[str, str] = {
 class EvalModel(Protocol):
     """What the protocols need from a trained model (a loaded run or a hand-made object)."""
 
-    face_model: Any
+    face_model: FaceModel
     image_size: int
     neutral_expression: Tensor
 

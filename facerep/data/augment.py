@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from facerep.core.interfaces import FaceModel
+
 #: iBUG-68 left-right permutation: landmark i of a mirrored face is landmark IBUG_FLIP[i] of the original.
 IBUG_FLIP: tuple[int, ...] = (
     *range(16, -1, -1),  # jaw 0..16
@@ -44,7 +46,7 @@ class MirrorParams:
     are computed once (float64).
     """
 
-    def __init__(self, face_model: Any) -> None:
+    def __init__(self, face_model: FaceModel) -> None:
         fm = face_model
         basis = np.concatenate([fm.id_basis, fm.exp_basis], axis=0).astype(np.float64)  # (K, N, 3)
         k = basis.shape[0]
@@ -130,7 +132,7 @@ class Augment:
     """
 
     def __init__(
-        self, flip: bool = True, scale: Sequence[float] = (0.8, 1.0), face_model: Any | None = None
+        self, flip: bool = True, scale: Sequence[float] = (0.8, 1.0), face_model: FaceModel | None = None
     ) -> None:
         low, high = float(scale[0]), float(scale[1])
         if not 0.0 < low <= high <= 1.0:
@@ -151,7 +153,9 @@ class Augment:
         return out
 
     @classmethod
-    def from_config(cls, config: dict[str, Any] | None, face_model: Any | None = None) -> Augment | None:
+    def from_config(
+        cls, config: dict[str, Any] | None, face_model: FaceModel | None = None
+    ) -> Augment | None:
         """From a recipe's ``data.augment`` node ({flip: bool, scale: [lo, hi]}); None when it is empty."""
         if not config:
             return None

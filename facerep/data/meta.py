@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from facerep.common.errors import DataError
+from facerep.core.interfaces import FaceModel
 
 META_FILE = "meta.json"
 DEFAULT_META: dict[str, Any] = {"face_model": {"type": "bfm"}}
@@ -46,7 +47,7 @@ def write_meta(root: str | Path, meta: dict[str, Any]) -> None:
     path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def check_face_model(meta: dict[str, Any], face_model: Any | None, root: str | Path) -> None:
+def check_face_model(meta: dict[str, Any], face_model: FaceModel | None, root: str | Path) -> None:
     """Raise `DataError` when the run's face model is not the one the dataset's parameters belong to."""
     if face_model is None:
         return
@@ -78,7 +79,7 @@ def fit_params(values: np.ndarray, size: int | None, name: str, where: str | Pat
     return flat[:size]
 
 
-def basis_sizes(face_model: Any | None) -> tuple[int | None, int | None]:
+def basis_sizes(face_model: FaceModel | None) -> tuple[int | None, int | None]:
     """(K_id, K_exp): how many identity and expression coefficients the run's face model takes, or
     (None, None) without a face model (the labels are then kept whole)."""
     if face_model is None:

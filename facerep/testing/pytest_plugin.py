@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from facerep.core.interfaces import FaceModel
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("facerep")
@@ -45,7 +47,7 @@ def tiny_face_model() -> Any:
 
 
 @pytest.fixture(scope="session")
-def tiny_context(tiny_face_model: Any) -> dict[str, Any]:
+def tiny_context(tiny_face_model: FaceModel) -> dict[str, Any]:
     """The tiny build context (see `facerep.testing.fixtures.tiny_context`)."""
     from facerep.testing.fixtures import tiny_context as make
 
@@ -53,7 +55,7 @@ def tiny_context(tiny_face_model: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def tiny_face_batch(tiny_face_model: Any) -> Any:
+def tiny_face_batch(tiny_face_model: FaceModel) -> Any:
     """A fresh 4-row hybrid `Batch` with 32 px images (safe to modify)."""
     from facerep.testing.fixtures import tiny_batch
 
@@ -69,7 +71,7 @@ def tiny_codes() -> Any:
 
 
 @pytest.fixture
-def tiny_reconstruction(tiny_face_model: Any, tiny_face_batch: Any) -> Any:
+def tiny_reconstruction(tiny_face_model: FaceModel, tiny_face_batch: Any) -> Any:
     """A fresh `Reconstruction` of ``tiny_face_batch`` made of leaf tensors that require gradients."""
     from facerep.testing.fixtures import tiny_reconstruction as make
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from facerep.common.errors import RecipeError
+from facerep.core.interfaces import FaceModel
 from facerep.core.recipe import BUILTIN_ROOT, Recipe, check_known_keys, options_with_defaults
 from facerep.core.registry import Registry
 from facerep.core.types import DEFAULT_IMAGE_SIZE, Batch
@@ -75,7 +76,9 @@ def world_folder(stage: Recipe, address: str, node: dict[str, Any], world: Path)
         ) from None
 
 
-def build_sources(stage: Recipe, face_model: Any, registry: Registry, *, image_size: int) -> dict[str, Any]:
+def build_sources(
+    stage: Recipe, face_model: FaceModel, registry: Registry, *, image_size: int
+) -> dict[str, Any]:
     """Build every ``data.sources`` node through the registry: {role: FaceDataset}."""
     sources = stage.get("data.sources") or {}
     if not sources:
@@ -96,7 +99,7 @@ def build_sources(stage: Recipe, face_model: Any, registry: Registry, *, image_s
 
 
 def build_training_data(
-    stage: Recipe, face_model: Any, *, registry: Registry, rank: int = 0, world_size: int = 1
+    stage: Recipe, face_model: FaceModel, *, registry: Registry, rank: int = 0, world_size: int = 1
 ) -> TrainingData:
     """Sources, augmentation, hybrid sampler and loader of one stage."""
     from facerep.data.augment import Augment

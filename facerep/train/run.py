@@ -12,6 +12,7 @@ import torch
 
 from facerep.common.errors import CheckpointError, RecipeError
 from facerep.common.paths import cache_dir
+from facerep.core.interfaces import FaceModel
 from facerep.core.model import FaceRepModel, build_model
 from facerep.core.recipe import Recipe
 from facerep.core.registry import Registry, get_registry
@@ -41,7 +42,7 @@ class LoadedRun:
     path: Path
     checkpoint: Path
     recipe: Recipe
-    face_model: Any
+    face_model: FaceModel
     image_size: int
     neutral_expression: torch.Tensor
     model: FaceRepModel

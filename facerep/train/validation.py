@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from facerep.core.interfaces import FaceModel
 from facerep.geometry.camera import project
 
 #: Images encoded per forward pass.
@@ -70,7 +71,7 @@ class Validator:
     def __init__(
         self,
         samples: Sequence[dict[str, Any]],
-        face_model: Any,
+        face_model: FaceModel,
         training_samples: Sequence[dict[str, Any]] | None = None,
         ridge: float = 1.0,
     ) -> None:
@@ -171,7 +172,7 @@ def _spread(shapes: Tensor) -> float:
 
 
 def held_out_validator(
-    heldout: Sequence[dict[str, Any]], trained: Sequence[dict[str, Any]], face_model: Any
+    heldout: Sequence[dict[str, Any]], trained: Sequence[dict[str, Any]], face_model: FaceModel
 ) -> Validator:
     """The validator of a stage's held-out samples (``train.validate``), its read-out reference fitted on
     the first `READOUT_SAMPLES` samples of the source they were split from (`trained`)."""

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from facerep.core.interfaces import FaceModel
 from facerep.data.matfile import save_mat
 from facerep.data.meta import write_meta
 from facerep.data.mjpeg import encode_jpeg
@@ -167,7 +168,7 @@ class _Studio:
     """Renders true faces with the sh_rasterizer and composes photos (backgrounds, occluders, noise)."""
 
     def __init__(
-        self, face_model: Any, supersample: int = 1, batch: int = 48, device: str | torch.device = "cpu"
+        self, face_model: FaceModel, supersample: int = 1, batch: int = 48, device: str | torch.device = "cpu"
     ) -> None:
         self.fm = face_model
         self.supersample = int(supersample)

@@ -40,7 +40,7 @@ from facerep.bench.tables import (
     write_tables,
 )
 from facerep.common.errors import FacerepError, literal
-from facerep.core.interfaces import Benchmark
+from facerep.core.interfaces import Benchmark, FaceModel
 from facerep.core.registry import Component, hookimpl
 from facerep.geometry.surface_distance import DIRECTIONS, SCAN_CROP_RADIUS_MM, STATISTICS
 
@@ -118,7 +118,7 @@ class MiccBenchmark(Benchmark):
 
     # -- scoring helpers ----------------------------------------------------------------------------
 
-    def _score(self, shape: np.ndarray, face_model: Any, scan: Any) -> ShapeScore:
+    def _score(self, shape: np.ndarray, face_model: FaceModel, scan: Any) -> ShapeScore:
         return score_shape(
             shape,
             np.asarray(face_model.triangles),

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from facerep.common.errors import DataError
+from facerep.core.interfaces import FaceModel
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import DEFAULT_IMAGE_SIZE
 from facerep.data.base import ImageFaceDataset
@@ -49,7 +50,7 @@ class AFLW2000(ImageFaceDataset):
         self,
         root: str | Path,
         image_size: int = DEFAULT_IMAGE_SIZE,
-        face_model: Any | None = None,
+        face_model: FaceModel | None = None,
         on_bad_sample: str = "error",
         crop: str = "landmarks",
         landmarks: str = "files",
