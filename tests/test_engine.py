@@ -12,49 +12,15 @@ import yaml
 
 from facerep.common.errors import FacerepError, NonFiniteLossError
 from facerep.core.recipe import load_recipe
+from facerep.testing.runs import tiny_recipe_text
 from facerep.train import checkpoint as ckpt
 from facerep.train import loop
 from facerep.train.options import TrainOptions
 from facerep.train.run import load_run
 from facerep.train.trainer import Trainer
 
-TINY = """
-extends: {parent}
-name: tiny
-face_model:
-  vertices: 600
-data:
-  world:
-    preset: tiny
-  image_size: 32
-  num_workers: 0
-  batch:
-    identities: 2
-    photos_per_identity: 2
-    labelled_pairs: 1
-  augment:
-    flip: true
-    scale: [0.8, 1.0]
-model:
-  encoder:
-    depth: 18
-{shape_decoder}  albedo_decoder:
-    channels: [16, 8, 8, 8]
-    K: 3
-"""
-TRAIN = {
-    "steps_per_epoch": 2,
-    "log_every": 1,
-    "sample_every": 1000,
-    "checkpoint_every": 1000,
-    "keep_checkpoints": 2,
-}
-
-CRITIC = """
-critic:
-  channels: [8, 8, 8, 8]
-  K: 3
-"""
+#: The tests' train options over the tiny recipe's (2 steps per epoch).
+TRAIN = {"sample_every": 1000, "checkpoint_every": 1000, "keep_checkpoints": 2}
 
 
 def tiny_recipe(
@@ -65,18 +31,12 @@ def tiny_recipe(
     extra: str = "",
     name: str = "tiny.yaml",
 ) -> Path:
-    """A tiny recipe extending `parent` (2 steps per epoch; `epochs` per stage; `train` lines added)."""
+    """The tiny recipe (`facerep.testing.runs.tiny_recipe_text`) extending `parent`, written to
+    `tmp_path`/`name`: 2 steps per epoch, `epochs` per stage, `train` lines added."""
     options = {**TRAIN, **(yaml.safe_load(train) or {})}
-    gcn_shape = "  shape_decoder:\n    channels: [16, 8, 8, 8]\n    K: 3\n"
-    text = TINY.format(parent=parent, shape_decoder="" if parent == "linear_3dmm" else gcn_shape)
-    text += "train:\n" + "".join(f"  {k}: {v}\n" for k, v in options.items())
-    text += f"stages:\n  gcn_albedo:\n    train:\n      epochs: {epochs[0]}\n"
-    if parent != "gcn_albedo_only":
-        text += f"  unet_albedo:\n    train:\n      epochs: {epochs[1]}\n"
-    if parent not in ("no_adv",):
-        text += CRITIC
     path = tmp_path / name
-    path.write_text(textwrap.dedent(text) + textwrap.dedent(extra))
+    text = tiny_recipe_text(parent, steps=2, epochs=epochs, train=options, name="tiny")
+    path.write_text(text + textwrap.dedent(extra))
     return path
 
 
@@ -261,3 +221,28 @@ def test_batch_sizes_processes_cannot_share_are_a_recipe_error(tmp_path: Path) -
     with pytest.raises(RecipeError, match=message) as err:
         build_stage(stage, device=torch.device("cpu"), rank=0, world_size=2)
     assert "tiny.yaml" in str(err.value)
+
+
+def test_load_run_builds_with_the_identity_count_the_run_trained_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count comes from the checkpoint, not from a loss's parameters: a run without a recognition
+    loss has no classifier to read it from."""
+    from facerep.train import run as run_module
+
+    recipe = tiny_recipe(
+        tmp_path, parent="gcn_albedo_only", epochs=(1, 0), extra="unset: [losses.recognition]\n"
+    )
+    out = train(recipe, tmp_path / "run")
+    meta = ckpt.load_checkpoint(ckpt.list_checkpoints(out / "checkpoints")[-1]).meta
+    seen: list[int] = []
+    build_model = run_module.build_model
+
+    def spy(stage, context, registry):  # noqa: ANN001, ANN202
+        seen.append(context["num_identities"])
+        return build_model(stage, context, registry)
+
+    monkeypatch.setattr(run_module, "build_model", spy)
+    loaded = load_run(out)
+    assert "recognition" not in loaded.recipe.get("losses")
+    assert seen == [meta["num_identities"]] and meta["num_identities"] > 1
