@@ -8,6 +8,7 @@ import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from rich.console import Console
@@ -118,3 +119,21 @@ def test_bench_lines_for_the_recipe_world_and_the_files_written(tmp_path: Path) 
     assert lines[0] == "no --data: using the synthetic world (preset 'tiny', seed 7) of run [a]"  # unwrapped
     assert lines[1] == "no --data: using the synthetic world (preset 'demo', seed 0) of b"
     assert lines[2] == f"wrote 2 files under {tmp_path / 'out [1]'} in 1.2 s"
+
+
+def test_overlapping_detection_takes_the_best_overlap_above_the_threshold() -> None:
+    from facerep.bench.dlib_faces import MIN_IOU, overlapping_detection
+    from facerep.core.interfaces import DetectedFace
+
+    points = np.zeros((68, 2), np.float32)
+    faces = [
+        DetectedFace(np.array(b, np.float64), points + k, 1.0)
+        for k, b in enumerate([(0, 0, 10, 10), (4, 0, 14, 10)])
+    ]
+    detector = SimpleNamespace(detect=lambda rgb: faces)
+    rgb = np.zeros((20, 20, 3), np.uint8)
+    box, landmarks = overlapping_detection(rgb, (5.0, 0.0, 15.0, 10.0), detector)
+    assert box == (4.0, 0.0, 14.0, 10.0) and landmarks[0, 0] == 1.0  # IoU 0.82 beats 0.33
+    assert (
+        MIN_IOU == 0.3 and overlapping_detection(rgb, (12.0, 0.0, 22.0, 10.0), detector) is None
+    )  # IoU 0.11

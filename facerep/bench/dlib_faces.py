@@ -106,6 +106,20 @@ def largest(boxes: list[tuple[float, float, float, float]]) -> tuple[float, floa
     return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
 
 
+#: Smallest overlap (IoU) between a detection and a face's known box for the detection to count as that face.
+MIN_IOU = 0.3
+
+
+def overlapping_detection(
+    rgb: np.ndarray, box: Box, detector: Any | None = None
+) -> tuple[Box, np.ndarray | None] | None:
+    """The detection of `rgb` (by `detector`, as `detections`) overlapping `box` (x0, y0, x1, y1) most, as
+    (box, (68, 2) landmarks or None), when it overlaps by at least `MIN_IOU`; else None."""
+    found = [(iou(found_box, box), found_box, points) for found_box, points in detections(rgb, detector)]
+    best = max(found, key=lambda f: f[0], default=None)
+    return (best[1], best[2]) if best is not None and best[0] >= MIN_IOU else None
+
+
 def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     """Intersection over union of two (x0, y0, x1, y1) boxes."""
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

@@ -30,7 +30,7 @@ import torch
 from rich.console import Console
 
 from facerep.bench.aflw2000_source import AflwSample, read_aflw2000
-from facerep.bench.dlib_faces import detections, dlib_faces, dlib_missing, iou
+from facerep.bench.dlib_faces import dlib_faces, dlib_missing, overlapping_detection
 from facerep.bench.face_crops import build_detector
 from facerep.bench.landmark_layout import fit_to_box, mean_layout
 from facerep.bench.landmark_pictures import LandmarkPanel, LandmarkRow, render_landmark_errors
@@ -47,8 +47,6 @@ from facerep.data.meta import META_FILE
 from facerep.geometry.camera import project
 
 BASELINES: tuple[str, ...] = ("mean_layout", "dlib")
-#: Smallest overlap (IoU) between a dlib detection and the ground-truth box for it to count as the face.
-DLIB_MIN_IOU = 0.3
 
 
 @torch.no_grad()
@@ -143,13 +141,13 @@ class Aflw2000Benchmark(Benchmark):
             rgb = np.asarray(load_image(s.image))
             lo, hi = s.landmarks.min(axis=0), s.landmarks.max(axis=0)
             truth_box = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
-            found = [(iou(box, truth_box), box, points) for box, points in detections(rgb, detector)]
-            best = max(found, key=lambda f: f[0], default=None)
-            if best is None or best[0] < DLIB_MIN_IOU:
+            match = overlapping_detection(rgb, truth_box, detector)
+            if match is None:
                 fallbacks += 1
                 out.append(predictor.landmarks68(rgb, truth_box))
             else:
-                out.append(best[2] if best[2] is not None else predictor.landmarks68(rgb, best[1]))
+                box, points = match
+                out.append(points if points is not None else predictor.landmarks68(rgb, box))
             advance(1)
         return out, fallbacks, detector_line if detector is not None else "dlib's HOG detector"
 

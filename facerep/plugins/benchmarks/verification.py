@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from facerep.bench.dlib_faces import detections, dlib_faces, dlib_missing, iou, largest
+from facerep.bench.dlib_faces import detections, dlib_faces, dlib_missing, largest, overlapping_detection
 from facerep.bench.face_crops import FaceCropper, build_detector
 from facerep.bench.metric_tables import Column, MetricRow, MetricTable, print_table, write_table
 from facerep.bench.pairs import PairList, load_pairs
@@ -44,8 +44,6 @@ from facerep.data.imagefile import load_image
 from facerep.data.photos import FacePhoto
 
 FARS: tuple[float, ...] = (1e-2, 1e-3)
-#: Smallest overlap (IoU) between a dlib detection and the landmarks' box for it to count as that face.
-DLIB_MIN_IOU = 0.3
 BASELINES: tuple[str, ...] = ("dlib", "random")
 
 
@@ -134,9 +132,8 @@ class VerificationBenchmark(Benchmark):
             if photo.crop == "detected" and photo.face_box is not None:
                 box = photo.face_box
             elif photo.face_box is not None:
-                found = [(iou(b, photo.face_box), b) for b, _ in detections(rgb, detector)]
-                best = max(found, default=(0.0, None))
-                box = best[1] if best[1] is not None and best[0] >= DLIB_MIN_IOU else None
+                match = overlapping_detection(rgb, photo.face_box, detector)
+                box = match[0] if match is not None else None
                 if box is None:
                     fallbacks += 1
                     box = photo.face_box
