@@ -132,3 +132,31 @@ def test_renderer_refuses_an_encoder_light_size_its_shader_cannot_read(with_flat
         registry_module.build("renderer", {"type": "sh_rasterizer"}, context)
     context["code_sizes"] = CodeSizes(light=5)
     assert registry_module.build("renderer", {"type": "sh_rasterizer", "shader": "flat"}, context)
+
+
+class NarrowShader(FlatShader):
+    """Breaks the contract: two colour channels."""
+
+    def shade(self, attributes: Tensor, surface: Tensor, mesh: RasterizedMesh, light: Tensor) -> Tensor:
+        return surface[:, :2]
+
+
+class _NarrowPlugin:
+    @hookimpl
+    def facerep_components(self) -> list[Component]:
+        return [Component("shader", "narrow", NarrowShader, "broken: two channels")]
+
+
+def test_the_contract_kit_checks_shaders(with_flat_shader: Registry) -> None:
+    from facerep.testing import check_component
+
+    with_flat_shader.register(_NarrowPlugin(), name="narrow-shader", package="third-party")
+    assert [(r.check, r.status) for r in check_component("shader", "sh")] == [
+        ("build", "passed"),
+        ("renders", "passed"),
+    ]
+    assert all(r.status == "passed" for r in check_component("shader", "flat", registry=with_flat_shader))
+    (failed,) = [
+        r for r in check_component("shader", "narrow", registry=with_flat_shader) if r.status != "passed"
+    ]
+    assert failed.check == "renders" and "shade(...) has shape" in failed.message and ", 3)" in failed.message

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from facerep.core import interfaces as iface
 from facerep.core.types import Codes, Rendering, map_tensors
+from facerep.geometry.render import Shader, render
 from facerep.testing import fixtures
 from facerep.testing.subject import (
     CheckSkipped,
@@ -347,6 +348,55 @@ def _built(subject: Subject, seed: int = 0, device: str = "cpu") -> Any:
         raise subject.fail(f"building from {subject.node!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
+# -- shaders -------------------------------------------------------------------------------------------
+
+
+def check_shader_renders(subject: Subject) -> None:
+    """Inside `facerep.geometry.render.render` on the tiny face: finite (B, 3, H, W) colours, values per
+    vertex and colours per covered pixel of the documented shapes, and finite gradients."""
+    shader = _built(subject)
+    light_size = getattr(shader, "light_size", None)
+    if isinstance(light_size, bool) or not isinstance(light_size, int) or light_size <= 0:
+        raise subject.fail(f"a shader needs a positive int attribute 'light_size', got {light_size!r}")
+    fm = subject.face_model
+    size = int(subject.context()["image_size"])
+    g = _gen(0)
+    mean = torch.as_tensor(np.asarray(fm.mean), dtype=torch.float32)
+    vertices = (mean + 0.5 * torch.randn(BATCH, fm.num_vertices, 3, generator=g)).requires_grad_(True)
+    albedo = torch.as_tensor(np.asarray(fm.albedo_mean), dtype=torch.float32).expand(BATCH, -1, -1)
+    albedo = albedo.clone().requires_grad_(True)
+    pose = torch.zeros(BATCH, 6)
+    pose[:, 1] = torch.tensor([0.15, -0.1])[:BATCH]  # a little yaw
+    light = (0.05 * torch.randn(BATCH, light_size, generator=g)).requires_grad_(True)
+    seen: dict[str, Tensor] = {}
+
+    class Recording:  # the subject's shader, with its outputs kept for the shape checks
+        def __init__(self) -> None:
+            self.light_size = light_size
+
+        def vertex_attributes(self, mesh: Any, light: Tensor) -> Tensor:
+            seen["vertex_attributes"] = shader.vertex_attributes(mesh, light)
+            return seen["vertex_attributes"]
+
+        def shade(self, attributes: Tensor, surface: Tensor, mesh: Any, light: Tensor) -> Tensor:
+            seen["shade"] = shader.shade(attributes, surface, mesh, light)
+            seen["pixels"] = mesh.fragments.pixels
+            return seen["shade"]
+
+    triangles = torch.as_tensor(np.asarray(fm.triangles), dtype=torch.long)
+    out = render(vertices, albedo, pose, light, triangles, size, Recording(), who=subject.label)
+    values = seen["vertex_attributes"]
+    if not isinstance(values, Tensor) or values.dim() != 3 or values.shape[:2] != (BATCH, fm.num_vertices):
+        got = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+        raise subject.fail(f"vertex_attributes must be ({BATCH}, {fm.num_vertices}, C), got {got}")
+    _shape(subject, "shade(...)", seen["shade"], (int(seen["pixels"].shape[0]), 3))
+    _shape(subject, "rendered image", out.image, (BATCH, 3, size, size), torch.float32)
+    _finite(subject, {"image": out.image}, "outputs")
+    out.image.square().sum().backward()
+    grads = {n: t.grad for n, t in (("vertices", vertices), ("albedo", albedo), ("light", light))}
+    _finite(subject, {n: t for n, t in grads.items() if t is not None}, "gradients")
+
+
 # -- the network checks --------------------------------------------------------------------------------
 
 
@@ -360,6 +410,7 @@ def check_build(subject: Subject) -> None:
         "benchmark": iface.Benchmark,
         "optimizer": torch.optim.Optimizer,
         "face_detector": iface.FaceDetector,
+        "shader": Shader,
     }.get(subject.kind)
     if expected is not None and not isinstance(obj, expected):
         raise subject.fail(
@@ -1019,6 +1070,7 @@ KIND_CHECKS: dict[str, list[Check]] = {
         Check("determinism", check_optimizer_determinism),
     ],
     "benchmark": [Check("build", check_build), Check("run_signature", check_benchmark_run)],
+    "shader": [Check("build", check_build), Check("renders", check_shader_renders)],
     "face_detector": [
         Check("build", check_build),
         Check("bad_input", check_detector_bad_input),
