@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from facerep.common.errors import FacerepError
 from facerep.core.interfaces import Loss, LossContext
 from facerep.core.registry import Component, hookimpl
-from facerep.core.types import Batch, Reconstruction
+from facerep.core.types import Batch, CodeSizes, Reconstruction
 from facerep.nn.loss_utils import check_finite, full_precision, process_mean, zero_like_graph
 
 NAME = "recognition"
@@ -51,7 +51,7 @@ class RecognitionLoss(Loss):
         weight: float = 1.0,
         *,
         num_identities: int,
-        code_sizes: dict[str, int],
+        code_sizes: CodeSizes,
         center_weight: float = 0.01,
         center_alpha: float = 0.5,
         learn_centers: bool = False,
@@ -60,13 +60,11 @@ class RecognitionLoss(Loss):
         num_identities = int(num_identities)
         if num_identities < 1:
             raise FacerepError(f"loss {NAME!r} needs at least one identity class, got {num_identities}")
-        if "identity" not in code_sizes:
-            raise FacerepError(f"loss {NAME!r}: code_sizes has no 'identity' entry: {dict(code_sizes)}")
         if not 0.0 <= float(center_alpha) <= 1.0:
             raise FacerepError(f"loss {NAME!r}: center_alpha must lie in [0, 1], got {center_alpha}")
         self.weight = float(weight)
         self.num_identities = num_identities
-        self.code_dim = int(code_sizes["identity"])
+        self.code_dim = CodeSizes.of(code_sizes).identity
         self.center_weight = float(center_weight)
         self.center_alpha = float(center_alpha)
         self.learn_centers = bool(learn_centers)
