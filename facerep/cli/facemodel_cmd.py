@@ -30,7 +30,7 @@ def parse_light(spec: str):  # noqa: ANN201 - returns a (1, 27) tensor
     import torch
 
     from facerep.common.errors import FacerepError
-    from facerep.geometry.sh import light_from_direction
+    from facerep.geometry.sh import LIGHT_SIZE, NUM_SH, light_from_direction
 
     key = spec.strip().lower()
     if key in LIGHT_PRESETS:
@@ -42,10 +42,10 @@ def parse_light(spec: str):  # noqa: ANN201 - returns a (1, 27) tensor
         raise FacerepError(
             f"--light {spec!r}: not a preset ({', '.join(LIGHT_PRESETS)}) nor numbers"
         ) from None
-    if len(values) == 9:
+    if len(values) == NUM_SH:
         values = values * 3
-    if len(values) != 27:
-        raise FacerepError(f"--light needs 9 or 27 numbers, got {len(values)}")
+    if len(values) != LIGHT_SIZE:
+        raise FacerepError(f"--light needs {NUM_SH} or {LIGHT_SIZE} numbers, got {len(values)}")
     return torch.tensor(values, dtype=torch.float32)[None]
 
 
@@ -111,7 +111,7 @@ def render_grid(
             {"type": "facerep:sh_rasterizer", "antialias": True},
             {"face_model": model, "image_size": size},
         )
-        out = renderer(vertices, albedo.contiguous(), pose, light.float().expand(len(rows), 27).contiguous())
+        out = renderer(vertices, albedo.contiguous(), pose, light.float().expand(len(rows), -1).contiguous())
         background = 0.18
         images = out.image + background * (1 - out.mask)
     return images.clamp(0, 1), labels
