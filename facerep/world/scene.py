@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from facerep.geometry.sh import LIGHT_SIZE, NUM_SH
+
 DEG = math.pi / 180.0
 
 
@@ -46,13 +48,13 @@ def sample_lights(
     `strength` scales the directional part (0: flat light); `colour` the per-channel deviations. The DC
     term shrinks as the directional part grows, so strong lights add contrast rather than overexposure.
     """
-    gamma = np.zeros((n, 3, 9), dtype=np.float64)
+    gamma = np.zeros((n, 3, NUM_SH), dtype=np.float64)
     dc = 0.3 - 0.15 * max(0.0, strength - 1.0)
     gamma[:, :, 0] = dc + rng.normal(0.0, 0.08, (n, 1)) + rng.normal(0.0, colour, (n, 3))
     direction = rng.normal(0.0, 0.22 * strength, (n, 1, 3))
     gamma[:, :, 1:4] = direction + rng.normal(0.0, colour * strength * 0.5, (n, 3, 3))
     gamma[:, :, 4:] = rng.normal(0.0, 0.05 * strength, (n, 1, 5)) + rng.normal(0.0, 0.01, (n, 3, 5))
-    return gamma.reshape(n, 27).astype(np.float32)
+    return gamma.reshape(n, LIGHT_SIZE).astype(np.float32)
 
 
 def sample_backgrounds(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
