@@ -125,6 +125,8 @@ def test_nonfinite_loss_stops_with_names_or_is_skipped(
         train(recipe, tmp_path / "stop")
     message = str(info.value)
     assert "'landmark'" in message and "step 0" in message and "debug checkpoint" in message
+    assert (info.value.loss, info.value.step) == ("landmark", 0) and info.value.samples
+    assert isinstance(info.value, FloatingPointError)  # the class the losses' own checks raise
     assert list((tmp_path / "stop" / "checkpoints").glob("debug-*.safetensors"))
     skip = tiny_recipe(
         tmp_path,

@@ -20,6 +20,7 @@ import os
 import random
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,12 +171,7 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise bad(
             f"not a safetensors file: its first 8 bytes announce a {length}-byte header, the file has {size}"
         )
-    try:
-        header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise bad("not a safetensors file: its header is not JSON") from None
-    if not isinstance(header, dict):
-        raise bad("not a safetensors file: its header is not a JSON object")
+    header = _safetensors_header(header_bytes, bad)
     try:
         data_end = max(
             (int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"),
@@ -185,6 +181,23 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise bad("not a safetensors file: a tensor entry of its header has no data offsets") from None
     if 8 + length + data_end > size:
         raise bad(f"truncated: {size} bytes of the {8 + length + data_end} its header lists")
+    return _facerep_meta(header, bad)
+
+
+def _safetensors_header(header_bytes: bytes, bad: Callable[[str], CheckpointError]) -> dict[str, Any]:
+    """The JSON header of a safetensors file (`bad(reason)` is raised when it is not one)."""
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise bad("not a safetensors file: its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise bad("not a safetensors file: its header is not a JSON object")
+    return header
+
+
+def _facerep_meta(header: dict[str, Any], bad: Callable[[str], CheckpointError]) -> dict[str, Any]:
+    """The facerep metadata of a safetensors header, checked for what the trainer writes (`REQUIRED_META`
+    and their types; `bad(reason)` is raised otherwise)."""
     raw = (header.get("__metadata__") or {}).get("facerep")
     if raw is None:
         raise bad("not a facerep checkpoint: a safetensors file without facerep metadata")

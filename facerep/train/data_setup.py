@@ -232,7 +232,22 @@ def data_options(stage: Recipe) -> dict[str, Any]:
             where=stage.locate_latest("data.batch"),
             address="data.batch",
         )
-    augment = _mapping(stage, "data.augment", data.get("augment"), "flip, scale")
+    augment = augment_options(stage, data.get("augment"))
+    world = world_options(stage)
+    return {
+        "image_size": image_size,
+        "num_workers": num_workers,
+        "batch": batch,
+        "augment": augment or None,
+        "world": world,
+        "sources": sources,
+    }
+
+
+def augment_options(stage: Recipe, node: Any) -> dict[str, Any]:
+    """A stage's ``data.augment`` checked (``flip`` true or false, ``scale`` [low, high] with
+    0 < low <= high <= 1); recipe errors at the key's line."""
+    augment = _mapping(stage, "data.augment", node, "flip, scale")
     check_known_keys(stage, "data.augment", augment, AUGMENT_DEFAULTS)
     if "flip" in augment and not isinstance(augment["flip"], bool):
         raise RecipeError(
@@ -250,15 +265,7 @@ def data_options(stage: Recipe) -> dict[str, Any]:
                 where=stage.locate("data.augment.scale"),
                 address="data.augment.scale",
             )
-    world = world_options(stage)
-    return {
-        "image_size": image_size,
-        "num_workers": num_workers,
-        "batch": batch,
-        "augment": augment or None,
-        "world": world,
-        "sources": sources,
-    }
+    return augment
 
 
 def world_options(stage: Recipe) -> tuple[str, int, dict[str, int]]:
