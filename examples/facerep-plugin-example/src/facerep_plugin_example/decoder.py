@@ -7,22 +7,23 @@ spiral convolutions on the same COMA mesh hierarchy (`facerep.geometry.hierarchy
     concat(identity, expression) -> FC -> SC(c0) -> up -> SC(c1) -> up -> ... -> SC(c_last) -> SC(3)
 
 Output: ``mean + scale * net(code)`` in millimetres (canonical frame), where ``scale`` is the face model's
-RMS prior displacement; the last layer starts at zero, so the untrained decoder outputs the mean face.
+RMS prior displacement (`facerep.geometry.shape_prior`); the last layer starts at zero, so the untrained
+decoder outputs the mean face.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from facerep.core.interfaces import ShapeDecoder
+from facerep.core.interfaces import FaceModel, ShapeDecoder
+from facerep.core.types import CodeSizes
+from facerep.geometry.shape_prior import prior_shape_scale
 from torch import Tensor, nn
 
 from facerep_plugin_example.spirals import spiral_indices
-
-PAPER_CODE_SIZES = {"identity": 128, "expression": 64}
 
 
 class SpiralConv(nn.Module):
@@ -87,24 +88,12 @@ class Upsample(nn.Module):
         return (x[:, self.index] * self.weight[None, :, :, None].to(x.dtype)).sum(dim=2)
 
 
-def prior_scale(face_model: Any) -> float:
-    """RMS per-coordinate displacement (mm) of the face model's identity + expression prior."""
-    total = 0.0
-    for basis, std in ((face_model.id_basis, face_model.id_std), (face_model.exp_basis, face_model.exp_std)):
-        basis = np.asarray(basis, dtype=np.float64)
-        if basis.size:
-            total += float(
-                np.mean(np.sum((basis * np.asarray(std, dtype=np.float64)[:, None, None]) ** 2, 0))
-            )
-    return float(np.sqrt(total)) if total > 0 else 1.0
-
-
 class SpiralShapeDecoder(ShapeDecoder):
     """concat(identity, expression) -> vertices (B, N, 3) in mm, with spiral convolutions.
 
     Args:
         face_model: injected by facerep; template topology, mean shape and prior scale.
-        code_sizes: injected by facerep; identity and expression sizes (128 and 64 by default).
+        code_sizes: injected by facerep; the encoder's code sizes (identity and expression are read).
         channels: spiral-convolution widths from the coarsest hierarchy level to the finest.
         length: spiral length (vertices per neighbourhood, the vertex itself included).
         factor: decimation factor between hierarchy levels.
@@ -112,8 +101,8 @@ class SpiralShapeDecoder(ShapeDecoder):
 
     def __init__(
         self,
-        face_model: Any,
-        code_sizes: Mapping[str, int] | None = None,
+        face_model: FaceModel,
+        code_sizes: CodeSizes,
         channels: Sequence[int] = (128, 64, 32, 16),
         length: int = 9,
         factor: int = 4,
@@ -124,8 +113,8 @@ class SpiralShapeDecoder(ShapeDecoder):
         channels = [int(c) for c in channels]
         if not channels or min(channels) < 1:
             raise ValueError(f"spiral decoder: channels must be positive widths, got {channels}")
-        sizes = {**PAPER_CODE_SIZES, **dict(code_sizes or {})}
-        self.id_dim, self.exp_dim = int(sizes["identity"]), int(sizes["expression"])
+        sizes = CodeSizes.of(code_sizes)
+        self.id_dim, self.exp_dim = sizes.identity, sizes.expression
         levels = len(channels) - 1
         hierarchy = get_hierarchy(face_model, factor=int(factor), levels=levels)
         if hierarchy.sizes[0] != face_model.num_vertices:
@@ -155,7 +144,7 @@ class SpiralShapeDecoder(ShapeDecoder):
         mean = torch.as_tensor(np.asarray(face_model.mean), dtype=torch.float32)
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer(
-            "scale", torch.tensor(prior_scale(face_model), dtype=torch.float32), persistent=False
+            "scale", torch.tensor(prior_shape_scale(face_model), dtype=torch.float32), persistent=False
         )
 
     def forward(self, identity: Tensor, expression: Tensor) -> Tensor:
