@@ -60,14 +60,17 @@ _NETWORK_KINDS = ("encoder", "shape_decoder", "albedo_decoder", "renderer", "cri
 def _demo_context(registry) -> dict:  # noqa: ANN001 - Registry
     """The shared objects of the demo recipe (2k-vertex synthetic model, 64 px, ResNet-18)."""
     from facerep.common.paths import cache_dir
+    from facerep.core.model import encoder_code_sizes
     from facerep.core.recipe import load_recipe
+    from facerep.core.types import DEFAULT_IMAGE_SIZE
 
     demo = load_recipe("demo").stage("gcn_albedo")
-    context: dict = {"cache_dir": cache_dir(), "image_size": 64, "num_identities": 1000}
+    image_size = int(demo.get("data.image_size", DEFAULT_IMAGE_SIZE))
+    context: dict = {"cache_dir": cache_dir(), "image_size": image_size, "num_identities": 1000}
     try:
         context["face_model"] = registry.build("facemodel", demo.get("face_model"), context)
         context["encoder"] = registry.build("encoder", demo.get("model.encoder"), context)
-        context["code_sizes"] = dict(context["encoder"].code_sizes)
+        context["code_sizes"] = encoder_code_sizes(context["encoder"])
     except Exception:  # components missing: counts are shown where they can be built
         pass
     return context
