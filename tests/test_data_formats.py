@@ -150,7 +150,8 @@ def test_cli_data_landmarks_writes_sidecars_with_a_detector(tmp_path, monkeypatc
     """`facerep data landmarks --detector face_alignment` with a stand-in for face-alignment: a .pts per image
     in the --out mirror (the largest face, pixel centres moved to facerep's +0.5), nothing in the root."""
     import sys
-    import types
+
+    from face_alignment_standin import face_alignment_standin
 
     from facerep.cli.app import main
     from facerep.data.landmark_store import LandmarkStore
@@ -158,17 +159,8 @@ def test_cli_data_landmarks_writes_sidecars_with_a_detector(tmp_path, monkeypatc
 
     points = np.stack([np.linspace(2, 20, 68), np.linspace(3, 21, 68)], 1).astype(np.float32)
 
-    class FaceAlignment:
-        def __init__(self, kind, device="cpu", flip_input=False, face_detector="sfd") -> None:
-            assert kind == "2D" and device == "cpu"
-
-        def get_landmarks_from_image(self, rgb, return_bboxes=False):
-            if rgb.mean() < 10:  # a black image: no face
-                return None, None, None
-            small, big = points * 0.5, points  # two faces: the larger one is kept
-            return [small, big], None, [[1, 1.5, 10, 11, 0.9], [2, 3, 20, 21, 0.99]]
-
-    fake = types.SimpleNamespace(LandmarksType=types.SimpleNamespace(TWO_D="2D"), FaceAlignment=FaceAlignment)
+    # two faces: the larger one is kept; a black image has none
+    fake = face_alignment_standin([points * 0.5, points], [[1, 1.5, 10, 11, 0.9], [2, 3, 20, 21, 0.99]])
     monkeypatch.setitem(sys.modules, "face_alignment", fake)
     root = tmp_path / "data"
     root.mkdir()

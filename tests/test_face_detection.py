@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import types
 
 import numpy as np
 import pytest
 from conftest import SHARED_DATA, shared_data
+from face_alignment_standin import face_alignment_standin
 from PIL import Image
 
 from facerep.common.errors import FacerepError
@@ -128,28 +128,14 @@ def test_without_dlib_the_python_api_names_the_pip_install(
         model.reconstruct(np.zeros((40, 60, 3), np.uint8))
 
 
-def _fake_face_alignment(points: np.ndarray) -> types.SimpleNamespace:
-    class FaceAlignment:
-        def __init__(
-            self, kind: str, device: str = "cpu", flip_input: bool = False, face_detector: str = "sfd"
-        ):
-            assert kind == "2D" and device == "cpu" and face_detector == "sfd"
-
-        def get_landmarks_from_image(self, image: np.ndarray, return_bboxes: bool = False):  # noqa: ANN202
-            assert image.dtype == np.uint8 and image.ndim == 3 and return_bboxes
-            if image.mean() < 10:
-                return None, None, None
-            small = points * 0.2
-            return [small, points], None, [[0, 0, 6, 8, 0.8], [1.0, 2.0, 30.0, 40.0, 0.99]]
-
-    return types.SimpleNamespace(LandmarksType=types.SimpleNamespace(TWO_D="2D"), FaceAlignment=FaceAlignment)
-
-
 def test_face_alignment_plugin_through_its_api(monkeypatch: pytest.MonkeyPatch) -> None:
     """The second plugin calls face-alignment's API (a stand-in here: the package downloads its weights) and
     moves its pixel centres (on integers) to facerep's (+0.5); largest face first; contract checks pass."""
     points = np.stack([np.linspace(2, 28, 68), np.linspace(3, 38, 68)], 1).astype(np.float32)
-    monkeypatch.setitem(sys.modules, "face_alignment", _fake_face_alignment(points))
+    standin = face_alignment_standin(
+        [points * 0.2, points], [[0, 0, 6, 8, 0.8], [1.0, 2.0, 30.0, 40.0, 0.99]]
+    )
+    monkeypatch.setitem(sys.modules, "face_alignment", standin)
     detector = build_detector("face_alignment")
     assert isinstance(detector, FaceDetector)
     found = detector.detect(np.full((48, 48, 3), 120, np.uint8))
