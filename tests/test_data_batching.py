@@ -8,10 +8,11 @@ import torch
 from conftest import shared_data
 
 from facerep.core.interfaces import FaceDataset
-from facerep.data.augment import IBUG_FLIP, Augment, hflip, rescale
+from facerep.data.augment import Augment, hflip, rescale
 from facerep.data.collate import collate_samples
 from facerep.data.hybrid import HybridDataset
 from facerep.data.sampler import HybridBatchSampler
+from facerep.geometry.ibug_layout import IBUG_MIRROR
 
 
 class _Toy(FaceDataset):
@@ -172,13 +173,13 @@ def test_flip_keeps_landmarks_on_their_features() -> None:
     flipped = hflip(sample)
     lm, lmf = sample["landmarks"], flipped["landmarks"]
     # the permutation is an involution and maps the left jaw end to the left jaw end of the mirror image
-    assert sorted(IBUG_FLIP) == list(range(68)) and all(IBUG_FLIP[IBUG_FLIP[i]] == i for i in range(68))
+    assert sorted(IBUG_MIRROR) == list(range(68)) and all(IBUG_MIRROR[IBUG_MIRROR[i]] == i for i in range(68))
     assert lmf[0, 0] < lmf[16, 0] and lmf[36, 0] < lmf[45, 0] and lmf[48, 0] < lmf[54, 0]
     # each flipped landmark sits on the pixels its mirrored partner sat on
     for i in (30, 36, 45, 48, 8):
         torch.testing.assert_close(
             _patch_mean(flipped["image"], lmf[i]),
-            _patch_mean(sample["image"], lm[IBUG_FLIP[i]]),
+            _patch_mean(sample["image"], lm[IBUG_MIRROR[i]]),
             atol=0.02,
             rtol=0,
         )

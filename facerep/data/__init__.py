@@ -7,13 +7,12 @@ the training engine uses: `HybridDataset` (sources -> one index space), `HybridB
 
 from __future__ import annotations
 
-from facerep.data.augment import IBUG_FLIP, Augment, hflip, rescale
+from facerep.data.augment import Augment, hflip, rescale
 from facerep.data.collate import Collate, collate_samples
 from facerep.data.hybrid import HybridDataset
 from facerep.data.sampler import HybridBatchSampler
 
 __all__ = [
-    "IBUG_FLIP",
     "Augment",
     "Collate",
     "HybridBatchSampler",

@@ -21,21 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from facerep.core.interfaces import FaceModel
-
-#: iBUG-68 left-right permutation: landmark i of a mirrored face is landmark IBUG_FLIP[i] of the original.
-IBUG_FLIP: tuple[int, ...] = (
-    *range(16, -1, -1),  # jaw 0..16
-    *range(26, 21, -1),  # brows 17..21 <- 26..22
-    *range(21, 16, -1),  # brows 22..26 <- 21..17
-    27, 28, 29, 30,  # nose bridge
-    35, 34, 33, 32, 31,  # nose base
-    45, 44, 43, 42, 47, 46,  # eye 36..41 <- other eye
-    39, 38, 37, 36, 41, 40,  # eye 42..47
-    54, 53, 52, 51, 50, 49, 48,  # outer lip 48..54
-    59, 58, 57, 56, 55,  # outer lip 55..59
-    64, 63, 62, 61, 60,  # inner lip 60..64
-    67, 66, 65,  # inner lip 65..67
-)  # fmt: skip
+from facerep.geometry.ibug_layout import IBUG_MIRROR
 
 
 class MirrorParams:
@@ -82,7 +68,7 @@ def hflip(sample: dict[str, Any], mirror_params: MirrorParams | None = None) -> 
     if sample.get("mask") is not None:
         out["mask"] = torch.flip(sample["mask"], dims=[-1])
     lm = sample["landmarks"]
-    flipped = lm[list(IBUG_FLIP)].clone()
+    flipped = lm[IBUG_MIRROR.tolist()].clone()
     flipped[:, 0] = width - flipped[:, 0]
     out["landmarks"] = flipped
     if sample.get("id_params") is not None and mirror_params is not None:
