@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from facerep.common.errors import DataError
+from facerep.core.types import DEFAULT_IMAGE_SIZE
 from facerep.data.base import ImageFaceDataset
 from facerep.data.landmark_store import LANDMARK_MODES, LandmarkStore, build_detector, fill_video
 from facerep.data.objfile import read_obj
@@ -87,7 +88,7 @@ class MICC(ImageFaceDataset):
     def __init__(
         self,
         root: str | Path,
-        image_size: int = 64,
+        image_size: int = DEFAULT_IMAGE_SIZE,
         conditions: Sequence[str] = tuple(CONDITIONS),
         frame_step: int = 1,
         on_bad_sample: str = "error",

@@ -16,6 +16,7 @@ from typing import Any
 
 from facerep.common.errors import DataError
 from facerep.core.registry import Component, hookimpl
+from facerep.core.types import DEFAULT_IMAGE_SIZE
 from facerep.data.base import ImageFaceDataset, contiguous_ids
 from facerep.data.imagefile import load_image
 from facerep.data.landmark_store import LANDMARK_MODES, LandmarkStore, detect_missing
@@ -62,7 +63,7 @@ class CelebA(ImageFaceDataset):
     def __init__(
         self,
         root: str | Path,
-        image_size: int = 64,
+        image_size: int = DEFAULT_IMAGE_SIZE,
         split: str = "train",
         on_bad_sample: str = "error",
         crop: str = "center",

@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from facerep.common.errors import DataError
+from facerep.core.interfaces import FaceModel
 from facerep.core.registry import Component, hookimpl
+from facerep.core.types import DEFAULT_IMAGE_SIZE
 from facerep.data.base import ImageFaceDataset, contiguous_ids
 from facerep.data.imagefile import load_image
 from facerep.data.landmark_store import LANDMARK_MODES, LandmarkStore, detect_missing
@@ -60,8 +62,8 @@ class W300LP(ImageFaceDataset):
     def __init__(
         self,
         root: str | Path,
-        image_size: int = 64,
-        face_model: Any | None = None,
+        image_size: int = DEFAULT_IMAGE_SIZE,
+        face_model: FaceModel | None = None,
         on_bad_sample: str = "error",
         crop: str = "landmarks",
         landmarks: str = "files",
