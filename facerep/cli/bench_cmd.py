@@ -104,8 +104,7 @@ def bench(
         raise DataError(f"--data: MICC folder not found: {path}")
     console = Console()
     models = load_bench_models(runs, device=device)
-    if path is None:
-        preset, seed = recipe_world(models, console)
+    world = recipe_world(models, console) if path is None else None
     node = {
         "type": "facerep:micc",
         "root": BUILTIN_ROOT if path is None else str(Path(path).expanduser()),
@@ -119,7 +118,7 @@ def bench(
         "strict": strict,
     }
     benchmark = get_registry().build("benchmark", node)
-    root = world_data_root(benchmark, preset, seed) if path is None else None
+    root = world_data_root(benchmark, *world) if world is not None else None
     result = benchmark.run(models, out, console=console, data_root=root)
     print_written(result, out, console)
 

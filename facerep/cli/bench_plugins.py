@@ -68,13 +68,10 @@ def run_plugin_benchmark(
         check_data(name, Path(path).expanduser(), kwargs)
     console = Console()
     models = load_bench_models(runs, device=device)
-    if path is None:
-        preset, seed = recipe_world(models, console)
-        kwargs["root"] = BUILTIN_ROOT
-    else:
-        kwargs["root"] = str(Path(path).expanduser())
+    world = recipe_world(models, console) if path is None else None
+    kwargs["root"] = BUILTIN_ROOT if path is None else str(Path(path).expanduser())
     benchmark = get_registry().build("benchmark", {"type": name, "batch_size": batch_size, **kwargs})
-    root = world_data_root(benchmark, preset, seed) if path is None else None
+    root = world_data_root(benchmark, *world) if world is not None else None
     result = benchmark.run(models, out, console=console, data_root=root)
     print_written(result, out, console)
     return result
