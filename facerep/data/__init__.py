@@ -1,8 +1,9 @@
 """Data: sidecar formats, MJPEG streams, augmentation and hybrid batching.
 
-Dataset readers are plugins under `facerep.plugins.datasets`; this package holds what they share and what
-the training engine uses: `HybridDataset` (sources -> one index space), `HybridBatchSampler`,
-`collate_samples` / `Collate` and `Augment`. The synthetic world generator is `facerep.world`.
+Dataset readers are plugins under `facerep.plugins.datasets` (the MICC reader, which the MICC benchmark
+shares, is `facerep.data.micc`); this package holds what they share and what the training uses:
+`HybridDataset` (sources -> one index space), `HybridBatchSampler`, `collate_samples` / `Collate` and
+`Augment`. The synthetic world generator is `facerep.world`.
 """
 
 from __future__ import annotations
