@@ -15,8 +15,9 @@ driven by a small per-kind adapter that makes tiny inputs and knows the output c
 - ``no_input_mutation``: forward and backward leave every input tensor unchanged;
 - ``cuda``: built on CPU and moved to CUDA it gives the CPU outputs (skipped without a GPU).
 
-Face models, datasets, optimizers, benchmarks and face detectors have their own checks (see `KIND_CHECKS`);
-a face detector's ``faces`` check needs a photo with a face, given as the context entry ``face_image``.
+Face models, datasets, optimizers, benchmarks, face detectors and shaders have their own checks (see
+`KIND_CHECKS`); a face detector's ``faces`` check needs a photo with a face, given as the context entry
+``face_image``; a shader's ``renders`` check runs it inside `facerep.geometry.render.render`.
 """
 
 from __future__ import annotations
