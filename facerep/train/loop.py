@@ -34,7 +34,7 @@ def train_stage(
 ) -> None:
     """Train stage `index` (`name`) from the run's counters to its last step (a resumed stage continues;
     `critic_generator_state` is the critic generator's state from its checkpoint)."""
-    StageLoop(run, index, name, stage, comps, critic_generator_state).run()
+    StageLoop(run, index, name, stage, comps, critic_generator_state).train()
 
 
 class StageLoop:
@@ -49,7 +49,7 @@ class StageLoop:
         comps: Components,
         critic_generator_state: torch.Tensor | None,
     ) -> None:
-        self.run_, self.index, self.name, self.stage, self.comps = run, index, name, stage, comps
+        self.run, self.index, self.name, self.stage, self.comps = run, index, name, stage, comps
         self.config = config = train_config(stage)
         if run.options.compile:
             for part in (comps.model.encoder, comps.model.shape_decoder, comps.model.albedo_decoder):
@@ -80,17 +80,18 @@ class StageLoop:
 
     def _prepare_validation(self) -> int:
         """Build the held-out validator once (the split is the same in every stage); its period or 0."""
-        run, data = self.run_, self.comps.data
+        run, data = self.run, self.comps.data
         if data.heldout is None or not run.is_main:
             return 0
         if run.validator is None:
             run.validator = held_out_validator(data.heldout, data.heldout_source, self.comps.face_model)
         return int(data.validation["every"])
 
-    def run(self) -> None:
-        state = self.run_.state
-        title = f"stage {self.index + 1}/{len(self.run_.recipe.stage_names())} {self.name}"
-        with self.run_.terminal.progress(title, self.total) as bar:
+    def train(self) -> None:
+        """Train to the stage's last step (with the progress bar), then end the stage."""
+        state = self.run.state
+        title = f"stage {self.index + 1}/{len(self.run.recipe.stage_names())} {self.name}"
+        with self.run.terminal.progress(title, self.total) as bar:
             self.bar = bar
             bar.advance(state.stage_step)
             if self.validate_every and state.step == 0:
@@ -103,13 +104,13 @@ class StageLoop:
 
     def _epoch(self, batch: Batch | None) -> Batch | None:
         """The rest of the current epoch (or of the stage); returns the last batch seen."""
-        state, config = self.run_.state, self.config
+        state, config = self.run.state, self.config
         self.comps.data.sampler.set_epoch(state.epoch)
         produced = 0
         epoch_full = True  # the sampler ran dry
         for loaded in self.comps.data.batches():
             produced += 1
-            batch = loaded.to(self.run_.device)
+            batch = loaded.to(self.run.device)
             last = self._step(batch)
             epoch_full = bool(self.per_epoch) and state.epoch_step >= self.per_epoch
             if last or epoch_full:
@@ -128,7 +129,7 @@ class StageLoop:
     def _step(self, batch: Batch) -> bool:
         """One step and what follows it at its period (record, validation, sample sheet); True at the
         stage's last step."""
-        run, state, comps = self.run_, self.run_.state, self.comps
+        run, state, comps = self.run, self.run.state, self.comps
         factor = lr_factor(state.stage_step, self.total, self.config)
         for group, base_lr in zip(comps.model_optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base_lr * factor
@@ -149,7 +150,7 @@ class StageLoop:
 
     def _record(self, record: dict[str, Any]) -> None:
         """Log the step's record with the stage, epoch, step, learning rate and images/s since the last."""
-        run, state = self.run_, self.run_.state
+        run, state = self.run, self.run.state
         now = time.perf_counter()
         record.update(
             stage=self.name,
@@ -165,7 +166,7 @@ class StageLoop:
 
     def _validate(self) -> None:
         """Score the held-out identities; log (metrics.jsonl, TensorBoard), show, and redraw curves.png."""
-        run = self.run_
+        run = self.run
         metrics = run.validator.evaluate(self.comps.model, run.device)
         run.last_validation = metrics
         elapsed = time.perf_counter() - run.started
@@ -180,12 +181,12 @@ class StageLoop:
 
     def _checkpoint(self, final: bool = False) -> None:
         keep = int(self.config["keep_checkpoints"])
-        write_checkpoint(self.run_, self.index, self.name, self.comps, keep, self.generator, final=final)
+        write_checkpoint(self.run, self.index, self.name, self.comps, keep, self.generator, final=final)
 
     def _finish(self, batch: Batch | None) -> None:
         """The stage's end: report skipped bad samples, store the neutral expression, write the stage's
         last checkpoint and sample sheet."""
-        run, comps = self.run_, self.comps
+        run, comps = self.run, self.comps
         skipped = {k: v for k, v in comps.data.dataset.skipped().items() if v}
         if skipped:  # recipe `on_bad_sample: skip`: say how many and which
             run.log.write({"stage": self.name, "step": run.state.step, "skipped_samples": skipped})
