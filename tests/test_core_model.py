@@ -77,12 +77,21 @@ def test_a_code_size_set_on_a_decoder_is_a_recipe_error_at_its_key(
     assert info.value.address == address and info.value.where == f"{path}:10" and words in info.value.message
 
 
-def test_an_encoder_light_size_the_renderer_cannot_shade_is_a_recipe_error(tmp_path: Path) -> None:
-    _, stage = _stage(tmp_path, encoder="    light_dim: 30\n")
-    with pytest.raises(
-        RecipeError, match="the encoder's light code has 30: set the encoder's light size to 27"
-    ):
+@pytest.mark.parametrize(
+    ("lines", "key"), [("    light_dim: 30\n", "light_dim"), ("    pose_dim: 7\n", "pose_dim")]
+)
+def test_an_encoder_code_size_the_renderer_cannot_read_is_a_recipe_error_at_its_key(
+    tmp_path: Path, lines: str, key: str
+) -> None:
+    path, stage = _stage(tmp_path, encoder=lines)
+    with pytest.raises(RecipeError) as info:
         build_model(stage, _context(stage), get_registry())
+    assert info.value.address == f"model.encoder.{key}" and info.value.where == f"{path}:7"
+    code, have, needed = ("light", 30, 27) if key == "light_dim" else ("pose", 7, 6)
+    assert info.value.message == (
+        f"the encoder's {code} code has {have} values, the renderer SHRasterizer reads {needed}: "
+        f"set the encoder's {code} size to {needed}"
+    )
 
 
 def test_an_encoder_without_usable_code_sizes_is_named() -> None:

@@ -9,7 +9,6 @@ from torch import Tensor
 from facerep.common.errors import RecipeError
 from facerep.core import registry as registry_module
 from facerep.core.registry import Component, Registry, hookimpl
-from facerep.core.types import CodeSizes
 from facerep.geometry.render import RasterizedMesh, Shader, render
 from facerep.geometry.sh import LIGHT_SIZE, SHShader, light_from_direction
 from facerep.testing.fixtures import tiny_face_model
@@ -125,13 +124,13 @@ def test_shader_options_and_unknown_shaders_are_recipe_errors(with_flat_shader: 
         registry_module.build("renderer", {"type": "sh_rasterizer", "shader": "glossy"}, context)
 
 
-def test_renderer_refuses_an_encoder_light_size_its_shader_cannot_read(with_flat_shader: Registry) -> None:
-    fm = tiny_face_model()
-    context = {"face_model": fm, "image_size": SIZE, "code_sizes": CodeSizes(light=30)}
-    with pytest.raises(RecipeError, match="reads light codes of 27 values, the encoder's light code has 30"):
-        registry_module.build("renderer", {"type": "sh_rasterizer"}, context)
-    context["code_sizes"] = CodeSizes(light=5)
-    assert registry_module.build("renderer", {"type": "sh_rasterizer", "shader": "flat"}, context)
+def test_the_renderer_says_the_light_size_its_shader_reads(with_flat_shader: Registry) -> None:
+    context = {"face_model": tiny_face_model(), "image_size": SIZE}
+    assert registry_module.build("renderer", {"type": "sh_rasterizer"}, context).light_size == LIGHT_SIZE
+    assert (
+        registry_module.build("renderer", {"type": "sh_rasterizer", "shader": "flat"}, context).light_size
+        == 5
+    )
 
 
 class NarrowShader(FlatShader):

@@ -177,11 +177,13 @@ class Renderer(nn.Module, abc.ABC):
     """Shape, albedo, pose and light -> image.
 
     ``forward(vertices (B, N, 3) mm, albedo (B, N, 3), pose (B, 6), light (B, L)) -> Rendering``
-    with images of ``image_size`` pixels square; L is the encoder's light size (27 for SH light). The
-    functional form is `facerep.geometry.render.render`, whose shader a renderer may let a recipe swap.
+    with images of ``image_size`` pixels square. ``light_size`` is the L it reads (27 for SH light; None:
+    it does not say), which model assembly checks against the encoder's light code. The functional form
+    is `facerep.geometry.render.render`, whose shader a renderer may let a recipe swap.
     """
 
     image_size: int
+    light_size: int | None = None
 
     @abc.abstractmethod
     def forward(self, vertices: Tensor, albedo: Tensor, pose: Tensor, light: Tensor) -> Rendering: ...

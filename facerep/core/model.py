@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from facerep.common.errors import RecipeError
 from facerep.core.interfaces import AlbedoDecoder, Encoder, Renderer, ShapeDecoder
 from facerep.core.types import Codes, CodeSizes, Reconstruction, Rendering
+from facerep.geometry.camera import POSE_SIZE
 
 
 class FaceRepModel(nn.Module):
@@ -77,13 +78,16 @@ def build_model(stage: Any, context: dict[str, Any], registry: Any) -> FaceRepMo
 
     encoder = make("encoder", "model.encoder")
     context["encoder"] = encoder
-    context["code_sizes"] = encoder_code_sizes(encoder, where=stage.locate("model.encoder"))
-    return FaceRepModel(
+    sizes = encoder_code_sizes(encoder, where=stage.locate("model.encoder"))
+    context["code_sizes"] = sizes
+    model = FaceRepModel(
         encoder,
         make("shape_decoder", "model.shape_decoder"),
         make("albedo_decoder", "model.albedo_decoder"),
         make("renderer", "renderer"),
     )
+    check_renderer_reads(model.renderer, sizes, stage)
+    return model
 
 
 def encoder_code_sizes(encoder: Encoder, where: str | None = None) -> CodeSizes:
@@ -96,3 +100,26 @@ def encoder_code_sizes(encoder: Encoder, where: str | None = None) -> CodeSizes:
             where=where,
             address="model.encoder",
         ) from exc
+
+
+def check_renderer_reads(renderer: Renderer, sizes: CodeSizes, stage: Any) -> None:
+    """A `RecipeError` at the encoder's key when its pose or light code has a size the renderer cannot read.
+
+    The renderer reads (B, `POSE_SIZE`) poses and, when it says (``light_size``), light codes of that
+    size. The error points at the encoder's argument that holds the wrong size when exactly one does
+    (e.g. ``model.encoder.light_dim``), else at the encoder node.
+    """
+    light_size = getattr(renderer, "light_size", None)
+    for code, needed in (("pose", POSE_SIZE), ("light", light_size)):
+        have = sizes[code]
+        if needed is None or have == needed:
+            continue
+        node = stage.get("model.encoder") or {}
+        keys = [k for k, v in node.items() if k != "type" and v == have and not isinstance(v, bool)]
+        address = f"model.encoder.{keys[0]}" if len(keys) == 1 else "model.encoder"
+        raise RecipeError(
+            f"the encoder's {code} code has {have} values, the renderer {type(renderer).__name__} reads "
+            f"{needed}: set the encoder's {code} size to {needed}",
+            where=stage.locate(address),
+            address=address,
+        )

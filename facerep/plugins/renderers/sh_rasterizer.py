@@ -47,8 +47,7 @@ from torch import Tensor
 
 from facerep.core.interfaces import FaceModel, Renderer
 from facerep.core.registry import Component, build, hookimpl
-from facerep.core.types import CodeSizes, Rendering
-from facerep.geometry.camera import POSE_SIZE
+from facerep.core.types import Rendering
 from facerep.geometry.rasterize import triangle_neighbours
 from facerep.geometry.render import Shader, render
 from facerep.geometry.sh import DEFAULT_AMBIENT, SHADING_MODES, SHShader
@@ -64,8 +63,6 @@ class SHRasterizer(Renderer):
         face_model: injected; only ``triangles`` (F, 3) is required; ``landmarks`` (68,) and ``uv``
             (N, 2) are used when present.
         image_size: injected; side of the square output images in pixels.
-        code_sizes: injected when the renderer is part of a model: the encoder's pose and light codes
-            must have the sizes the camera and the shader read.
         ambient: the SH shader's ambient, added to each channel's DC SH coefficient (0.8: a zero light
             code renders lit).
         max_candidates: most (triangle, pixel) pairs the rasteriser tests at once (bounds memory;
@@ -87,7 +84,6 @@ class SHRasterizer(Renderer):
         self,
         face_model: FaceModel,
         image_size: int = 224,
-        code_sizes: CodeSizes | None = None,
         ambient: float = DEFAULT_AMBIENT,
         max_candidates: int = 1 << 20,
         cull_backfaces: bool = True,
@@ -114,8 +110,7 @@ class SHRasterizer(Renderer):
         self.clamp = bool(clamp)
         self.visibility_tolerance = float(visibility_tolerance)
         self.shader = self._make_shader(shader, face_model)
-        if code_sizes is not None:
-            self._check_code_sizes(CodeSizes.of(code_sizes), shader)
+        self.light_size = int(self.shader.light_size)
         landmarks = getattr(face_model, "landmarks", None)
         uv = getattr(face_model, "uv", None)
         self.register_buffer("triangles", torch.from_numpy(triangles), persistent=False)
@@ -147,20 +142,6 @@ class SHRasterizer(Renderer):
                 "contract (light_size, vertex_attributes, shade; see facerep.geometry.render.Shader)"
             )
         return made
-
-    def _check_code_sizes(self, sizes: CodeSizes, shader: str) -> None:
-        """A clear error when the encoder's pose or light code does not fit the camera or the shader."""
-        if sizes.pose != POSE_SIZE:
-            raise ValueError(
-                f"sh_rasterizer: the camera reads {POSE_SIZE}-number poses, the encoder's pose code has "
-                f"{sizes.pose}: set the encoder's pose size to {POSE_SIZE}"
-            )
-        if sizes.light != self.shader.light_size:
-            raise ValueError(
-                f"sh_rasterizer: shader {shader!r} reads light codes of {self.shader.light_size} values, "
-                f"the encoder's light code has {sizes.light}: set the encoder's light size to "
-                f"{self.shader.light_size}"
-            )
 
     def extra_repr(self) -> str:
         return (
