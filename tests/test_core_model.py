@@ -89,7 +89,7 @@ def test_an_encoder_code_size_the_renderer_cannot_read_is_a_recipe_error_at_its_
     assert info.value.address == f"model.encoder.{key}" and info.value.where == f"{path}:7"
     code, have, needed = ("light", 30, 27) if key == "light_dim" else ("pose", 7, 6)
     assert info.value.message == (
-        f"the encoder's {code} code has {have} values, the renderer SHRasterizer reads {needed}: "
+        f"the encoder's {code} code has {have} values, the renderer 'sh_rasterizer' reads {needed}: "
         f"set the encoder's {code} size to {needed}"
     )
 

@@ -110,6 +110,10 @@ def check_renderer_reads(renderer: Renderer, sizes: CodeSizes, stage: Any) -> No
     (e.g. ``model.encoder.light_dim``), else at the encoder node.
     """
     light_size = getattr(renderer, "light_size", None)
+    renderer_node = stage.get("renderer") or {}
+    name = (
+        renderer_node.get("type", type(renderer).__name__) if isinstance(renderer_node, dict) else "renderer"
+    )
     for code, needed in (("pose", POSE_SIZE), ("light", light_size)):
         have = sizes[code]
         if needed is None or have == needed:
@@ -118,7 +122,7 @@ def check_renderer_reads(renderer: Renderer, sizes: CodeSizes, stage: Any) -> No
         keys = [k for k, v in node.items() if k != "type" and v == have and not isinstance(v, bool)]
         address = f"model.encoder.{keys[0]}" if len(keys) == 1 else "model.encoder"
         raise RecipeError(
-            f"the encoder's {code} code has {have} values, the renderer {type(renderer).__name__} reads "
+            f"the encoder's {code} code has {have} values, the renderer {name!r} reads "
             f"{needed}: set the encoder's {code} size to {needed}",
             where=stage.locate(address),
             address=address,
