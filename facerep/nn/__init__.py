@@ -4,6 +4,8 @@
   differentiable any number of times.
 - `ChebConv`: Chebyshev graph convolution of order K on a scaled Laplacian.
 - `GraphResample`: down- / up-sampling with a hierarchy's sparse matrices.
+- `facerep.nn.mesh_decoder`: the COMA-style decoder the graph decoders share; `facerep.nn.loss_utils`: what
+  the losses share (row selection, NaN/Inf checks, precision).
 """
 
 from facerep.nn.cheb_conv import ChebConv, scaled_laplacian
