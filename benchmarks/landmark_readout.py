@@ -1,0 +1,118 @@
+"""How far 2D landmarks alone go on the synthetic MICC: a ridge read-out from landmarks to identity shape.
+
+Fits a ridge regression from the 68 landmarks of the labelled training images (centred, divided by
+their RMS radius: `facerep.train.validation.landmark_features`) to the neutral identity shape
+(face_model.shape(id_params, 0) - mean, mm), then, for every MICC subject and condition, applies it to
+the landmarks of each video frame (the files the MICC bench crops with: the synthetic detector's
+noisy landmarks), averages the predicted shapes over the frames, and scores that shape exactly as the
+MICC benchmark scores a run (similarity alignment from landmarks, ICP, point-to-plane error in the
+95 mm crop). The mean face is scored the same way beside it, so each cell is also a ratio.
+
+This is an analysis of the information in the landmarks the benchmark already uses, not a model:
+it says how much of the MICC target an encoder that also reads the crop's landmarks could reach.
+
+    python benchmarks/landmark_readout.py                      # the demo world (4,000 labelled identities)
+    python benchmarks/landmark_readout.py --labelled-sources 8000   # demo_long's world
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from facerep.bench.micc_source import MiccSource  # noqa: E402
+from facerep.bench.scoring import score_shape  # noqa: E402
+from facerep.core.registry import get_registry  # noqa: E402
+from facerep.train.validation import landmark_features  # noqa: E402
+from facerep.world.cache import ensure_world, source_root  # noqa: E402
+
+
+def fit_ridge(features: torch.Tensor, targets: torch.Tensor, ridge: float) -> tuple[torch.Tensor, ...]:
+    """(M, F) features, (M, D) targets -> (mean, std, weights (F + 1, D)) on standardised features."""
+    mu, sd = features.mean(0), features.std(0).clamp_min(1e-6)
+    z = torch.cat([(features - mu) / sd, torch.ones(len(features), 1, dtype=features.dtype)], 1)
+    gram = z.T @ z + ridge * torch.eye(z.shape[1], dtype=features.dtype)
+    return mu, sd, torch.linalg.solve(gram, z.T @ targets)
+
+
+def apply_ridge(features: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    z = torch.cat([(features - mu) / sd, torch.ones(len(features), 1, dtype=features.dtype)], 1)
+    return z @ weights
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--labelled-sources", type=int, default=4000, help="data.world.labelled_sources")
+    parser.add_argument("--views", type=int, default=2, help="data.world.views_per_source")
+    parser.add_argument("--ridge", type=float, nargs="+", default=[1.0, 30.0, 300.0])
+    parser.add_argument("--max-train", type=int, default=8000, help="labelled images the ridge is fitted on")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    sizes = {"labelled_sources": args.labelled_sources, "views_per_source": args.views}
+    world = ensure_world("demo", 0, sizes=sizes)
+    registry = get_registry()
+    face_model = registry.build("facemodel", {"type": "synthetic", "vertices": 2000, "seed": 0})
+    labelled = registry.build(
+        "dataset", {"type": "w300lp", "root": str(source_root(world, "w300lp"))}, {"face_model": face_model}
+    )
+    count = min(len(labelled), args.max_train)
+    samples = [labelled[i] for i in range(count)]
+    landmarks = torch.stack([torch.as_tensor(s["landmarks"]).double() for s in samples])
+    id_params = torch.stack([torch.as_tensor(s["id_params"]).float() for s in samples])
+    exp_params = torch.stack([torch.as_tensor(s["exp_params"]).float() for s in samples])
+    mean = torch.as_tensor(np.asarray(face_model.mean), dtype=torch.float64)
+    with torch.no_grad():
+        neutral = torch.as_tensor(face_model.shape(id_params, torch.zeros_like(exp_params))).double()
+    targets = (neutral - mean).flatten(1)
+    features = landmark_features(landmarks)
+    print(f"fitted on {count} labelled images of {world.name} ({time.perf_counter() - started:.0f} s)")
+
+    source = MiccSource(source_root(world, "micc"), 64)
+    triangles = np.asarray(face_model.triangles)
+
+    def score(shape: np.ndarray, scan: object) -> float:
+        return score_shape(
+            shape,
+            triangles,
+            scan,
+            landmark_vertices=np.asarray(face_model.landmarks),
+            nose_tip_vertex=int(face_model.nose_tip),
+        ).error.mean
+
+    fits = {ridge: fit_ridge(features, targets, ridge) for ridge in args.ridge}
+    rows: dict[str, dict[str, list[float]]] = {}
+    for subject in source.subjects:
+        scan = source.scan(subject)
+        base = score(mean.numpy(), scan)
+        rows.setdefault("mean face", {}).setdefault("all", []).append(base)
+        for condition in source.conditions:
+            idx = source.frame_indices(subject, condition)
+            frame_landmarks = torch.stack(
+                [torch.as_tensor(source.dataset[i]["landmarks"]).double() for i in idx]
+            )
+            frame_features = landmark_features(frame_landmarks)
+            for ridge, fit in fits.items():
+                shape = apply_ridge(frame_features, *fit).mean(0).view(-1, 3) + mean
+                rows.setdefault(f"ridge {ridge:g}", {}).setdefault(condition, []).append(score(shape.numpy(), scan))
+    base = float(np.mean(rows["mean face"]["all"]))
+    print(f"\nMICC, identity from landmarks averaged over frames (mm, mean over {len(source.subjects)} subjects)")
+    print(f"{'':12s}" + "".join(f"{c:>22s}" for c in source.conditions))
+    print(f"{'mean face':12s}" + "".join(f"{base:>22.3f}" for _ in source.conditions))
+    for name, by_condition in rows.items():
+        if name == "mean face":
+            continue
+        cells = [float(np.mean(by_condition[c])) for c in source.conditions]
+        print(f"{name:12s}" + "".join(f"{v:>14.3f} ({v / base:.3f}x)" for v in cells))
+    print(f"\n{time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
