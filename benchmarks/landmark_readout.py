@@ -42,13 +42,17 @@ def fit_ridge(features: torch.Tensor, targets: torch.Tensor, ridge: float) -> tu
     return mu, sd, torch.linalg.solve(gram, z.T @ targets)
 
 
-def apply_ridge(features: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def apply_ridge(
+    features: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
     z = torch.cat([(features - mu) / sd, torch.ones(len(features), 1, dtype=features.dtype)], 1)
     return z @ weights
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--labelled-sources", type=int, default=4000, help="data.world.labelled_sources")
     parser.add_argument("--views", type=int, default=2, help="data.world.views_per_source")
     parser.add_argument("--ridge", type=float, nargs="+", default=[1.0, 30.0, 300.0])
@@ -101,9 +105,12 @@ def main() -> None:
             frame_features = landmark_features(frame_landmarks)
             for ridge, fit in fits.items():
                 shape = apply_ridge(frame_features, *fit).mean(0).view(-1, 3) + mean
-                rows.setdefault(f"ridge {ridge:g}", {}).setdefault(condition, []).append(score(shape.numpy(), scan))
+                rows.setdefault(f"ridge {ridge:g}", {}).setdefault(condition, []).append(
+                    score(shape.numpy(), scan)
+                )
     base = float(np.mean(rows["mean face"]["all"]))
-    print(f"\nMICC, identity from landmarks averaged over frames (mm, mean over {len(source.subjects)} subjects)")
+    subjects = len(source.subjects)
+    print(f"\nMICC, identity from landmarks averaged over frames (mm, mean over {subjects} subjects)")
     print(f"{'':12s}" + "".join(f"{c:>22s}" for c in source.conditions))
     print(f"{'mean face':12s}" + "".join(f"{base:>22.3f}" for _ in source.conditions))
     for name, by_condition in rows.items():
