@@ -30,23 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from facerep.bench.micc_source import MiccSource  # noqa: E402
 from facerep.bench.scoring import score_shape  # noqa: E402
 from facerep.core.registry import get_registry  # noqa: E402
-from facerep.train.validation import landmark_features  # noqa: E402
+from facerep.train.validation import RidgeFit, landmark_features  # noqa: E402
 from facerep.world.cache import ensure_world, source_root  # noqa: E402
-
-
-def fit_ridge(features: torch.Tensor, targets: torch.Tensor, ridge: float) -> tuple[torch.Tensor, ...]:
-    """(M, F) features, (M, D) targets -> (mean, std, weights (F + 1, D)) on standardised features."""
-    mu, sd = features.mean(0), features.std(0).clamp_min(1e-6)
-    z = torch.cat([(features - mu) / sd, torch.ones(len(features), 1, dtype=features.dtype)], 1)
-    gram = z.T @ z + ridge * torch.eye(z.shape[1], dtype=features.dtype)
-    return mu, sd, torch.linalg.solve(gram, z.T @ targets)
-
-
-def apply_ridge(
-    features: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor, weights: torch.Tensor
-) -> torch.Tensor:
-    z = torch.cat([(features - mu) / sd, torch.ones(len(features), 1, dtype=features.dtype)], 1)
-    return z @ weights
 
 
 def main() -> None:
@@ -91,7 +76,7 @@ def main() -> None:
             nose_tip_vertex=int(face_model.nose_tip),
         ).error.mean
 
-    fits = {ridge: fit_ridge(features, targets, ridge) for ridge in args.ridge}
+    fits = {ridge: RidgeFit.fit(features, targets, ridge) for ridge in args.ridge}
     rows: dict[str, dict[str, list[float]]] = {}
     for subject in source.subjects:
         scan = source.scan(subject)
@@ -104,7 +89,7 @@ def main() -> None:
             )
             frame_features = landmark_features(frame_landmarks)
             for ridge, fit in fits.items():
-                shape = apply_ridge(frame_features, *fit).mean(0).view(-1, 3) + mean
+                shape = fit(frame_features).mean(0).view(-1, 3) + mean
                 rows.setdefault(f"ridge {ridge:g}", {}).setdefault(condition, []).append(
                     score(shape.numpy(), scan)
                 )

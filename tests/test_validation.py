@@ -153,3 +153,21 @@ def test_train_validate_errors_name_the_key(tmp_path: Path) -> None:
     recipe = tiny_recipe(tmp_path, parent="no_adv", train="validate: {source: photos}", name="c.yaml")
     with pytest.raises(RecipeError, match="'photos' is not a 3DMM-labelled"):
         train(recipe, tmp_path / "c")
+
+
+def test_ridge_fit_recovers_a_linear_map_and_shrinks_with_its_penalty() -> None:
+    """RidgeFit (the validator's landmark read-out, and benchmarks/landmark_readout.py's): on exact
+    linear data a tiny penalty recovers the map; a large one (the intercept is penalised too) pulls every
+    prediction to zero."""
+    from facerep.train.validation import RidgeFit
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=gen, dtype=torch.float64) * torch.tensor([1.0, 2, 3, 4, 5]) + 7.0
+    a = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    y = x @ a + torch.tensor([1.0, -2.0, 0.5])
+    fit = RidgeFit.fit(x, y, 1e-9)
+    probe = torch.randn(10, 5, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(fit(probe), probe @ a + torch.tensor([1.0, -2.0, 0.5]), atol=1e-6, rtol=0)
+    assert fit.weights.shape == (6, 3)
+    strong = RidgeFit.fit(x, y, 1e9)
+    assert float(strong(probe).abs().max()) < 1e-3 * float(y.abs().max())

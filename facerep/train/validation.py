@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,37 @@ def landmark_features(landmarks: Tensor) -> Tensor:
     centred = landmarks - landmarks.mean(dim=1, keepdim=True)
     radius = centred.pow(2).sum(-1).mean(-1).sqrt().clamp_min(1e-6)
     return (centred / radius[:, None, None]).flatten(1)
+
+
+@dataclass(frozen=True)
+class RidgeFit:
+    """A ridge regression on standardised features (see `fit`).
+
+    Attributes:
+        mean, std: (F,) the training features' mean and standard deviation (clamped at 1e-6).
+        weights: (F + 1, D) the coefficients, the intercept last.
+    """
+
+    mean: Tensor
+    std: Tensor
+    weights: Tensor
+
+    @classmethod
+    def fit(cls, features: Tensor, targets: Tensor, ridge: float) -> RidgeFit:
+        """(M, F) features, (M, D) targets -> the solution of (Z^T Z + ridge I) W = Z^T Y, where Z holds
+        the standardised features and a column of ones (the intercept is penalised too)."""
+        mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
+        z = _with_intercept((features - mean) / std)
+        gram = z.T @ z + ridge * torch.eye(z.shape[1], dtype=features.dtype)
+        return cls(mean, std, torch.linalg.solve(gram, z.T @ targets))
+
+    def __call__(self, features: Tensor) -> Tensor:
+        """(M, F) features -> (M, D) predictions."""
+        return _with_intercept((features - self.mean) / self.std) @ self.weights
+
+
+def _with_intercept(z: Tensor) -> Tensor:
+    return torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype)], 1)
 
 
 def box_size(landmarks: Tensor) -> Tensor:
@@ -107,14 +139,8 @@ class Validator:
     def _readout(self, training: Sequence[dict[str, Any]], ridge: float) -> float:
         x = landmark_features(_stack(training, "landmarks")).double()
         shapes = self._shapes(_stack(training, "id_params"), _stack(training, "exp_params"))
-        y = (shapes - self.mean).flatten(1).double()
-        mu, sd = x.mean(0), x.std(0).clamp_min(1e-6)
-        z = torch.cat([(x - mu) / sd, torch.ones(len(x), 1, dtype=x.dtype)], 1)
-        gram = z.T @ z + ridge * torch.eye(z.shape[1], dtype=x.dtype)
-        weights = torch.linalg.solve(gram, z.T @ y)
-        xv = (landmark_features(self.landmarks).double() - mu) / sd
-        zv = torch.cat([xv, torch.ones(len(xv), 1, dtype=x.dtype)], 1)
-        pred = (zv @ weights).float().view_as(self.truth) + self.mean
+        fit = RidgeFit.fit(x, (shapes - self.mean).flatten(1).double(), ridge)
+        pred = fit(landmark_features(self.landmarks).double()).float().view_as(self.truth) + self.mean
         return float((pred - self.truth).norm(dim=-1).mean())
 
     @torch.no_grad()
