@@ -107,7 +107,7 @@ class NoSkipsEncoder(Encoder):
         self.skip_channels = [3]
         self.fc = nn.Linear(3, 8 + 4 + 6 + 27)
 
-    def forward(self, images: Tensor) -> Codes:
+    def forward(self, images: Tensor, landmarks: Tensor | None = None) -> Codes:
         h = self.fc(images.mean(dim=(2, 3)))
         return Codes(h[:, :8], h[:, 8:12], h[:, 12:18], h[:, 18:])
 

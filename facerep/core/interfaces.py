@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from facerep.common.errors import DataError
 from facerep.core.types import Batch, Codes, CodeSizes, Reconstruction, Rendering
 
 #: Names a factory may list in its signature to receive shared objects of the run.
@@ -133,19 +134,59 @@ class FaceModel(abc.ABC):
 
 
 class Encoder(nn.Module, abc.ABC):
-    """Image -> disentangled codes.
+    """Image (and, for some encoders, its 68 landmarks) -> disentangled codes.
 
-    ``forward(images (B, 3, H, W) in [0, 1]) -> Codes``. ``code_sizes`` declares the sizes of the four
-    codes (a `CodeSizes`, or any mapping of identity, expression, pose and light to ints): model assembly
-    hands them to every other component; ``skip_channels`` lists the channel count of each skip feature
-    map, finest first.
+    ``forward(images (B, 3, H, W) in [0, 1], landmarks (B, 68, 2) | None = None) -> Codes``.
+    ``landmarks`` are the 2D landmarks of exactly the images passed: float pixels in the frame of
+    ``images`` as given (a caller that resizes or crops the images maps the landmarks the same way),
+    iBUG-68 order, x to the right, y down, origin at the top-left corner of the top-left pixel
+    (`facerep.core.types`). An encoder whose class sets ``reads_landmarks = True`` uses them and must
+    get them: it calls `encoder_landmarks` first thing in ``forward`` (the one check, also run by
+    `facerep.core.model.FaceRepModel.encode`), which raises a `DataError` when they are missing or
+    not (B, 68, 2). An encoder with ``reads_landmarks = False`` (the default) ignores them.
+
+    ``code_sizes`` declares the sizes of the four codes (a `CodeSizes`, or any mapping of identity,
+    expression, pose and light to ints): model assembly hands them to every other component;
+    ``skip_channels`` lists the channel count of each skip feature map, finest first.
     """
 
     code_sizes: CodeSizes
     skip_channels: list[int]
+    reads_landmarks: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def forward(self, images: Tensor) -> Codes: ...
+    def forward(self, images: Tensor, landmarks: Tensor | None = None) -> Codes: ...
+
+
+def encoder_landmarks(encoder: Encoder, images: Tensor, landmarks: Tensor | None) -> Tensor | None:
+    """The landmarks an encoder receives with `images`, checked: (B, 68, 2) float pixels, or None.
+
+    The one place that enforces the `Encoder` landmark contract. Given landmarks must be (B, 68, 2)
+    with B the batch of the (B, 3, H, W) `images`, whatever the encoder; an encoder with
+    ``reads_landmarks`` must get them. Returns `landmarks` (None when not given).
+
+    Raises:
+        DataError: landmarks missing for an encoder that reads them, or of the wrong shape.
+    """
+    name = type(encoder).__name__
+    if landmarks is None:
+        if getattr(encoder, "reads_landmarks", False):
+            raise DataError(
+                f"encoder {name} reads the crop's 68 landmarks and none were given: pass "
+                "landmarks=(B, 68, 2) pixels in the frame of the images, iBUG order "
+                "(model.encode(images, landmarks)), or give photos / crops with landmark sidecars"
+            )
+        return None
+    batch = int(images.shape[0])
+    if not isinstance(landmarks, Tensor) or tuple(landmarks.shape) != (batch, 68, 2):
+        got = tuple(landmarks.shape) if isinstance(landmarks, Tensor) else type(landmarks).__name__
+        raise DataError(
+            f"encoder {name} got landmarks of shape {got} for {batch} images: "
+            f"they must be ({batch}, 68, 2) pixels, one iBUG-68 set per image"
+        )
+    if not landmarks.is_floating_point():
+        raise DataError(f"encoder {name} got {landmarks.dtype} landmarks: they must be float pixels")
+    return landmarks
 
 
 class ShapeDecoder(nn.Module, abc.ABC):
@@ -347,4 +388,5 @@ __all__ = [
     "Renderer",
     "Rendering",
     "ShapeDecoder",
+    "encoder_landmarks",
 ]

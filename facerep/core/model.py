@@ -7,7 +7,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from facerep.common.errors import RecipeError
-from facerep.core.interfaces import AlbedoDecoder, Encoder, Renderer, ShapeDecoder
+from facerep.core.interfaces import AlbedoDecoder, Encoder, Renderer, ShapeDecoder, encoder_landmarks
 from facerep.core.types import Codes, CodeSizes, Reconstruction, Rendering
 from facerep.geometry.camera import POSE_SIZE
 
@@ -28,8 +28,22 @@ class FaceRepModel(nn.Module):
         self.albedo_decoder = albedo_decoder
         self.renderer = renderer
 
-    def encode(self, images: Tensor) -> Codes:
-        """(B, 3, H, W) images in [0, 1] -> codes."""
+    @property
+    def reads_landmarks(self) -> bool:
+        """True when the encoder reads the crop's 68 landmarks: `encode` and `forward` then need them."""
+        return bool(getattr(self.encoder, "reads_landmarks", False))
+
+    def encode(self, images: Tensor, landmarks: Tensor | None = None) -> Codes:
+        """(B, 3, H, W) images in [0, 1] (and their (B, 68, 2) landmarks in pixels of those images) -> codes.
+
+        The landmarks follow the `Encoder` contract; they are checked by `encoder_landmarks` (a
+        `DataError` when the encoder reads them and none are given, or when they are not (B, 68, 2)).
+        An encoder that does not read them is called with the images alone (so an encoder written
+        before landmarks were part of the contract, ``forward(images)``, still works).
+        """
+        landmarks = encoder_landmarks(self.encoder, images, landmarks)
+        if self.reads_landmarks:
+            return self.encoder(images, landmarks)
         return self.encoder(images)
 
     def decode_shape(self, identity: Tensor, expression: Tensor) -> Tensor:
@@ -44,19 +58,22 @@ class FaceRepModel(nn.Module):
     def render(self, vertices: Tensor, albedo: Tensor, pose: Tensor, light: Tensor) -> Rendering:
         return self.renderer(vertices, albedo, pose, light)
 
-    def forward(self, images: Tensor, *, render: bool = True) -> Reconstruction:
-        codes = self.encode(images)
+    def forward(
+        self, images: Tensor, landmarks: Tensor | None = None, *, render: bool = True
+    ) -> Reconstruction:
+        """(B, 3, H, W) images (and their (B, 68, 2) landmarks, see `encode`) -> reconstruction."""
+        codes = self.encode(images, landmarks)
         vertices = self.decode_shape(codes.identity, codes.expression)
         albedo = self.decode_albedo(codes)
         rendering = self.render(vertices, albedo, codes.pose, codes.light) if render else None
         return Reconstruction(codes=codes, vertices=vertices, albedo=albedo, rendering=rendering)
 
-    def reconstruct(self, images: Tensor) -> Reconstruction:
+    def reconstruct(self, images: Tensor, landmarks: Tensor | None = None) -> Reconstruction:
         """Inference helper: forward without building a graph."""
         import torch
 
         with torch.no_grad():
-            return self.forward(images)
+            return self.forward(images, landmarks)
 
 
 def build_model(stage: Any, context: dict[str, Any], registry: Any) -> FaceRepModel:

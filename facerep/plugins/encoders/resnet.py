@@ -162,8 +162,10 @@ class ResNetEncoder(Encoder):
             skips.append(x)
         return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1), skips
 
-    def forward(self, images: Tensor) -> Codes:
-        """(B, 3, H, W) images in [0, 1] -> Codes (identity, expression, pose, light, skips)."""
+    def forward(self, images: Tensor, landmarks: Tensor | None = None) -> Codes:
+        """(B, 3, H, W) images in [0, 1] -> Codes (identity, expression, pose, light, skips).
+
+        ``landmarks`` (the `Encoder` contract's (B, 68, 2) pixels) are ignored by this encoder."""
         pooled, skips = self.features(images)
         return Codes(
             identity=self.id_head(pooled),
