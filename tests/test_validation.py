@@ -56,7 +56,7 @@ class _Model(torch.nn.Module):
         super().__init__()
         self.shapes, self.pose, self.calls = shapes, pose, 0
 
-    def encode(self, images: torch.Tensor) -> Codes:
+    def encode(self, images: torch.Tensor, landmarks: torch.Tensor | None = None) -> Codes:
         index = images[:, 0, 0, 0].long()
         return Codes(
             index[:, None].float(), torch.zeros(len(index), 1), self.pose[index], torch.zeros(len(index), 27)

@@ -25,7 +25,7 @@ def write_sample_sheet(path: Path, model: FaceRepModel, batch: Batch, rows: int 
     landmarks (green) and the model's projected landmarks (red).
     """
     images = batch.images[:rows]
-    recon = model(images)
+    recon = model(images, batch.landmarks[:rows])
     codes, rendering = recon.codes, recon.rendering
     ambient = torch.zeros_like(codes.light)
     albedo_view = model.render(recon.vertices, recon.albedo, codes.pose, ambient)

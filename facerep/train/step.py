@@ -80,7 +80,7 @@ def _forward(model: nn.Module, batch: Batch, device: torch.device, precision: st
     bf16 = precision == "bf16-mixed"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with autocast:
-        recon = model(batch.images)
+        recon = model(batch.images, batch.landmarks)
     return recon.float() if bf16 else recon
 
 

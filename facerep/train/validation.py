@@ -153,7 +153,7 @@ class Validator:
         try:
             for lo in range(0, self.size, CHUNK):
                 images = self.images[lo : lo + CHUNK].to(device)
-                codes = model.encode(images)
+                codes = model.encode(images, self.landmarks[lo : lo + CHUNK].to(device))
                 vertices = model.decode_shape(codes.identity, codes.expression).float()
                 points, _ = project(vertices[:, self.landmark_index.to(vertices.device)], codes.pose.float(),
                                     images.shape[-1])  # fmt: skip
