@@ -137,7 +137,7 @@ class PixelModel:
         self.bias = bias
         self._gen = torch.Generator().manual_seed(0)
 
-    def encode(self, images: Tensor) -> Codes:
+    def encode(self, images: Tensor, landmarks: Tensor | None = None) -> Codes:
         b = images.shape[0]
         top = images[:, :, 6:26, 16:48].mean(dim=(2, 3))  # (B, 3)
         identity = (top - 0.5) / 0.12 * torch.as_tensor(self.face_model.id_std) + self.bias

@@ -70,7 +70,7 @@ class MeanFaceRun:
     def __init__(self, face_model: SimpleNamespace) -> None:
         self.face_model = face_model
 
-    def encode(self, images: torch.Tensor) -> SimpleNamespace:
+    def encode(self, images: torch.Tensor, landmarks: torch.Tensor | None = None) -> SimpleNamespace:
         b = images.shape[0]
         return SimpleNamespace(
             identity=torch.zeros(b, 1), expression=torch.zeros(b, 1), pose=torch.zeros(b, 6)

@@ -30,7 +30,7 @@ class LinearToy:
         self.neutral_expression = torch.tensor([0.25])
         self.calls = 0
 
-    def encode(self, images: Tensor) -> Codes:
+    def encode(self, images: Tensor, landmarks: Tensor | None = None) -> Codes:
         self.calls += 1
         b = images.shape[0]
         identity = images.mean(dim=(2, 3))

@@ -27,7 +27,7 @@ class ColourRun:
     image_size = 32
     face_model = None
 
-    def encode(self, images: torch.Tensor) -> SimpleNamespace:
+    def encode(self, images: torch.Tensor, landmarks: torch.Tensor | None = None) -> SimpleNamespace:
         half = images.shape[-1] // 2
         code = torch.cat([images[..., :half].mean(dim=(2, 3)), images[..., half:].mean(dim=(2, 3))], dim=1)
         return SimpleNamespace(identity=code)

@@ -42,9 +42,14 @@ class BenchModel:
         self.model = loaded.model
         self.recipe = loaded.recipe
 
-    def encode(self, images: Tensor) -> Codes:
-        """(B, 3, H, W) in [0, 1] -> Codes."""
-        return self.model.encode(images)
+    @property
+    def reads_landmarks(self) -> bool:
+        """True when the run's encoder reads the crop's 68 landmarks (`encode` then needs them)."""
+        return bool(self.model.reads_landmarks)
+
+    def encode(self, images: Tensor, landmarks: Tensor | None = None) -> Codes:
+        """(B, 3, H, W) in [0, 1] (and their (B, 68, 2) landmarks in pixels of those images) -> Codes."""
+        return self.model.encode(images, landmarks)
 
     def decode_shape(self, identity: Tensor, expression: Tensor) -> Tensor:
         """(B, D_id), (B, D_exp) -> (B, N, 3) mm."""

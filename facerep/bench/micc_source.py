@@ -157,10 +157,20 @@ class MiccSource:
 
     def frames(self, subject: str, condition: str) -> Tensor | None:
         """(T, 3, S, S) float face crops of one video, or None when it has no usable frame."""
+        video = self.frames_with_landmarks(subject, condition)
+        return None if video is None else video[0]
+
+    def frames_with_landmarks(self, subject: str, condition: str) -> tuple[Tensor, Tensor] | None:
+        """(T, 3, S, S) float face crops of one video and their (T, 68, 2) landmarks in pixels of those
+        crops (the frame's landmark file or detection, mapped by the crop), or None when it has no
+        usable frame."""
         idx = self.frame_indices(subject, condition)
         if not idx:
             return None
-        return torch.stack([self.dataset[i]["image"] for i in idx])
+        samples = [self.dataset[i] for i in idx]
+        images = torch.stack([s["image"] for s in samples])
+        landmarks = torch.stack([torch.as_tensor(s["landmarks"]).float() for s in samples])
+        return images, landmarks
 
     def scan(self, subject: str) -> CroppedScan:
         """The subject's ground-truth scan cropped to `radius` mm around its nose tip."""

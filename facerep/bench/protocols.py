@@ -2,8 +2,10 @@
 
 A *model* here is anything with (see `EvalModel`):
 
-- ``encode(images (B, 3, H, W) in [0, 1]) -> Codes`` (identity (B, D_id), expression (B, D_exp),
-  pose (B, 6) = pitch, yaw, roll, tx, ty, log_scale);
+- ``encode(images (B, 3, H, W) in [0, 1], landmarks (B, 68, 2) | None = None) -> Codes`` (identity
+  (B, D_id), expression (B, D_exp), pose (B, 6) = pitch, yaw, roll, tx, ty, log_scale); the landmarks
+  are the images' iBUG-68 points in pixels of those images (`facerep.core.interfaces.Encoder`), passed
+  when the caller has them (a model that reads landmarks needs them);
 - ``decode_shape(identity (B, D_id), expression (B, D_exp)) -> (B, N, 3)`` vertices in mm;
 - ``neutral_expression``: (D_exp,) tensor, the expression code of a neutral face (stored with the run);
 - ``face_model`` (the run's `FaceModel`: triangles, landmarks) and ``image_size`` (int, pixels).
@@ -24,6 +26,7 @@ Both protocols share one encoding pass per video (`encode_video`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -50,7 +53,7 @@ class EvalModel(Protocol):
     image_size: int
     neutral_expression: Tensor
 
-    def encode(self, images: Tensor) -> Any: ...
+    def encode(self, images: Tensor, landmarks: Tensor | None = None) -> Any: ...
 
     def decode_shape(self, identity: Tensor, expression: Tensor) -> Tensor: ...
 
@@ -84,25 +87,58 @@ def prepare_images(images: Tensor, image_size: int) -> Tensor:
     return images.clamp(0.0, 1.0)
 
 
+def prepare_landmarks(landmarks: Tensor, height: int, width: int, image_size: int) -> Tensor:
+    """(B, 68, 2) pixels in (H, W) images -> float pixels in the (S, S) images `prepare_images` makes.
+
+    With the corner origin (`facerep.core.types`) a resize scales coordinates exactly: x S / W, y S / H.
+    """
+    scale = torch.tensor([image_size / width, image_size / height], dtype=torch.float32)
+    return landmarks.float() * scale.to(landmarks.device)
+
+
 @torch.no_grad()
-def encode_video(model: EvalModel, frames: Tensor | Iterable[Tensor], *, batch_size: int = 32) -> VideoCodes:
+def encode_video(
+    model: EvalModel,
+    frames: Tensor | Iterable[Tensor],
+    landmarks: Tensor | Iterable[Tensor] | None = None,
+    *,
+    batch_size: int = 32,
+) -> VideoCodes:
     """Encode a video's frames in batches.
 
     Args:
         model: see `EvalModel`.
         frames: (T, 3, H, W) tensor, or an iterable of (B_i, 3, H, W) chunks (streamed from disk).
+        landmarks: the frames' (T, 68, 2) landmarks in pixels of `frames` (iBUG order), chunked like
+            `frames`; scaled with the frames to the model's size and passed to ``model.encode``. None:
+            the model is called with the images alone.
         batch_size: frames per forward pass.
 
     Returns:
         `VideoCodes` (on the CPU).
     """
     chunks = [frames] if isinstance(frames, Tensor) else frames
+    if landmarks is None:
+        mark_chunks: Iterable[Tensor | None] = itertools.repeat(None)
+    else:
+        mark_chunks = [landmarks] if isinstance(landmarks, Tensor) else landmarks
     device = model_device(model)
+    size = int(model.image_size)
     ids, exps, yaws = [], [], []
-    for chunk in chunks:
+    for chunk, marks in zip(chunks, mark_chunks, strict=landmarks is not None):
+        if marks is not None and tuple(marks.shape) != (int(chunk.shape[0]), 68, 2):
+            raise ValueError(
+                f"{int(chunk.shape[0])} frames need ({int(chunk.shape[0])}, 68, 2) landmarks, "
+                f"got {tuple(marks.shape)}"
+            )
         for start in range(0, int(chunk.shape[0]), batch_size):
-            batch = prepare_images(chunk[start : start + batch_size], int(model.image_size)).to(device)
-            codes = model.encode(batch)
+            batch = prepare_images(chunk[start : start + batch_size], size).to(device)
+            if marks is None:
+                codes = model.encode(batch)
+            else:
+                height, width = (int(n) for n in chunk.shape[-2:])
+                points = prepare_landmarks(marks[start : start + batch_size], height, width, size)
+                codes = model.encode(batch, points.to(device))
             ids.append(codes.identity.detach().float().cpu())
             exps.append(codes.expression.detach().float().cpu())
             yaws.append(codes.pose[:, 1].detach().float().cpu())

@@ -35,6 +35,12 @@ def model_device(model: Any) -> torch.device:
     return torch.device("cpu")
 
 
+def reads_landmarks(model: Any) -> bool:
+    """True when a run's encoder reads the crop's 68 landmarks (its ``reads_landmarks``; False for an
+    object without one): its ``encode`` then needs ``landmarks`` (`facerep.core.interfaces.Encoder`)."""
+    return bool(getattr(model, "reads_landmarks", False))
+
+
 def run_checkpoints(runs: Sequence[Any], names: Sequence[str]) -> dict[str, str]:
     """Run name (`run_names`) -> its checkpoint file's name ("" for a run object without one)."""
     return {n: str(getattr(m, "checkpoint", "") or "") for m, n in zip(runs, names, strict=True)}

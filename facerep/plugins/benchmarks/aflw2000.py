@@ -14,6 +14,10 @@ detection overlapping the ground-truth box most; the ground-truth box itself whe
 counted in the table's note). On real data (a folder without the synthetic world's ``meta.json``) the
 published rows of `facerep.bench.published_alignment` are added, marked as published.
 
+A run whose encoder reads the crop's 68 landmarks (``reads_landmarks``) is fed dlib's 68 points (the same
+detections as the dlib baseline), mapped into its crop, never the ground truth it is scored against; where
+dlib is not installed such a run is skipped, with a line in the table's notes saying why.
+
 Outputs under ``out_dir``: ``aflw2000.{md,csv,json}``, ``aflw2000_per_image.csv`` and
 ``aflw2000_errors.png`` (ground truth against every method on a few images).
 """
@@ -38,7 +42,7 @@ from facerep.bench.metric_tables import Column, MetricRow, MetricTable, print_ta
 from facerep.bench.nme import BIN_NAMES, nme, summarise_nme, yaw_bin
 from facerep.bench.plugin_common import progress_bar, resolve_data_root
 from facerep.bench.published_alignment import AFLW2000_PUBLISHED, REFERENCES
-from facerep.bench.runs import model_device, run_checkpoints, run_names, run_records
+from facerep.bench.runs import model_device, reads_landmarks, run_checkpoints, run_names, run_records
 from facerep.common.errors import FacerepError
 from facerep.core.interfaces import Benchmark
 from facerep.core.registry import Component, hookimpl
@@ -50,17 +54,23 @@ BASELINES: tuple[str, ...] = ("mean_layout", "dlib")
 
 
 @torch.no_grad()
-def predict_landmarks(model: Any, crops: torch.Tensor) -> np.ndarray:
+def predict_landmarks(model: Any, crops: torch.Tensor, landmarks: torch.Tensor | None = None) -> np.ndarray:
     """The model's 68 landmarks in crop pixels.
 
     Args:
         model: anything with ``encode``, ``decode_shape``, ``face_model`` and ``image_size``.
         crops: (B, 3, S, S) in [0, 1], S = the model's image size.
+        landmarks: (B, 68, 2) input landmarks in crop pixels for an encoder that reads them (detected,
+            never the ground truth), or None (the model is called with the crops alone).
 
     Returns:
         (B, 68, 2) float64: the decoded mesh's landmark vertices projected by the predicted pose.
     """
-    codes = model.encode(crops.to(model_device(model)))
+    device = model_device(model)
+    if landmarks is None:
+        codes = model.encode(crops.to(device))
+    else:
+        codes = model.encode(crops.to(device), landmarks.float().to(device))
     vertices = model.decode_shape(codes.identity, codes.expression)
     index = torch.as_tensor(np.asarray(model.face_model.landmarks), device=vertices.device)
     points, _ = project(vertices[:, index].float(), codes.pose.float(), int(model.image_size))
@@ -113,17 +123,25 @@ class Aflw2000Benchmark(Benchmark):
 
     # -- scoring --------------------------------------------------------------------------------------
 
-    def _run_landmarks(self, model: Any, samples: list[AflwSample], advance: Any) -> list[np.ndarray]:
+    def _run_landmarks(
+        self, model: Any, samples: list[AflwSample], advance: Any, detected: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """A run's 68 points per image in image pixels. `detected`: per image, the (68, 2) detector
+        landmarks in image pixels that an encoder reading landmarks gets (mapped into its crop)."""
         size = int(model.image_size)
         out: list[np.ndarray] = []
         for start in range(0, len(samples), self.batch_size):
             chunk = samples[start : start + self.batch_size]
-            crops, boxes = [], []
-            for s in chunk:
+            crops, boxes, inputs = [], [], []
+            for k, s in enumerate(chunk):
                 box = landmark_box(s.landmarks, self.crop_scale)
-                crops.append(crop_resize(load_image(s.image), box, size)[0])
+                given = None if detected is None else detected[start + k]
+                crop, crop_marks, _ = crop_resize(load_image(s.image), box, size, given)
+                crops.append(crop)
+                inputs.append(crop_marks)
                 boxes.append(box)
-            points = predict_landmarks(model, torch.stack(crops))
+            marks = None if detected is None else torch.stack(inputs)
+            points = predict_landmarks(model, torch.stack(crops), marks)
             for (x0, y0, side), p in zip(boxes, points, strict=True):
                 out.append(p * (side / size) + (x0, y0))
             advance(len(chunk))
@@ -175,28 +193,44 @@ class Aflw2000Benchmark(Benchmark):
         predictions: dict[str, tuple[str, list[np.ndarray]]] = {}
         notes: dict[str, str] = {}
         skipped: list[str] = []
-        use_dlib = self.baselines and self.dlib and dlib_missing() is None
+        missing = dlib_missing()
+        use_dlib = self.baselines and self.dlib and missing is None
         if self.baselines and self.dlib and not use_dlib:
-            skipped.append(f"dlib baseline skipped: {dlib_missing()}")
-        total = len(samples) * (len(runs) + int(use_dlib))
+            skipped.append(f"dlib baseline skipped: {missing}")
+        reading = {name for model, name in zip(runs, names, strict=True) if reads_landmarks(model)}
+        if reading and missing is not None:
+            for name in sorted(reading):
+                skipped.append(
+                    f"run {name} skipped: its encoder reads the crop's 68 landmarks, which this benchmark "
+                    f"takes from dlib (never the ground truth it scores against), and {missing}"
+                )
+        need_dlib = use_dlib or (bool(reading) and missing is None)
+        scored = [(m, n) for m, n in zip(runs, names, strict=True) if n not in reading or missing is None]
+        total = len(samples) * (len(scored) + int(need_dlib))
         with progress_bar("AFLW2000-3D", console, self.progress) as bar:
             task = bar.add_task("", total=total)
 
             def advance(n: int) -> None:
                 bar.advance(task, n)
 
-            for model, name in zip(runs, names, strict=True):
+            detected: list[np.ndarray] | None = None
+            if need_dlib:
+                bar.update(task, description="dlib 68-point predictor")
+                detected, fallbacks, detector_line = self._dlib_landmarks(samples, advance)
+                dlib_note = f"{detector_line}; ground-truth box on {fallbacks}/{len(samples)} undetected"
+            for model, name in scored:
                 bar.update(task, description=name)
-                predictions[name] = ("run", self._run_landmarks(model, samples, advance))
+                given = detected if name in reading else None
+                predictions[name] = ("run", self._run_landmarks(model, samples, advance, given))
+                if name in reading:
+                    notes[name] = f"encoder reads landmarks: dlib's 68 points in its crop ({dlib_note})"
             if self.baselines:
                 layout = mean_layout(runs[0].face_model)
                 predictions["mean_layout"] = ("baseline", [fit_to_box(layout, s.landmarks) for s in samples])
                 notes["mean_layout"] = "mean face's landmarks fitted to the ground-truth box"
-            if use_dlib:
-                bar.update(task, description="dlib 68-point predictor")
-                points, fallbacks, detector_line = self._dlib_landmarks(samples, advance)
-                predictions["dlib"] = ("baseline", points)
-                notes["dlib"] = f"{detector_line}; ground-truth box on {fallbacks}/{len(samples)} undetected"
+            if use_dlib and detected is not None:
+                predictions["dlib"] = ("baseline", detected)
+                notes["dlib"] = dlib_note
         scores = []
         rows: list[MetricRow] = []
         checkpoints = run_checkpoints(runs, names)

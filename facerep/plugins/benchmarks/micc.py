@@ -182,7 +182,7 @@ class MiccBenchmark(Benchmark):
                 for condition in source.conditions:
                     title = CONDITION_TITLES[condition]
                     bar.update(task, description=f"{literal(subject)} {title}")
-                    frames = source.frames(subject, condition)
+                    video = source.frames_with_landmarks(subject, condition)
                     for name, (sc, shape) in baseline_scores.items():
                         for protocol in self.protocols:
                             scores.append(
@@ -200,11 +200,12 @@ class MiccBenchmark(Benchmark):
                                 panels.setdefault((protocol, title), []).append(
                                     ErrorPanel(name, shape, face_model.triangles, sc.error.per_vertex)
                                 )
-                    if frames is None:
+                    if video is None:
                         bar.advance(task)
                         continue
+                    frames, landmarks = video
                     for model, name in zip(runs, names, strict=True):
-                        codes = encode_video(model, frames, batch_size=self.batch_size)
+                        codes = encode_video(model, frames, landmarks, batch_size=self.batch_size)
                         spread = identity_spread(model, codes)
                         for protocol, shape in run_protocols(model, codes, self.protocols).items():
                             sc = self._score(shape, model.face_model, scan)

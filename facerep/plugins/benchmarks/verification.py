@@ -7,7 +7,10 @@ reconstruct`` crops it (`facerep.bench.face_crops`: landmark sidecar, else the r
 ``face_detector``, else the centred square, with a warning).
 
 Score of a pair: the cosine similarity of the two photos' identity codes (with ``flip``, each code is the
-mean of the photo's and its mirror image's). Reported per method (`facerep.bench.roc`): ROC AUC, equal
+mean of the photo's and its mirror image's). A run whose encoder reads the crop's 68 landmarks
+(``reads_landmarks``) gets each crop's landmarks (sidecar or detector, mapped into the crop; mirrored with
+the image under ``flip``); where some photo has none (a centre crop) that run is skipped, with a line in
+the table's notes saying why. Reported per method (`facerep.bench.roc`): ROC AUC, equal
 error rate, and TAR at FAR 1e-2 and 1e-3 where there are enough different-person pairs (1 / FAR).
 
 Baselines in the same run: dlib's face recognition network (128-D descriptors from face-recognition-models,
@@ -36,29 +39,56 @@ from facerep.bench.pairs import PairList, load_pairs
 from facerep.bench.plugin_common import progress_bar, resolve_data_root
 from facerep.bench.roc import equal_error_rate, roc_auc, roc_curve, tar_at_far
 from facerep.bench.roc_plot import plot_roc
-from facerep.bench.runs import model_device, run_checkpoints, run_names, run_records
+from facerep.bench.runs import model_device, reads_landmarks, run_checkpoints, run_names, run_records
 from facerep.common.errors import FacerepError
 from facerep.core.interfaces import Benchmark
 from facerep.core.registry import Component, hookimpl
 from facerep.data.imagefile import load_image
 from facerep.data.photos import FacePhoto
+from facerep.geometry.ibug_layout import IBUG_MIRROR
 
 FARS: tuple[float, ...] = (1e-2, 1e-3)
 BASELINES: tuple[str, ...] = ("dlib", "random")
 
 
+def mirror_landmarks(landmarks: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, 68, 2) pixels of images W = `width` wide -> the landmarks of the mirrored images (``flip(-1)``).
+
+    Pixel centres sit at integer + 0.5 (`facerep.core.types`), so pixel column i -> W - 1 - i is x -> W - x;
+    the points are re-ordered by the iBUG mirror permutation so each index keeps naming the same feature
+    (as the training augmentation does, `facerep.data.augment.hflip`)."""
+    mirrored = landmarks[:, torch.as_tensor(IBUG_MIRROR, device=landmarks.device)].clone()
+    mirrored[..., 0] = width - mirrored[..., 0]
+    return mirrored
+
+
 @torch.no_grad()
 def identity_codes(
-    model: Any, images: torch.Tensor, *, flip: bool = False, batch_size: int = 32
+    model: Any,
+    images: torch.Tensor,
+    landmarks: torch.Tensor | None = None,
+    *,
+    flip: bool = False,
+    batch_size: int = 32,
 ) -> np.ndarray:
-    """(B, D_id) identity codes of (B, 3, S, S) crops in [0, 1] (with `flip`: mean with the mirrored's)."""
+    """(B, D_id) identity codes of (B, 3, S, S) crops in [0, 1] (with `flip`: mean with the mirrored's).
+
+    `landmarks`: the crops' (B, 68, 2) landmarks in crop pixels, passed to ``model.encode`` (mirrored
+    with the images under `flip`); None: the model is called with the crops alone."""
     device = model_device(model)
     out = []
     for start in range(0, int(images.shape[0]), batch_size):
         batch = images[start : start + batch_size].to(device)
-        codes = model.encode(batch).identity.float()
-        if flip:
-            codes = (codes + model.encode(batch.flip(-1)).identity.float()) / 2.0
+        if landmarks is None:
+            codes = model.encode(batch).identity.float()
+            if flip:
+                codes = (codes + model.encode(batch.flip(-1)).identity.float()) / 2.0
+        else:
+            marks = landmarks[start : start + batch_size].float().to(device)
+            codes = model.encode(batch, marks).identity.float()
+            if flip:
+                mirrored = mirror_landmarks(marks, int(batch.shape[-1]))
+                codes = (codes + model.encode(batch.flip(-1), mirrored).identity.float()) / 2.0
         out.append(codes.cpu().double().numpy())
     return np.concatenate(out)
 
@@ -179,6 +209,8 @@ class VerificationBenchmark(Benchmark):
             warnings.append(f"dlib baseline skipped: {dlib_missing()}")
         croppers: dict[int, FaceCropper] = {}
         crops: dict[int, torch.Tensor] = {}
+        crop_marks: dict[int, torch.Tensor | None] = {}  # None: some crop has no landmarks
+        unmarked: dict[int, int] = {}  # crops without landmarks, per size
         faces_of: dict[Path, FacePhoto] = {}
         total = len(images) * (len({int(m.image_size) for m in runs}) + len(runs) + int(use_dlib))
         with progress_bar("verification", console, self.progress) as bar:
@@ -192,15 +224,33 @@ class VerificationBenchmark(Benchmark):
                 if size not in crops:
                     bar.update(task, description=f"cropping {len(images)} photos at {size} px")
                     cropper = croppers[size] = FaceCropper(size, self.crop_scale, detector)
-                    tensors = []
+                    tensors, marks = [], []
                     for path in images:
                         photo = cropper(path)
                         tensors.append(photo.image)
+                        marks.append(photo.landmarks)
                         faces_of.setdefault(path, photo)
                         advance(1)
                     crops[size] = torch.stack(tensors)
+                    unmarked[size] = sum(1 for m in marks if m is None)
+                    crop_marks[size] = None if unmarked[size] else torch.stack(marks)
                 bar.update(task, description=name)
-                codes = identity_codes(model, crops[size], flip=self.flip, batch_size=self.batch_size)
+                given = None
+                if reads_landmarks(model):
+                    given = crop_marks[size]
+                    if given is None:
+                        warnings.append(
+                            f"run {name} skipped: its encoder reads the crop's 68 landmarks and "
+                            f"{unmarked[size]} photo(s) have none (centre crops: no landmark sidecar "
+                            f"and no face found by the detector: {detector_line})"
+                        )
+                        console.print(f"[yellow]warning:[/] {warnings[-1]}", highlight=False)
+                        advance(len(images))
+                        continue
+                    notes[name] = "identity codes, cosine, encoder given the crops' landmarks" + (
+                        " (mirrored with the photo), flip-averaged" if self.flip else ""
+                    )
+                codes = identity_codes(model, crops[size], given, flip=self.flip, batch_size=self.batch_size)
                 scores[name] = ("run", cosine_scores(codes, first, second))
                 advance(len(images))
             if use_dlib:
