@@ -6,6 +6,13 @@ mode, on the run's device. `FaceRep.encode` and `FaceRep.prepare` take face crop
 ``image_size``. `FaceRep.reconstruct` also takes ordinary photos, a path, a PIL image, a numpy array or a
 tensor of another size, and crops their faces as ``facerep reconstruct`` does (detection, see
 `facerep.data.photos`).
+
+Landmarks: a run whose encoder reads the crop's 68 landmarks (`FaceRep.reads_landmarks`) is given, with
+every crop, its landmarks in the crop's pixels (`facerep.core.interfaces.Encoder`): those passed as
+``landmarks=`` (pixels of the crops as given; scaled with the resize), those the photo's sidecar or the
+detector gave when a photo was cropped, or, for a crop given without them, the 68 points the face
+detector (``dlib`` by default) finds on that crop; where none can be had, a `DataError` says so. A run
+that does not read landmarks ignores them.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from facerep.common.errors import DataError, FacerepError
 from facerep.core.types import Codes, Reconstruction, Rendering
 
 
@@ -48,6 +56,11 @@ class FaceRep:
         )
 
     @property
+    def reads_landmarks(self) -> bool:
+        """True when the run's encoder reads the crop's 68 landmarks (see the module docstring)."""
+        return bool(self.model.reads_landmarks)
+
+    @property
     def triangles(self) -> Tensor:
         """(F, 3) long triangle indices of the template."""
         return torch.as_tensor(self.face_model.triangles, dtype=torch.long)
@@ -74,12 +87,100 @@ class FaceRep:
             images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
         return images.clamp(0.0, 1.0)
 
+    def prepare_landmarks(self, landmarks: Tensor, images: Tensor) -> Tensor:
+        """(B, 68, 2) or (68, 2) pixels of `images` (B, 3, H, W) or (3, H, W), as given -> (B, 68, 2) float
+        pixels of the (B, 3, S, S) crops `prepare` makes from them (x S / W, y S / H; NaN rows stay NaN).
+
+        Raises:
+            DataError: `landmarks` is not one (68, 2) set per image.
+        """
+        batch = 1 if images.dim() == 3 else int(images.shape[0])
+        if not isinstance(landmarks, Tensor):
+            landmarks = torch.as_tensor(landmarks)
+        if landmarks.dim() == 2:
+            landmarks = landmarks[None]
+        if tuple(landmarks.shape) != (batch, 68, 2):
+            raise DataError(
+                f"landmarks must be ({batch}, 68, 2) pixels, one iBUG-68 set per image, "
+                f"got {tuple(landmarks.shape)}"
+            )
+        height, width = int(images.shape[-2]), int(images.shape[-1])
+        scale = torch.tensor([self.image_size / width, self.image_size / height], dtype=torch.float32)
+        return landmarks.to(torch.float32).cpu() * scale
+
+    def crop_landmarks(self, images: Tensor, detector: Any = "dlib") -> Tensor:
+        """(B, 68, 2) landmarks the face `detector` finds on (B, 3, H, W) or (3, H, W) face crops in [0, 1]
+        (the largest face of each), in pixels of the crops as given.
+
+        Raises:
+            DataError: the detector cannot be built (its package is missing) or finds no face in a crop.
+        """
+        from facerep.data.landmark_store import largest_face
+
+        if images.dim() == 3:
+            images = images[None]
+        try:
+            found = self._face_detector(detector)
+        except FacerepError as exc:
+            raise DataError(
+                "this run's encoder reads the crop's 68 landmarks and none were given; detecting them "
+                f"on the crops needs a face detector: {exc} (or pass landmarks=(B, 68, 2) crop pixels)"
+            ) from exc
+        rgb = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+        points = []
+        for k, crop in enumerate(rgb.numpy()):
+            face = largest_face(found, crop)
+            if face is None:
+                raise DataError(
+                    f"this run's encoder reads the crop's 68 landmarks and none were given; the face "
+                    f"detector found no face in crop {k}: pass landmarks=(B, 68, 2) crop pixels"
+                )
+            points.append(torch.as_tensor(face.landmarks, dtype=torch.float32))
+        return torch.stack(points)
+
+    def input_landmarks(
+        self, images: Tensor, landmarks: Tensor | None = None, *, detector: Any = "dlib"
+    ) -> Tensor | None:
+        """The (B, 68, 2) landmarks the encoder gets with ``prepare(images)``, in pixels of the prepared crops
+        (on the model's device); None for a run that does not read landmarks.
+
+        `landmarks` are in pixels of `images` as given; rows of NaN (or `landmarks` None) are detected on
+        the crops by `detector` (`crop_landmarks`), or, with `detector` None, are a `DataError`.
+        """
+        if not isinstance(images, Tensor):
+            raise TypeError(f"images must be a tensor (B, 3, H, W) in [0, 1], got {type(images).__name__}")
+        given = None if landmarks is None else self.prepare_landmarks(landmarks, images)
+        if not self.reads_landmarks:
+            return None
+        crops = images if images.dim() == 4 else images[None]
+        missing = (
+            torch.ones(crops.shape[0], dtype=torch.bool) if given is None else given.isnan().flatten(1).any(1)
+        )
+        if bool(missing.any()):
+            if detector is None:
+                raise DataError(
+                    f"this run's encoder reads the crop's 68 landmarks and {int(missing.sum())} crop(s) "
+                    "have none: pass landmarks=(B, 68, 2) crop pixels, or let the face detector find them"
+                )
+            found = self.prepare_landmarks(self.crop_landmarks(crops[missing], detector), crops[missing])
+            if given is None:
+                given = found
+            else:
+                given = given.clone()
+                given[missing] = found
+        return given.to(self.device)
+
     # -- the model ------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def encode(self, images: Tensor) -> Codes:
-        """Images -> `Codes` (identity, expression, pose, light, encoder skips)."""
-        return self.model.encode(self.prepare(images))
+    def encode(self, images: Tensor, landmarks: Tensor | None = None, *, detector: Any = "dlib") -> Codes:
+        """Images -> `Codes` (identity, expression, pose, light, encoder skips).
+
+        `landmarks`: (B, 68, 2) in pixels of `images` as given, for a run that reads them; without them
+        such a run has them detected on the crops (`input_landmarks`). Ignored by other runs.
+        """
+        marks = self.input_landmarks(images, landmarks, detector=detector)
+        return self.model.encode(self.prepare(images), marks)
 
     @torch.no_grad()
     def decode(self, codes: Codes, *, neutral: bool = False) -> Reconstruction:
@@ -104,6 +205,7 @@ class FaceRep:
     def reconstruct(
         self,
         images: Any,
+        landmarks: Tensor | None = None,
         *,
         faces: str = "largest",
         detect: bool = True,
@@ -123,17 +225,32 @@ class FaceRep:
         holds ``boxes`` (B, 4) ``[x0, y0, x1, y1]`` and ``landmarks`` (B, 68, 2), both in photo pixels
         (NaN for centre crops), and ``photo`` (B,) the input each row comes from.
 
+        `landmarks` (crops only): (B, 68, 2) in pixels of the crops as given, for a run whose encoder reads
+        them (see the module docstring; without them they are detected on the crops unless ``detect=False``).
+        Photos' crops take the landmarks they were cropped from (sidecar or detector).
+
         Raises:
-            `facerep.data.photos.NoFaceFound` when a photo has no face; `TypeError` for other inputs.
+            `facerep.data.photos.NoFaceFound` when a photo has no face; `TypeError` for other inputs;
+            `DataError` when a run that reads landmarks cannot have them.
         """
         crops_given = isinstance(images, Tensor) and images.dim() in (3, 4) and self._is_crop(images)
         if crops_given if photos is None else not photos:
-            recon = self.model(self.prepare(images))
+            marks = self.input_landmarks(images, landmarks, detector=detector if detect else None)
+            recon = self.model(self.prepare(images), marks)
         else:
+            if landmarks is not None:
+                raise TypeError(
+                    "landmarks= goes with face crops; photos are cropped from their own landmarks "
+                    "(a .pts sidecar or the face detector)"
+                )
             crops = self.crop_photos(
                 images, faces=faces, detect=detect, detector=detector, crop_scale=crop_scale
             )
-            recon = self.model(self.prepare(torch.stack([c.image for c in crops])))
+            stacked = torch.stack([c.image for c in crops])
+            nan_crop = torch.full((68, 2), float("nan"))
+            crop_marks = torch.stack([nan_crop if c.landmarks is None else c.landmarks for c in crops])
+            marks = self.input_landmarks(stacked, crop_marks, detector=detector if detect else None)
+            recon = self.model(self.prepare(stacked), marks)
             nan4, nan68 = torch.full((4,), float("nan")), torch.full((68, 2), float("nan"))
             recon.extras["boxes"] = torch.stack(
                 [torch.tensor(c.face_box, dtype=torch.float32) if c.face_box else nan4 for c in crops]

@@ -98,9 +98,13 @@ def write_reconstruction(
     model: FaceRep, photos: Sequence[FacePhoto], folders: Sequence[Path], *, texture_size: int = 256
 ) -> list[PhotoResult]:
     """Reconstruct a batch of prepared photos and write each one's files into its folder (created), each
-    folder all or nothing (see the module docstring). UV textures are `texture_size` texels square."""
+    folder all or nothing (see the module docstring). UV textures are `texture_size` texels square.
+    A run whose encoder reads landmarks gets each crop's own (sidecar or detected; found on the crop for a
+    centre crop, `FaceRep.input_landmarks`)."""
     images = torch.stack([p.image for p in photos])
-    recon = model.reconstruct(images)
+    nan_crop = torch.full((68, 2), float("nan"))
+    landmarks = torch.stack([nan_crop if p.landmarks is None else p.landmarks for p in photos])
+    recon = model.reconstruct(images, landmarks)
     neutral = model.decode(recon.codes, neutral=True)
     posed = posed_vertices(recon.vertices, recon.codes.pose, model.image_size)
     uv_maps = recon.extras.get("albedo_uv")

@@ -54,10 +54,22 @@ def transfer_codes(source: Codes, target: Codes, *, pose: bool = False, light: b
 
 @torch.no_grad()
 def transfer(
-    model: FaceRep, source: Tensor, target: Tensor, *, pose: bool = False, light: bool = False
+    model: FaceRep,
+    source: Tensor,
+    target: Tensor,
+    *,
+    pose: bool = False,
+    light: bool = False,
+    source_landmarks: Tensor | None = None,
+    target_landmarks: Tensor | None = None,
 ) -> TransferResult:
-    """Images (B, 3, H, W) of sources and targets -> the transferred faces, rendered."""
-    codes = transfer_codes(model.encode(source), model.encode(target), pose=pose, light=light)
+    """Images (B, 3, H, W) of sources and targets -> the transferred faces, rendered.
+
+    `source_landmarks` / `target_landmarks`: (B, 68, 2) in pixels of those images, for a run whose encoder
+    reads them (NaN rows, or None: found on the crops, `FaceRep.input_landmarks`); ignored by other runs."""
+    codes = transfer_codes(
+        model.encode(source, source_landmarks), model.encode(target, target_landmarks), pose=pose, light=light
+    )
     recon = model.decode(codes)
     rendering = model.render(recon.vertices, recon.albedo, codes.pose, codes.light)
     return TransferResult(codes, replace(recon, rendering=rendering))
@@ -103,15 +115,20 @@ def expression_grid(
     pose: bool = False,
     light: bool = False,
     background: float = 1.0,
+    identity_landmarks: Tensor | None = None,
+    expression_landmarks: Tensor | None = None,
 ) -> np.ndarray:
     """Figure 9: an (R + 1) x (C + 1) image grid (H, W, 3) uint8.
 
     The top row shows the C expression photos, the left column the R identity photos; cell (i, j)
     renders identity i with expression j (pose and light of identity i unless `pose` / `light`), over a
-    plain background of grey level `background`.
+    plain background of grey level `background`. `identity_landmarks` / `expression_landmarks`: (R | C,
+    68, 2) in pixels of the photos as given, for a run whose encoder reads them (see `transfer`).
     """
+    id_marks = model.input_landmarks(identities, identity_landmarks)
+    exp_marks = model.input_landmarks(expressions, expression_landmarks)
     id_images, exp_images = model.prepare(identities), model.prepare(expressions)
-    id_codes, exp_codes = model.encode(id_images), model.encode(exp_images)
+    id_codes, exp_codes = model.model.encode(id_images, id_marks), model.model.encode(exp_images, exp_marks)
     rows, cols, size = id_images.shape[0], exp_images.shape[0], model.image_size
     blank = torch.full((3, size, size), float(background))
     tiles = [[blank] + [exp_images[j].cpu() for j in range(cols)]]

@@ -44,8 +44,16 @@ def transfer(
     model = facerep.load(run, device=str(start_device(device, console)))
     crops = _CropReader(model.image_size, crop_scale=crop_scale, detect=detect)
     if grid:
-        rows, cols = crops(sources[:grid]), crops(targets[:grid])
-        image = expression_grid(model, rows, cols, pose=pose, light=light)
+        (rows, row_marks), (cols, col_marks) = crops(sources[:grid]), crops(targets[:grid])
+        image = expression_grid(
+            model,
+            rows,
+            cols,
+            pose=pose,
+            light=light,
+            identity_landmarks=row_marks,
+            expression_landmarks=col_marks,
+        )
         path = save_grid(out / "grid.png", image)
         console.print(
             f"[green]{len(rows)} x {len(cols)} expression-transfer grid[/] written to {literal(path)}",
@@ -53,8 +61,10 @@ def transfer(
             soft_wrap=True,
         )
         return
-    src, tgt = crops([sources[0]]), crops([targets[0]])
-    result = run_transfer(model, src, tgt, pose=pose, light=light)
+    (src, src_marks), (tgt, tgt_marks) = crops([sources[0]]), crops([targets[0]])
+    result = run_transfer(
+        model, src, tgt, pose=pose, light=light, source_landmarks=src_marks, target_landmarks=tgt_marks
+    )
     files = write_transfer(model, result, out, source=src, target=tgt)
     console.print(
         f"[green]transferred[/] {literal(targets[0].name)}'s expression onto {literal(sources[0].name)}: "
@@ -79,8 +89,9 @@ def check_options(*, grid: int, crop_scale: float) -> None:
 
 
 class _CropReader:
-    """Photos -> their network crops (B, 3, S, S), one photo at a time: a full-size photo is dropped as soon
-    as its crop is cut, so a grid of large photos holds one of them in memory, not all."""
+    """Photos -> their network crops (B, 3, S, S) and the crops' (B, 68, 2) landmarks in crop pixels (NaN
+    rows for centre crops), one photo at a time: a full-size photo is dropped as soon as its crop is cut,
+    so a grid of large photos holds one of them in memory, not all."""
 
     def __init__(self, image_size: int, *, crop_scale: float, detect: bool) -> None:
         from facerep.data.photos import LandmarkDetector
@@ -88,13 +99,14 @@ class _CropReader:
         self.image_size, self.crop_scale = image_size, crop_scale
         self.detector = LandmarkDetector() if detect else None
 
-    def __call__(self, paths: list[Path]) -> Tensor:
+    def __call__(self, paths: list[Path]) -> tuple[Tensor, Tensor]:
         import torch
 
         from facerep.data.photos import load_face_photo
 
-        crops = [
-            load_face_photo(p, self.image_size, crop_scale=self.crop_scale, detector=self.detector).image
-            for p in paths
-        ]
-        return torch.stack(crops)
+        crops, marks = [], []
+        for p in paths:
+            photo = load_face_photo(p, self.image_size, crop_scale=self.crop_scale, detector=self.detector)
+            crops.append(photo.image)
+            marks.append(torch.full((68, 2), float("nan")) if photo.landmarks is None else photo.landmarks)
+        return torch.stack(crops), torch.stack(marks)
