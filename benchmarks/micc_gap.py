@@ -61,8 +61,11 @@ def truth(fm, a_id: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(fm.shape(fit_id.float(), torch.zeros_like(fit_exp).float())).float()
 
 
-def frames(studio, fm, a_id, a_tex, condition: str, n: int, trained: set[str], seed: int) -> torch.Tensor:
-    """(S, n, 3, 64, 64) crops of every identity, the factors in `trained` in the training style."""
+def frames(
+    studio, fm, a_id, a_tex, condition: str, n: int, trained: set[str], seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(S, n, 3, 64, 64) crops of every identity, the factors in `trained` in the training style, and their
+    (S, n, 68, 2) landmarks in crop pixels (the ones each crop was cut around)."""
     rng = np.random.default_rng([seed, 7])
     st = VIDEO_STYLES[condition]
     plans = [
@@ -96,20 +99,25 @@ def frames(studio, fm, a_id, a_tex, condition: str, n: int, trained: set[str], s
     photos = studio.photos(rng, p["id"], p["exp"], p["tex"], p["pose"], p["light"], canvas, hair=p["hair"],
                            glasses=p["glasses"], noise=p["noise"], occluder_seeds=p["occ"],
                            background_seeds=None if "scale" in trained else p["background"])  # fmt: skip
-    crops = []
+    crops, marks = [], []
     for rgb, _mask, lm in photos:
         quality = 92 if "jpeg" in trained else int(st["quality"])
         image = Image.open(io.BytesIO(encode_jpeg(rgb, quality))).convert("RGB")
         if "landmarks" not in trained:
             lm = detector_noise(rng, lm, st["lm"] * canvas)
-        crops.append(crop_resize(image, landmark_box(lm, 1.7), 64)[0])
-    return torch.stack(crops).reshape(len(a_id), n, 3, 64, 64)
+        crop, crop_marks, _ = crop_resize(image, landmark_box(lm, 1.7), 64, lm)
+        crops.append(crop)
+        marks.append(crop_marks)
+    subjects = len(a_id)
+    return torch.stack(crops).reshape(subjects, n, 3, 64, 64), torch.stack(marks).reshape(subjects, n, 68, 2)
 
 
-def score(run, images: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
-    """(identity error mm, mean-face error mm) of the frame-averaged identity codes."""
+def score(run, images: torch.Tensor, landmarks: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
+    """(identity error mm, mean-face error mm) of the frame-averaged identity codes ((S, n, 68, 2)
+    `landmarks` in crop pixels go to an encoder that reads them)."""
     with torch.no_grad():
-        codes = run.model.encode(images.flatten(0, 1)).identity.reshape(images.shape[0], images.shape[1], -1)
+        codes = run.model.encode(images.flatten(0, 1), landmarks.flatten(0, 1))
+        codes = codes.identity.reshape(images.shape[0], images.shape[1], -1)
         pred = run.model.decode_shape(codes.mean(1), run.neutral_expression[None].expand(len(codes), -1))
     mean = torch.as_tensor(np.asarray(run.face_model.mean)).float()
     return float((pred.float() - target).norm(dim=-1).mean()), float((mean - target).norm(dim=-1).mean())
@@ -145,8 +153,8 @@ def main() -> None:
         for label, trained in settings:
             cells = []
             for g, (ids, tex) in groups.items():
-                images = frames(studio, fm, ids, tex, condition, args.frames, trained, args.seed)
-                err, base = score(run, images, targets[g])
+                images, marks = frames(studio, fm, ids, tex, condition, args.frames, trained, args.seed)
+                err, base = score(run, images, marks, targets[g])
                 cells.append(f"{err / base:>8.3f}x {err:.2f}")
             print(f"{condition:<20} {label:<18} " + " ".join(cells), flush=True)
 

@@ -51,10 +51,9 @@ def main() -> None:
         for condition in source.conditions:
             preds = []
             for subject in source.subjects:
+                images, landmarks = source.frames_with_landmarks(subject, condition)
                 with torch.no_grad():
-                    identity = run.model.encode(source.frames(subject, condition)).identity.mean(
-                        0, keepdim=True
-                    )
+                    identity = run.model.encode(images, landmarks).identity.mean(0, keepdim=True)
                     preds.append(run.model.decode_shape(identity, run.neutral_expression[None]).float()[0])
             pred = torch.stack(preds)
             error = float((pred - truth).norm(dim=-1).mean())

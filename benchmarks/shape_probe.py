@@ -122,7 +122,7 @@ def main() -> None:
         if step % 100 == 0:
             model.eval()
             with torch.no_grad():
-                codes = model.encode(test.images)
+                codes = model.encode(test.images, test.landmarks)
                 shapes = model.decode_shape(codes.identity, codes.expression)
                 neutral = model.decode_shape(codes.identity, torch.zeros_like(codes.expression))
             model.train()
@@ -135,7 +135,9 @@ def main() -> None:
             break
         rows = rng.choice(train_rows, args.batch, replace=False)
         batch = collate([data[(int(i), int(rng.integers(1 << 62)))] for i in rows])
-        recon = model(batch.images, render=any(r in ("landmark", "photometric") for r in roles))
+        recon = model(
+            batch.images, batch.landmarks, render=any(r in ("landmark", "photometric") for r in roles)
+        )
         total = sum(comps.losses[r].weight * comps.losses[r](batch, recon, context) for r in roles)
         optimizer.zero_grad(set_to_none=True)
         total.backward()

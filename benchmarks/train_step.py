@@ -177,13 +177,13 @@ def measure(
         return run
 
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        codes = model.encode(batch.images)
-        recon = model(batch.images)
+        codes = model.encode(batch.images, batch.landmarks)
+        recon = model(batch.images, batch.landmarks)
     recon = recon.float() if bf16 else recon  # as the engine hands it to the losses
     parts: dict[str, float] = {}
 
     def encoder_out() -> Tensor:
-        c = model.encode(batch.images)
+        c = model.encode(batch.images, batch.landmarks)
         return c.identity.sum() + c.expression.sum() + c.pose.sum() + c.light.sum()
 
     parts["encoder"] = timed(forward(encoder_out), steps)
