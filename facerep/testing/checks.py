@@ -15,6 +15,11 @@ driven by a small per-kind adapter that makes tiny inputs and knows the output c
 - ``no_input_mutation``: forward and backward leave every input tensor unchanged;
 - ``cuda``: built on CPU and moved to CUDA it gives the CPU outputs (skipped without a GPU).
 
+Encoders are called with images and (B, 68, 2) landmarks (`facerep.core.interfaces.Encoder`); their own
+``landmarks`` check: an encoder with ``reads_landmarks`` False gives the same codes whatever landmarks it
+gets (or none); one with ``reads_landmarks`` True raises `facerep.common.errors.DataError` without
+landmarks or with landmarks of the wrong shape, and its codes change with the landmarks.
+
 Face models, datasets, optimizers, benchmarks, face detectors and shaders have their own checks (see
 `KIND_CHECKS`); a face detector's ``faces`` check needs a photo with a face, given as the context entry
 ``face_image``; a shader's ``renders`` check runs it inside `facerep.geometry.render.render`.
@@ -122,13 +127,20 @@ def _leaf(t: Tensor, device: str) -> Tensor:
     return t.to(device).detach().requires_grad_(True)
 
 
+def _tiny_landmarks(size: int, generator: torch.Generator, batch: int = BATCH) -> Tensor:
+    """(batch, 68, 2) random points in the middle of (size, size) images, pixels (no gradient)."""
+    return size * (0.25 + 0.5 * torch.rand(batch, 68, 2, generator=generator))
+
+
 class EncoderKind(NetworkKind):
     interface = iface.Encoder
 
     def make_call(self, subject: Subject, seed: int, device: str) -> Call:
         size = int(subject.context()["image_size"])
-        images = _leaf(torch.rand(BATCH, 3, size, size, generator=_gen(seed)), device)
-        return Call((images,), {"images": images}, {})
+        g = _gen(seed)
+        images = _leaf(torch.rand(BATCH, 3, size, size, generator=g), device)
+        landmarks = _tiny_landmarks(size, g).to(device)
+        return Call((images, landmarks), {"images": images}, {})
 
     def check_output(self, subject: Subject, module: Any, call: Call, output: Any) -> None:
         if not isinstance(output, Codes):
@@ -564,6 +576,51 @@ def check_no_input_mutation(subject: Subject) -> None:
     problems = differences(before, after)
     if problems:
         raise subject.fail("inputs were modified in place: " + "; ".join(problems[:4]))
+
+
+def check_encoder_landmarks(subject: Subject) -> None:
+    """The encoder keeps the landmark contract: ignores landmarks unless ``reads_landmarks``; if it reads
+    them, a `DataError` without them (or of the wrong shape) and codes that depend on them."""
+    from facerep.common.errors import DataError
+
+    module = _built(subject).eval()
+    size = int(subject.context()["image_size"])
+    g = _gen(7)
+    images = torch.rand(BATCH, 3, size, size, generator=g)
+    first, second = _tiny_landmarks(size, g), _tiny_landmarks(size, g)
+    with torch.no_grad():
+        with_first = named_tensors(module(images, first))
+        with_second = named_tensors(module(images, second))
+        if not getattr(module, "reads_landmarks", False):
+            problems = differences(with_first, with_second) or differences(
+                with_first, named_tensors(module(images))
+            )
+            if problems:
+                raise subject.fail(
+                    "reads_landmarks is False but the codes change with the landmarks: "
+                    + "; ".join(problems[:4])
+                )
+            return
+        if not differences(with_first, with_second):
+            raise subject.fail("reads_landmarks is True but the codes do not change with the landmarks")
+        for label, call in (
+            ("without landmarks", lambda: module(images)),
+            ("with landmarks None", lambda: module(images, None)),
+            ("with (B, 5, 2) landmarks", lambda: module(images, first[:, :5])),
+        ):
+            try:
+                call()
+            except DataError:
+                continue
+            except Exception as exc:
+                raise subject.fail(
+                    f"called {label} it raised {type(exc).__name__}: {exc}; the contract's error is "
+                    "facerep.common.errors.DataError (call facerep.core.interfaces.encoder_landmarks)"
+                ) from exc
+            raise subject.fail(
+                f"reads_landmarks is True but it runs {label}; it must raise DataError "
+                "(call facerep.core.interfaces.encoder_landmarks first thing in forward)"
+            )
 
 
 def _cuda_device() -> str:
@@ -1080,6 +1137,7 @@ KIND_CHECKS: dict[str, list[Check]] = {
     ],
 }
 KIND_CHECKS["loss"].insert(3, Check("without_rows", check_loss_without_rows))
+KIND_CHECKS["encoder"].insert(2, Check("landmarks", check_encoder_landmarks))
 
 
 def checks_for(kind: str) -> list[Check]:
