@@ -343,3 +343,29 @@ def test_aflw2000_skips_a_reading_run_without_dlib(tmp_path: Path, monkeypatch: 
     assert "probe" not in methods and "meanface" in methods
     (line,) = [n for n in result["table"].notes if n.startswith("run probe skipped")]
     assert "never the ground truth" in line and "dlib is not installed" in line
+
+
+def test_verification_gives_a_reading_run_the_crops_landmarks_or_skips_it(tmp_path: Path) -> None:
+    from facerep.bench.face_crops import FaceCropper
+    from facerep.data.photos import landmark_sidecar
+    from facerep.plugins.benchmarks.verification import VerificationBenchmark, mirror_landmarks
+    from facerep.world.synth import generate_world
+
+    generate_world(tmp_path, "tiny", 0, parts=("verification",), device="cpu")
+    root = tmp_path / "verification"
+    bench = VerificationBenchmark(root=str(root), flip=True, detector=None, baselines=False, progress=False)
+    result = bench.run([ProbeRun(48)], tmp_path / "out")
+    images = result["pairs"].images
+    cropper = FaceCropper(48, 1.7, None)
+    expected = torch.stack([cropper(p).landmarks for p in images])
+    plain = torch.cat([c.landmarks for c in probe.CALLS[0::2]])
+    flipped = torch.cat([c.landmarks for c in probe.CALLS[1::2]])
+    assert torch.allclose(plain, expected) and torch.allclose(flipped, mirror_landmarks(expected, 48))
+    assert "probe" in {r.method for r in result["table"].rows}
+    # a photo without its sidecar is centre-cropped: no landmarks for it, so the reading run is skipped
+    landmark_sidecar(images[0]).unlink()
+    probe.CALLS.clear()
+    result = bench.run([ProbeRun(48)], tmp_path / "out2")
+    assert probe.CALLS == [] and "probe" not in {r.method for r in result["table"].rows}
+    (line,) = [n for n in result["table"].notes if n.startswith("run probe skipped")]
+    assert "1 photo(s) have none" in line
