@@ -5,7 +5,7 @@ A *model* here is anything with (see `EvalModel`):
 - ``encode(images (B, 3, H, W) in [0, 1], landmarks (B, 68, 2) | None = None) -> Codes`` (identity
   (B, D_id), expression (B, D_exp), pose (B, 6) = pitch, yaw, roll, tx, ty, log_scale); the landmarks
   are the images' iBUG-68 points in pixels of those images (`facerep.core.interfaces.Encoder`), passed
-  when the caller has them (a model that reads landmarks needs them);
+  to a model whose ``reads_landmarks`` is True (it needs them);
 - ``decode_shape(identity (B, D_id), expression (B, D_exp)) -> (B, N, 3)`` vertices in mm;
 - ``neutral_expression``: (D_exp,) tensor, the expression code of a neutral face (stored with the run);
 - ``face_model`` (the run's `FaceModel`: triangles, landmarks) and ``image_size`` (int, pixels).
@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from facerep.bench.runs import model_device
+from facerep.bench.runs import model_device, reads_landmarks
 from facerep.core.interfaces import FaceModel
 
 PROTOCOLS: tuple[str, ...] = ("identity", "three_views")
@@ -110,8 +110,9 @@ def encode_video(
         model: see `EvalModel`.
         frames: (T, 3, H, W) tensor, or an iterable of (B_i, 3, H, W) chunks (streamed from disk).
         landmarks: the frames' (T, 68, 2) landmarks in pixels of `frames` (iBUG order), chunked like
-            `frames`; scaled with the frames to the model's size and passed to ``model.encode``. None:
-            the model is called with the images alone.
+            `frames`; for a model that reads them (``reads_landmarks``, `facerep.bench.runs.reads_landmarks`)
+            they are scaled with the frames to the model's size and passed to ``model.encode``; any other
+            model is called with the images alone.
         batch_size: frames per forward pass.
 
     Returns:
@@ -124,6 +125,7 @@ def encode_video(
         mark_chunks = [landmarks] if isinstance(landmarks, Tensor) else landmarks
     device = model_device(model)
     size = int(model.image_size)
+    reads = reads_landmarks(model)
     ids, exps, yaws = [], [], []
     for chunk, marks in zip(chunks, mark_chunks, strict=landmarks is not None):
         if marks is not None and tuple(marks.shape) != (int(chunk.shape[0]), 68, 2):
@@ -133,7 +135,7 @@ def encode_video(
             )
         for start in range(0, int(chunk.shape[0]), batch_size):
             batch = prepare_images(chunk[start : start + batch_size], size).to(device)
-            if marks is None:
+            if marks is None or not reads:
                 codes = model.encode(batch)
             else:
                 height, width = (int(n) for n in chunk.shape[-2:])
