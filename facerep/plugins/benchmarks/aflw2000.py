@@ -87,7 +87,8 @@ class Aflw2000Benchmark(Benchmark):
         batch_size: images per encoder forward pass.
         limit: score only the first `limit` images (sorted by name), None for all.
         baselines: score the mean layout and (where installed and `dlib`) dlib.
-        dlib: include the dlib baseline (False leaves it out, e.g. for speed).
+        dlib: include the dlib baseline (False leaves it out, e.g. for speed; a run whose encoder reads
+            landmarks still gets dlib's points).
         published: add the published rows: None = on real data only, True / False = always / never.
         error_images: how many images the error picture shows (spread over the yaw bins).
         progress: show a rich progress bar.
