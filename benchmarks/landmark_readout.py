@@ -1,7 +1,7 @@
 """How far 2D landmarks alone go on the synthetic MICC: a ridge read-out from landmarks to identity shape.
 
 Fits a ridge regression from the 68 landmarks of the labelled training images (centred, divided by
-their RMS radius: `facerep.train.validation.landmark_features`) to the neutral identity shape
+their RMS radius: `facerep.nn.landmark_input.landmark_features`) to the neutral identity shape
 (face_model.shape(id_params, 0) - mean, mm), then, for every MICC subject and condition, applies it to
 the landmarks of each video frame (the files the MICC bench crops with: the synthetic detector's
 noisy landmarks), averages the predicted shapes over the frames, and scores that shape exactly as the
@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from facerep.bench.micc_source import MiccSource  # noqa: E402
 from facerep.bench.scoring import score_shape  # noqa: E402
 from facerep.core.registry import get_registry  # noqa: E402
-from facerep.train.validation import RidgeFit, landmark_features  # noqa: E402
+from facerep.nn.landmark_input import landmark_features  # noqa: E402
+from facerep.train.validation import RidgeFit  # noqa: E402
 from facerep.world.cache import ensure_world, source_root  # noqa: E402
 
 

@@ -140,8 +140,9 @@ class Encoder(nn.Module, abc.ABC):
     ``landmarks`` are the 2D landmarks of exactly the images passed: float pixels in the frame of
     ``images`` as given (a caller that resizes or crops the images maps the landmarks the same way),
     iBUG-68 order, x to the right, y down, origin at the top-left corner of the top-left pixel
-    (`facerep.core.types`). An encoder whose class sets ``reads_landmarks = True`` uses them and must
-    get them: it calls `encoder_landmarks` first thing in ``forward`` (the one check, also run by
+    (`facerep.core.types`). An encoder that sets ``reads_landmarks = True`` (on its class, or per
+    instance when an option decides) uses them and must get them: it calls `encoder_landmarks`
+    first thing in ``forward`` (the one check, also run by
     `facerep.core.model.FaceRepModel.encode`), which raises a `DataError` when they are missing or
     not (B, 68, 2). An encoder with ``reads_landmarks = False`` (the default) ignores them.
 
@@ -152,7 +153,7 @@ class Encoder(nn.Module, abc.ABC):
 
     code_sizes: CodeSizes
     skip_channels: list[int]
-    reads_landmarks: ClassVar[bool] = False
+    reads_landmarks: bool = False
 
     @abc.abstractmethod
     def forward(self, images: Tensor, landmarks: Tensor | None = None) -> Codes: ...

@@ -18,7 +18,8 @@ driven by a small per-kind adapter that makes tiny inputs and knows the output c
 Encoders are called with images and (B, 68, 2) landmarks (`facerep.core.interfaces.Encoder`); their own
 ``landmarks`` check: an encoder with ``reads_landmarks`` False gives the same codes whatever landmarks it
 gets (or none); one with ``reads_landmarks`` True raises `facerep.common.errors.DataError` without
-landmarks or with landmarks of the wrong shape, and its codes change with the landmarks.
+landmarks or with landmarks of the wrong shape, and its codes change with the landmarks (after a small
+nudge of its parameters when its landmark heads start at zero).
 
 Face models, datasets, optimizers, benchmarks, face detectors and shaders have their own checks (see
 `KIND_CHECKS`); a face detector's ``faces`` check needs a photo with a face, given as the context entry
@@ -27,6 +28,7 @@ Face models, datasets, optimizers, benchmarks, face detectors and shaders have t
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -578,6 +580,17 @@ def check_no_input_mutation(subject: Subject) -> None:
         raise subject.fail("inputs were modified in place: " + "; ".join(problems[:4]))
 
 
+def _follows_when_perturbed(module: nn.Module, images: Tensor, first: Tensor, second: Tensor) -> bool:
+    """Whether a copy of `module` with every parameter nudged (N(0, 0.01)) gives codes that differ between
+    two sets of landmarks: an encoder whose landmark heads start at zero reads them once trained."""
+    nudged = copy.deepcopy(module)
+    g = _gen(11)
+    with torch.no_grad():
+        for p in nudged.parameters():
+            p.add_(torch.randn(p.shape, generator=g).to(p) * 0.01)
+        return bool(differences(named_tensors(nudged(images, first)), named_tensors(nudged(images, second))))
+
+
 def check_encoder_landmarks(subject: Subject) -> None:
     """The encoder keeps the landmark contract: ignores landmarks unless ``reads_landmarks``; if it reads
     them, a `DataError` without them (or of the wrong shape) and codes that depend on them."""
@@ -601,8 +614,12 @@ def check_encoder_landmarks(subject: Subject) -> None:
                     + "; ".join(problems[:4])
                 )
             return
-        if not differences(with_first, with_second):
-            raise subject.fail("reads_landmarks is True but the codes do not change with the landmarks")
+        reads = differences(with_first, with_second)
+        if not reads and not _follows_when_perturbed(module, images, first, second):
+            raise subject.fail(
+                "reads_landmarks is True but the codes do not change with the landmarks "
+                "(not even with its parameters perturbed, as training would move zero-started heads)"
+            )
         for label, call in (
             ("without landmarks", lambda: module(images)),
             ("with landmarks None", lambda: module(images, None)),

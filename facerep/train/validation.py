@@ -34,6 +34,7 @@ from torch import Tensor
 
 from facerep.core.interfaces import FaceModel
 from facerep.geometry.camera import project
+from facerep.nn.landmark_input import landmark_box_size, landmark_features
 
 #: Images encoded per forward pass.
 CHUNK = 64
@@ -43,13 +44,6 @@ READOUT_SAMPLES = 1000
 
 def _stack(samples: Sequence[dict[str, Any]], key: str) -> Tensor:
     return torch.stack([torch.as_tensor(s[key]).float() for s in samples])
-
-
-def landmark_features(landmarks: Tensor) -> Tensor:
-    """(M, 68, 2) px -> (M, 136) landmarks centred on their centroid and divided by their RMS radius."""
-    centred = landmarks - landmarks.mean(dim=1, keepdim=True)
-    radius = centred.pow(2).sum(-1).mean(-1).sqrt().clamp_min(1e-6)
-    return (centred / radius[:, None, None]).flatten(1)
 
 
 @dataclass(frozen=True)
@@ -83,12 +77,6 @@ def _with_intercept(z: Tensor) -> Tensor:
     return torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype)], 1)
 
 
-def box_size(landmarks: Tensor) -> Tensor:
-    """(M, 68, 2) -> (M,) sqrt(w h) of the landmarks' bounding box (px)."""
-    extent = landmarks.amax(dim=1) - landmarks.amin(dim=1)
-    return (extent[:, 0] * extent[:, 1]).clamp_min(1e-6).sqrt()
-
-
 class Validator:
     """Scores a model on held-out labelled images (see the module docstring).
 
@@ -119,7 +107,7 @@ class Validator:
         self.neutral_rows = exp_params.norm(dim=1).argsort()[:quarter]
         self.mean = torch.as_tensor(np.asarray(face_model.mean), dtype=torch.float32)
         self.landmark_index = torch.as_tensor(np.asarray(face_model.landmarks), dtype=torch.long)
-        self.box = box_size(self.landmarks)
+        self.box = landmark_box_size(self.landmarks)
         self.mean_face_mm = float((self.truth - self.mean).norm(dim=-1).mean())
         self.identity_mean_face_mm = float((self.identity_truth - self.mean).norm(dim=-1).mean())
         self.true_spread_mm = _spread(self.truth)

@@ -20,6 +20,12 @@ the paper's 128 / 64 / 6 / 27), plus the backbone's feature maps as skips for a 
   order (any consumer accepts them).
   Measured on CPU, forward + backward of ResNet-50 at 224 px: 1.11x faster at batch 12, 1.20x at 48;
   ResNet-18 at 64 px: no difference (benchmarks/RESULTS.md, "Training step").
+- ``landmark_input`` (default off; the paper's encoder reads pixels only): the encoder also reads the
+  crop's 68 landmarks (`facerep.nn.landmark_input.LandmarkHeads`: similarity-normalised, standardised,
+  jittered in training) and adds their heads' outputs to the identity, expression and pose codes. The
+  heads start at zero, so training starts from the image-only encoder. Measured on the demo world
+  (benchmarks/RESULTS.md, "The landmarks already hold the identity"): held-out identity error falls
+  much faster; callers then must pass landmarks (the `Encoder` contract).
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from facerep.core.interfaces import Encoder
+from facerep.core.interfaces import Encoder, encoder_landmarks
 from facerep.core.registry import Component, hookimpl
 from facerep.core.types import Codes, CodeSizes
+from facerep.nn.landmark_input import LandmarkHeads
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -83,6 +90,10 @@ class ResNetEncoder(Encoder):
         maxpool: the ImageNet stem's 3x3 max-pool (stride 2). ``False`` keeps twice the resolution in
             every later stage (for small inputs: layer4 at 4x4 instead of 2x2 for 64 px images) at about
             four times the backbone's multiply-adds; skips then come at strides 2, 2, 4, 8, 16.
+        landmark_input: also read the crop's (B, 68, 2) landmarks (see the module docstring); the
+            encoder then `reads_landmarks` and callers must pass them.
+        landmark_hidden: width of the landmark heads' hidden layer (0: linear heads).
+        landmark_noise: training-time jitter of the input landmarks, fraction of their box size.
 
     ``forward(images (B, 3, H, W) in [0, 1]) -> Codes`` with skips finest first, channels
     ``skip_channels`` (e.g. [64, 64, 128, 256, 512] for depth 18, [64, 256, 512, 1024, 2048] for 50) at
@@ -99,6 +110,9 @@ class ResNetEncoder(Encoder):
         light_dim: int = CodeSizes.light,
         channels_last: bool = True,
         maxpool: bool = True,
+        landmark_input: bool = False,
+        landmark_hidden: int = 256,
+        landmark_noise: float = 0.02,
     ) -> None:
         super().__init__()
         if depth not in _ARCHS:
@@ -120,6 +134,16 @@ class ResNetEncoder(Encoder):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
         self.code_sizes = CodeSizes(identity=id_dim, expression=exp_dim, pose=pose_dim, light=light_dim)
+        self.reads_landmarks = bool(landmark_input)
+        self.landmark_heads = (
+            LandmarkHeads(
+                {"identity": id_dim, "expression": exp_dim, "pose": pose_dim},
+                hidden=landmark_hidden,
+                noise=landmark_noise,
+            )
+            if landmark_input
+            else None
+        )
         expansion = 4 if depth >= 50 else 1
         self.skip_channels = [64] + [c * expansion for c in (64, 128, 256, 512)]
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -163,14 +187,19 @@ class ResNetEncoder(Encoder):
         return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1), skips
 
     def forward(self, images: Tensor, landmarks: Tensor | None = None) -> Codes:
-        """(B, 3, H, W) images in [0, 1] -> Codes (identity, expression, pose, light, skips).
-
-        ``landmarks`` (the `Encoder` contract's (B, 68, 2) pixels) are ignored by this encoder."""
+        """(B, 3, H, W) images in [0, 1] (and their (B, 68, 2) landmarks in pixels, the `Encoder`
+        contract; read only with ``landmark_input``) -> Codes (identity, expression, pose, light, skips)."""
         pooled, skips = self.features(images)
+        identity, expression, pose = self.id_head(pooled), self.exp_head(pooled), self.pose_head(pooled)
+        if self.landmark_heads is not None:
+            offsets = self.landmark_heads(encoder_landmarks(self, images, landmarks))
+            identity = identity + offsets["identity"]
+            expression = expression + offsets["expression"]
+            pose = pose + offsets["pose"]
         return Codes(
-            identity=self.id_head(pooled),
-            expression=self.exp_head(pooled),
-            pose=self.pose_head(pooled),
+            identity=identity,
+            expression=expression,
+            pose=pose,
             light=self.light_head(pooled),
             skips=skips,
         )
