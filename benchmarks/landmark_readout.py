@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from facerep.bench.micc_source import MiccSource  # noqa: E402
 from facerep.bench.scoring import score_shape  # noqa: E402
 from facerep.core.registry import get_registry  # noqa: E402
-from facerep.nn.landmark_input import landmark_features  # noqa: E402
+from facerep.nn.landmark_input import landmark_box_size, landmark_features  # noqa: E402
 from facerep.train.validation import RidgeFit  # noqa: E402
 from facerep.world.cache import ensure_world, source_root  # noqa: E402
 
@@ -43,6 +43,15 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=2, help="data.world.views_per_source")
     parser.add_argument("--ridge", type=float, nargs="+", default=[1.0, 30.0, 300.0])
     parser.add_argument("--max-train", type=int, default=8000, help="labelled images the ridge is fitted on")
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="Gaussian noise added to the training landmarks, fraction of their box size (the encoder's "
+        "landmark_noise); each value > 0 fits on --draws noisy copies",
+    )
+    parser.add_argument("--draws", type=int, default=4, help="noisy copies per image for a jitter > 0")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -62,7 +71,6 @@ def main() -> None:
     with torch.no_grad():
         neutral = torch.as_tensor(face_model.shape(id_params, torch.zeros_like(exp_params))).double()
     targets = (neutral - mean).flatten(1)
-    features = landmark_features(landmarks)
     print(f"fitted on {count} labelled images of {world.name} ({time.perf_counter() - started:.0f} s)")
 
     source = MiccSource(source_root(world, "micc"), 64)
@@ -77,7 +85,21 @@ def main() -> None:
             nose_tip_vertex=int(face_model.nose_tip),
         ).error.mean
 
-    fits = {ridge: RidgeFit.fit(features, targets, ridge) for ridge in args.ridge}
+    generator = torch.Generator().manual_seed(0)
+    fits = {}
+    for jitter in args.jitter:
+        copies = args.draws if jitter > 0 else 1
+        noisy = torch.cat(
+            [
+                landmarks
+                + torch.randn(landmarks.shape, generator=generator, dtype=landmarks.dtype)
+                * (jitter * landmark_box_size(landmarks))[:, None, None]
+                for _ in range(copies)
+            ]
+        )
+        for ridge in args.ridge:
+            name = f"ridge {ridge:g}" + (f", jitter {jitter:g}" if jitter > 0 else "")
+            fits[name] = RidgeFit.fit(landmark_features(noisy), targets.repeat(copies, 1), ridge * copies)
     rows: dict[str, dict[str, list[float]]] = {}
     for subject in source.subjects:
         scan = source.scan(subject)
@@ -89,21 +111,19 @@ def main() -> None:
                 [torch.as_tensor(source.dataset[i]["landmarks"]).double() for i in idx]
             )
             frame_features = landmark_features(frame_landmarks)
-            for ridge, fit in fits.items():
+            for name, fit in fits.items():
                 shape = fit(frame_features).mean(0).view(-1, 3) + mean
-                rows.setdefault(f"ridge {ridge:g}", {}).setdefault(condition, []).append(
-                    score(shape.numpy(), scan)
-                )
+                rows.setdefault(name, {}).setdefault(condition, []).append(score(shape.numpy(), scan))
     base = float(np.mean(rows["mean face"]["all"]))
     subjects = len(source.subjects)
     print(f"\nMICC, identity from landmarks averaged over frames (mm, mean over {subjects} subjects)")
-    print(f"{'':12s}" + "".join(f"{c:>22s}" for c in source.conditions))
-    print(f"{'mean face':12s}" + "".join(f"{base:>22.3f}" for _ in source.conditions))
+    print(f"{'':24s}" + "".join(f"{c:>22s}" for c in source.conditions))
+    print(f"{'mean face':24s}" + "".join(f"{base:>22.3f}" for _ in source.conditions))
     for name, by_condition in rows.items():
         if name == "mean face":
             continue
         cells = [float(np.mean(by_condition[c])) for c in source.conditions]
-        print(f"{name:12s}" + "".join(f"{v:>14.3f} ({v / base:.3f}x)" for v in cells))
+        print(f"{name:24s}" + "".join(f"{v:>14.3f} ({v / base:.3f}x)" for v in cells))
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

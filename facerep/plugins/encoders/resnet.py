@@ -111,7 +111,7 @@ class ResNetEncoder(Encoder):
         channels_last: bool = True,
         maxpool: bool = True,
         landmark_input: bool = False,
-        landmark_hidden: int = 256,
+        landmark_hidden: int = 0,
         landmark_noise: float = 0.02,
     ) -> None:
         super().__init__()
