@@ -2,13 +2,14 @@
 
 What the `landmark_input` encoder's landmark branch can learn on its own, with no image and no
 renderer: `facerep.nn.landmark_input.LandmarkHeads` (identity and expression heads) feed the demo's
-`gcn` shape decoder; loss = squared (or absolute) vertex error of decode(identity, expression) against
-the 3DMM shape plus ``--neutral`` times that of decode(identity, 0) against the neutral identity shape
-(mm), on 90% of the labelled images (identities in order), Adam with a cosine schedule. Reported:
-held-out identity error (decode(identity, 0) vs the neutral shape, the last 10%) beside the ridge
-read-out fitted on the same 90% (`benchmarks/landmark_readout.py`), and the MICC identity average
-(codes averaged over a video's frames, decoded with a zero expression code, scored as `facerep bench`
-scores a run), with the ridge's MICC score beside it.
+`gcn` shape decoder (or ``--decoder linear``, the linear 3DMM one); loss = squared (or absolute)
+vertex error of decode(identity, expression) against the 3DMM shape plus ``--neutral`` times that of
+decode(identity, 0) against the neutral identity shape (mm), on 90% of the labelled images (identities
+in order), Adam with a cosine schedule. Reported: held-out identity error (decode(identity, 0) vs the
+neutral shape, the last 10%) beside the ridge read-out fitted on the same 90%
+(`benchmarks/landmark_readout.py`), and the MICC identity average (codes averaged over a video's
+frames, decoded with a zero expression code, scored as `facerep bench` scores a run), with the
+ridge's MICC score beside it.
 
     python benchmarks/landmark_decoder.py --steps 400          # ~12 min on one busy core
 """
@@ -47,6 +48,13 @@ def main() -> None:
     parser.add_argument("--neutral", type=float, default=1.0, help="weight of the neutral-identity term")
     parser.add_argument("--loss", choices=("l2", "l1"), default="l2")
     parser.add_argument("--ridge", type=float, default=30.0)
+    parser.add_argument(
+        "--decoder",
+        choices=("gcn", "linear"),
+        default="gcn",
+        help="the demo's GCN shape decoder, or the linear 3DMM one (then the heads start at N(0, 0.01): "
+        "two zero-started layers in a row would never move)",
+    )
     parser.add_argument("--labelled-sources", type=int, default=4000, help="data.world.labelled_sources")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -69,14 +77,20 @@ def main() -> None:
     cut = int(len(landmarks) * 0.9) // 2 * 2
 
     sizes = CodeSizes()
+    node = {"type": "gcn", "channels": [128, 64, 32, 16], "K": 6, "factor": 4}
     decoder = registry.build(
         "shape_decoder",
-        {"type": "gcn", "channels": [128, 64, 32, 16], "K": 6, "factor": 4},
+        node if args.decoder == "gcn" else {"type": "linear"},
         {"face_model": face_model, "code_sizes": sizes},
     )
     heads = LandmarkHeads(
         {"identity": sizes.identity, "expression": sizes.expression}, hidden=args.hidden, noise=args.noise
     )
+    if args.decoder == "linear":
+        with torch.no_grad():
+            for head in heads.heads.values():
+                last = head if isinstance(head, torch.nn.Linear) else head[-1]
+                last.weight.normal_(0.0, 0.01)
     optimiser = torch.optim.Adam([*decoder.parameters(), *heads.parameters()], lr=args.lr)
 
     def error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
