@@ -1,4 +1,4 @@
-"""The landmark input branch (facerep.nn.landmark_input) and the ResNet encoder's ``landmark_input`` option."""
+"""The landmark input branch (facerep.nn.landmark_input) and the ResNet encoder's landmark_input option."""
 
 from __future__ import annotations
 
