@@ -301,9 +301,11 @@ class Benchmark(abc.ABC):
     """An evaluation: ``run(runs, out_dir, *, console=None, data_root=None) -> dict`` of results (also
     written under out_dir).
 
-    Everything a benchmark reads of a trained run comes through ``runs``: objects with ``encode``,
-    ``decode_shape``, ``neutral_expression``, ``face_model`` and ``image_size`` (optionally ``name``,
-    ``path``, ``checkpoint``; `facerep.apps.bench_models` loads run folders as such). ``console`` is the
+    Everything a benchmark reads of a trained run comes through ``runs``: objects with
+    ``encode(images, landmarks=None)``, ``decode_shape``, ``neutral_expression``, ``face_model`` and
+    ``image_size`` (optionally ``name``, ``path``, ``checkpoint``, ``reads_landmarks``: such a run gets
+    its crops' landmarks with every ``encode``, see `Encoder`; `facerep.apps.bench_models` loads run
+    folders as such). ``console`` is the
     rich console for progress and tables (None: a new one on stdout). ``data_root``, when given, is the
     data to score instead of the benchmark's own ``root`` argument: a ``root`` of ``builtin`` means the
     synthetic world's `world_part` folder, which the caller makes (`facerep.world.cache.ensure_world_part`)
