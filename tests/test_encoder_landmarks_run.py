@@ -108,3 +108,19 @@ def test_face_rep_gives_the_encoder_the_crops_landmarks(
         DataError, match=r"reads the crop's 68 landmarks and 2 crop\(s\) have none: pass landmarks="
     ):
         model.reconstruct(images, detect=False)
+
+
+def test_crops_landmarks_stacks_each_crops_landmarks_with_nan_rows_for_centre_crops() -> None:
+    from PIL import Image
+
+    from facerep.data.photos import FacePhoto, crops_landmarks
+
+    marks = torch.arange(136, dtype=torch.float64).view(68, 2)
+    photo = Image.new("RGB", (8, 8))
+    crop = torch.zeros(3, 4, 4)
+    with_marks = FacePhoto(Path("a.jpg"), crop, photo, (0, 0, 8), "landmarks", landmarks=marks)
+    centre = FacePhoto(Path("b.jpg"), crop, photo, (0, 0, 8), "center")
+    stacked = crops_landmarks([with_marks, centre])
+    assert stacked.shape == (2, 68, 2) and stacked.dtype == torch.float32
+    assert torch.equal(stacked[0], marks.float())
+    assert bool(stacked[1].isnan().all())

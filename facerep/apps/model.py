@@ -246,10 +246,12 @@ class FaceRep:
             crops = self.crop_photos(
                 images, faces=faces, detect=detect, detector=detector, crop_scale=crop_scale
             )
+            from facerep.data.photos import crops_landmarks
+
             stacked = torch.stack([c.image for c in crops])
-            nan_crop = torch.full((68, 2), float("nan"))
-            crop_marks = torch.stack([nan_crop if c.landmarks is None else c.landmarks for c in crops])
-            marks = self.input_landmarks(stacked, crop_marks, detector=detector if detect else None)
+            marks = self.input_landmarks(
+                stacked, crops_landmarks(crops), detector=detector if detect else None
+            )
             recon = self.model(self.prepare(stacked), marks)
             nan4, nan68 = torch.full((4,), float("nan")), torch.full((68, 2), float("nan"))
             recon.extras["boxes"] = torch.stack(

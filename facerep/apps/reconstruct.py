@@ -55,7 +55,7 @@ from facerep.apps.model import FaceRep
 from facerep.common.safe_write import all_or_nothing, output_folder
 from facerep.core.interfaces import FaceDetector
 from facerep.core.types import Reconstruction
-from facerep.data.photos import FacePhoto, NoFaceFound, crop_faces, find_photos, read_photo
+from facerep.data.photos import FacePhoto, NoFaceFound, crop_faces, crops_landmarks, find_photos, read_photo
 
 #: Smallest and largest side of a UV texture, texels (a 4096-texel bake takes about 2 GB and 15 s a face;
 #: 8192 four times that).
@@ -102,9 +102,7 @@ def write_reconstruction(
     A run whose encoder reads landmarks gets each crop's own (sidecar or detected; found on the crop for a
     centre crop, `FaceRep.input_landmarks`)."""
     images = torch.stack([p.image for p in photos])
-    nan_crop = torch.full((68, 2), float("nan"))
-    landmarks = torch.stack([nan_crop if p.landmarks is None else p.landmarks for p in photos])
-    recon = model.reconstruct(images, landmarks)
+    recon = model.reconstruct(images, crops_landmarks(photos))
     neutral = model.decode(recon.codes, neutral=True)
     posed = posed_vertices(recon.vertices, recon.codes.pose, model.image_size)
     uv_maps = recon.extras.get("albedo_uv")

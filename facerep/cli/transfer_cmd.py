@@ -102,11 +102,11 @@ class _CropReader:
     def __call__(self, paths: list[Path]) -> tuple[Tensor, Tensor]:
         import torch
 
-        from facerep.data.photos import load_face_photo
+        from facerep.data.photos import crops_landmarks, load_face_photo
 
         crops, marks = [], []
-        for p in paths:
+        for p in paths:  # keep the crop and its landmarks, not the FacePhoto (it holds the full photo)
             photo = load_face_photo(p, self.image_size, crop_scale=self.crop_scale, detector=self.detector)
             crops.append(photo.image)
-            marks.append(torch.full((68, 2), float("nan")) if photo.landmarks is None else photo.landmarks)
+            marks.append(crops_landmarks([photo])[0])
         return torch.stack(crops), torch.stack(marks)

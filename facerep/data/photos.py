@@ -23,12 +23,13 @@ still given in the photo file's pixels (`FacePhoto.scale` says how much `FacePho
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 from torch import Tensor
 
@@ -87,6 +88,13 @@ class FacePhoto:
     @property
     def name(self) -> str:
         return self.path.stem
+
+
+def crops_landmarks(photos: Sequence[FacePhoto]) -> Tensor:
+    """(B, 68, 2) float32 landmarks of the photos' crops in crop pixels, a row of NaN for a crop without
+    any (a centre crop): what a landmark-reading encoder is handed, NaN rows to be found on the crop."""
+    missing = torch.full((68, 2), float("nan"))
+    return torch.stack([missing if p.landmarks is None else p.landmarks.float() for p in photos])
 
 
 def is_photo(path: Path) -> bool:
