@@ -104,9 +104,10 @@ class FaceRep:
                 f"landmarks must be ({batch}, 68, 2) pixels, one iBUG-68 set per image, "
                 f"got {tuple(landmarks.shape)}"
             )
+        from facerep.bench.protocols import prepare_landmarks
+
         height, width = int(images.shape[-2]), int(images.shape[-1])
-        scale = torch.tensor([self.image_size / width, self.image_size / height], dtype=torch.float32)
-        return landmarks.to(torch.float32).cpu() * scale
+        return prepare_landmarks(landmarks.cpu(), height, width, self.image_size)
 
     def crop_landmarks(self, images: Tensor, detector: Any = "dlib") -> Tensor:
         """(B, 68, 2) landmarks the face `detector` finds on (B, 3, H, W) or (3, H, W) face crops in [0, 1]
