@@ -277,7 +277,8 @@ def test_micc_frames_come_with_their_crops_landmarks() -> None:
 
 
 def test_verification_flip_mirrors_the_landmarks_with_the_image() -> None:
-    from facerep.plugins.benchmarks.verification import identity_codes, mirror_landmarks
+    from facerep.data.augment import mirror_landmarks
+    from facerep.plugins.benchmarks.verification import identity_codes
 
     size = 32
     crops, marks = torch.zeros(2, 3, size, size), _marks(2, size)
@@ -347,8 +348,9 @@ def test_aflw2000_skips_a_reading_run_without_dlib(tmp_path: Path, monkeypatch: 
 
 def test_verification_gives_a_reading_run_the_crops_landmarks_or_skips_it(tmp_path: Path) -> None:
     from facerep.bench.face_crops import FaceCropper
+    from facerep.data.augment import mirror_landmarks
     from facerep.data.photos import landmark_sidecar
-    from facerep.plugins.benchmarks.verification import VerificationBenchmark, mirror_landmarks
+    from facerep.plugins.benchmarks.verification import VerificationBenchmark
     from facerep.world.synth import generate_world
 
     generate_world(tmp_path, "tiny", 0, parts=("verification",), device="cpu")

@@ -60,6 +60,17 @@ class MirrorParams:
         return out[: self.num_id].to(id_params.dtype), out[self.num_id :].to(exp_params.dtype)
 
 
+def mirror_landmarks(landmarks: torch.Tensor, width: int) -> torch.Tensor:
+    """(..., 68, 2) pixels of images `width` wide -> the landmarks of the mirrored images (``flip(-1)``).
+
+    Pixel centres sit at integer + 0.5 (`facerep.core.types`), so pixel column i -> W - 1 - i is x -> W - x;
+    the points are re-ordered by the iBUG mirror permutation so each index keeps naming the same feature.
+    """
+    mirrored = landmarks[..., IBUG_MIRROR.tolist(), :].clone()
+    mirrored[..., 0] = width - mirrored[..., 0]
+    return mirrored
+
+
 def hflip(sample: dict[str, Any], mirror_params: MirrorParams | None = None) -> dict[str, Any]:
     """The horizontally mirrored sample (a new dict; tensors are new)."""
     out = dict(sample)
@@ -67,10 +78,7 @@ def hflip(sample: dict[str, Any], mirror_params: MirrorParams | None = None) -> 
     out["image"] = torch.flip(sample["image"], dims=[-1])
     if sample.get("mask") is not None:
         out["mask"] = torch.flip(sample["mask"], dims=[-1])
-    lm = sample["landmarks"]
-    flipped = lm[IBUG_MIRROR.tolist()].clone()
-    flipped[:, 0] = width - flipped[:, 0]
-    out["landmarks"] = flipped
+    out["landmarks"] = mirror_landmarks(sample["landmarks"], width)
     if sample.get("id_params") is not None and mirror_params is not None:
         out["id_params"], out["exp_params"] = mirror_params(sample["id_params"], sample["exp_params"])
     out["flipped"] = not bool(sample.get("flipped", False))

@@ -43,23 +43,12 @@ from facerep.bench.runs import model_device, reads_landmarks, run_checkpoints, r
 from facerep.common.errors import FacerepError
 from facerep.core.interfaces import Benchmark
 from facerep.core.registry import Component, hookimpl
+from facerep.data.augment import mirror_landmarks
 from facerep.data.imagefile import load_image
 from facerep.data.photos import FacePhoto
-from facerep.geometry.ibug_layout import IBUG_MIRROR
 
 FARS: tuple[float, ...] = (1e-2, 1e-3)
 BASELINES: tuple[str, ...] = ("dlib", "random")
-
-
-def mirror_landmarks(landmarks: torch.Tensor, width: int) -> torch.Tensor:
-    """(B, 68, 2) pixels of images W = `width` wide -> the landmarks of the mirrored images (``flip(-1)``).
-
-    Pixel centres sit at integer + 0.5 (`facerep.core.types`), so pixel column i -> W - 1 - i is x -> W - x;
-    the points are re-ordered by the iBUG mirror permutation so each index keeps naming the same feature
-    (as the training augmentation does, `facerep.data.augment.hflip`)."""
-    mirrored = landmarks[:, torch.as_tensor(IBUG_MIRROR, device=landmarks.device)].clone()
-    mirrored[..., 0] = width - mirrored[..., 0]
-    return mirrored
 
 
 @torch.no_grad()
