@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from facerep.bench.micc_source import MiccSource  # noqa: E402
-from facerep.bench.scoring import score_shape  # noqa: E402
+from facerep.bench.scoring import score_face_shape  # noqa: E402
 from facerep.core.registry import get_registry  # noqa: E402
 from facerep.core.types import CodeSizes  # noqa: E402
 from facerep.nn.landmark_input import LandmarkHeads, landmark_features  # noqa: E402
@@ -133,16 +133,9 @@ def main() -> None:
     print(f"ridge {args.ridge:g} on the same split: held-out identity {ridge_ratio:.3f}x")
 
     source = MiccSource(source_root(world, "micc"), 64)
-    triangles = np.asarray(face_model.triangles)
 
     def score(shape: torch.Tensor, scan: object) -> float:
-        return score_shape(
-            shape.double().numpy(),
-            triangles,
-            scan,
-            landmark_vertices=np.asarray(face_model.landmarks),
-            nose_tip_vertex=int(face_model.nose_tip),
-        ).error.mean
+        return score_face_shape(shape.double().numpy(), face_model, scan).error.mean
 
     heads.eval()
     decoder.eval()

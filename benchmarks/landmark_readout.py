@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from facerep.bench.micc_source import MiccSource  # noqa: E402
-from facerep.bench.scoring import score_shape  # noqa: E402
+from facerep.bench.scoring import score_face_shape  # noqa: E402
 from facerep.core.registry import get_registry  # noqa: E402
 from facerep.nn.landmark_input import landmark_box_size, landmark_features  # noqa: E402
 from facerep.train.validation import RidgeFit  # noqa: E402
@@ -74,16 +74,9 @@ def main() -> None:
     print(f"fitted on {count} labelled images of {world.name} ({time.perf_counter() - started:.0f} s)")
 
     source = MiccSource(source_root(world, "micc"), 64)
-    triangles = np.asarray(face_model.triangles)
 
     def score(shape: np.ndarray, scan: object) -> float:
-        return score_shape(
-            shape,
-            triangles,
-            scan,
-            landmark_vertices=np.asarray(face_model.landmarks),
-            nose_tip_vertex=int(face_model.nose_tip),
-        ).error.mean
+        return score_face_shape(shape, face_model, scan).error.mean
 
     generator = torch.Generator().manual_seed(0)
     fits = {}

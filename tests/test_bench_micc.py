@@ -153,3 +153,25 @@ def test_bad_arguments_and_paths(tmp_path: Path) -> None:
         MiccBenchmark(root=str(tmp_path / "nowhere")).run([object()], tmp_path / "out")
     with pytest.raises(DataError, match="subject_XX"):
         MiccSource(tmp_path, 64)
+
+
+def test_score_face_shape_is_score_shape_on_the_face_models_template() -> None:
+    from facerep.bench.scoring import score_face_shape, score_shape
+    from facerep.geometry.surface_distance import crop_scan
+
+    fm = tiny_face_model()
+    mean = np.asarray(fm.mean, dtype=np.float64)
+    landmarks = mean[np.asarray(fm.landmarks)]
+    scan = crop_scan(mean, np.asarray(fm.triangles), mean[int(fm.nose_tip)], landmarks=landmarks)
+    shifted = mean * 1.1 + np.array([3.0, -2.0, 5.0])  # a similarity: aligns back to ~0 mm
+    got = score_face_shape(shifted, fm, scan, icp_iterations=5)
+    expected = score_shape(
+        shifted,
+        np.asarray(fm.triangles),
+        scan,
+        landmark_vertices=np.asarray(fm.landmarks),
+        nose_tip_vertex=int(fm.nose_tip),
+        icp_iterations=5,
+    )
+    assert got.error.mean == expected.error.mean
+    assert got.error.mean < 0.05

@@ -16,9 +16,11 @@ The MICC protocol of the paper (section 5.1, after Genova et al. 2018), as facer
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from facerep.core.interfaces import FaceModel
 from facerep.geometry.alignment import Similarity, icp_similarity, umeyama
 from facerep.geometry.surface_distance import CroppedScan, SurfaceError, surface_error
 
@@ -117,3 +119,19 @@ def score_shape(
         transform = result.transform
     aligned = transform.apply(pred)
     return ShapeScore(surface_error(aligned, triangles, scan, direction=direction), transform, aligned)
+
+
+def score_face_shape(
+    prediction: np.ndarray, face_model: FaceModel, scan: CroppedScan, **options: Any
+) -> ShapeScore:
+    """`score_shape` for a (N, 3) mm shape on a face model's template: its triangles, landmark vertices
+    and nose tip come from `face_model`; `options` are
+    `score_shape`'s keywords (direction, ICP settings)."""
+    return score_shape(
+        prediction,
+        np.asarray(face_model.triangles),
+        scan,
+        landmark_vertices=np.asarray(face_model.landmarks),
+        nose_tip_vertex=int(face_model.nose_tip),
+        **options,
+    )

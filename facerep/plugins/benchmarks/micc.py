@@ -31,7 +31,7 @@ from facerep.bench.protocols import PROTOCOL_TITLES, PROTOCOLS, encode_video, id
 from facerep.bench.published import TABLE1, TABLE2
 from facerep.bench.results import Score, TableRow, published_rows, summarise
 from facerep.bench.runs import run_checkpoints, run_names, run_records
-from facerep.bench.scoring import ShapeScore, score_shape
+from facerep.bench.scoring import ShapeScore, score_face_shape
 from facerep.bench.tables import (
     BenchTables,
     alignment_summary,
@@ -119,14 +119,8 @@ class MiccBenchmark(Benchmark):
     # -- scoring helpers ----------------------------------------------------------------------------
 
     def _score(self, shape: np.ndarray, face_model: FaceModel, scan: Any) -> ShapeScore:
-        return score_shape(
-            shape,
-            np.asarray(face_model.triangles),
-            scan,
-            landmark_vertices=np.asarray(face_model.landmarks),
-            nose_tip_vertex=int(face_model.nose_tip),
-            direction=self.direction,
-            icp_iterations=self.icp_iterations,
+        return score_face_shape(
+            shape, face_model, scan, direction=self.direction, icp_iterations=self.icp_iterations
         )
 
     # -- the benchmark ------------------------------------------------------------------------------
