@@ -121,7 +121,14 @@ def test_resnet_landmark_branch_moves_identity_expression_and_pose_not_light() -
 
 
 @parametrize_with_checks(
-    [make_subject("encoder", {"type": "resnet", "depth": 18, "landmark_input": True, "landmark_hidden": 8})],
+    [
+        make_subject(
+            "encoder", {"type": "resnet", "depth": 18, "landmark_input": True, "landmark_hidden": 8}
+        ),
+        make_subject(
+            "encoder", {"type": "resnet", "depth": 18, "landmark_input": True, "start_from": "landmarks"}
+        ),
+    ],
     checks=("build", "outputs", "gradients", "landmarks"),
 )
 def test_resnet_landmark_input_keeps_the_encoder_contract(subject, check) -> None:  # noqa: ANN001

@@ -158,6 +158,15 @@ class Encoder(nn.Module, abc.ABC):
     @abc.abstractmethod
     def forward(self, images: Tensor, landmarks: Tensor | None = None) -> Codes: ...
 
+    def encode_landmarks(self, landmarks: Tensor) -> dict[str, Tensor]:
+        """(B, 68, 2) landmarks in pixels -> {code name: (B, D)}: what the encoder reads from the
+        landmarks alone, without an image (for a landmark pre-training stage,
+        `facerep.train.landmark_pretrain`). An encoder that reads landmarks may offer it; its codes
+        from `forward` are then these plus what the image adds. The default: not offered."""
+        raise NotImplementedError(
+            f"encoder {type(self).__name__} cannot encode landmarks alone (no encode_landmarks)"
+        )
+
 
 def encoder_landmarks(encoder: Encoder, images: Tensor, landmarks: Tensor | None) -> Tensor | None:
     """The landmarks an encoder receives with `images`, checked: (B, 68, 2) float pixels, or None.
@@ -295,6 +304,17 @@ class FaceDataset(torch.utils.data.Dataset, abc.ABC):
     @property
     def num_identities(self) -> int:
         return len(set(self.identities))
+
+    def labels(self, index: int) -> dict[str, Any]:
+        """Sample `index`'s labels without its pixels: ``landmarks`` (68, 2) px, ``identity`` and, for
+        labelled sources, ``id_params`` (K_id,) and ``exp_params`` (K_exp,).
+
+        The landmarks may be in the source image's frame rather than the crop's (the two differ by a
+        translation and a scale). The default reads the whole sample; a source that holds its labels
+        in memory answers without decoding the image.
+        """
+        sample = self[index]
+        return {k: v for k, v in sample.items() if k not in ("image", "mask")}
 
 
 class Benchmark(abc.ABC):

@@ -44,6 +44,14 @@ class IdentitySubset(FaceDataset):
         sample["identity"] = self.identities[index]
         return sample
 
+    def labels(self, index: int) -> dict[str, Any]:
+        """The labels of sample `index` of this view (`FaceDataset.labels`), identity renumbered."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} outside [0, {len(self)})")
+        labels = dict(self.base.labels(self.indices[index]))
+        labels["identity"] = self.identities[index]
+        return labels
+
     @property
     def skipped(self) -> list[str]:
         return list(getattr(self.base, "skipped", []))

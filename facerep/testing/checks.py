@@ -19,7 +19,8 @@ Encoders are called with images and (B, 68, 2) landmarks (`facerep.core.interfac
 ``landmarks`` check: an encoder with ``reads_landmarks`` False gives the same codes whatever landmarks it
 gets (or none); one with ``reads_landmarks`` True raises `facerep.common.errors.DataError` without
 landmarks or with landmarks of the wrong shape, and its codes change with the landmarks (after a small
-nudge of its parameters when its landmark heads start at zero).
+nudge of its parameters when its landmark heads start at zero); when it offers ``encode_landmarks``,
+that gives finite identity and expression codes of its declared sizes.
 
 Face models, datasets, optimizers, benchmarks, face detectors and shaders have their own checks (see
 `KIND_CHECKS`); a face detector's ``faces`` check needs a photo with a face, given as the context entry
@@ -638,6 +639,27 @@ def check_encoder_landmarks(subject: Subject) -> None:
                 f"reads_landmarks is True but it runs {label}; it must raise DataError "
                 "(call facerep.core.interfaces.encoder_landmarks first thing in forward)"
             )
+        _check_encode_landmarks(subject, module, first)
+
+
+def _check_encode_landmarks(subject: Subject, module: nn.Module, landmarks: Tensor) -> None:
+    """An encoder that offers ``encode_landmarks`` (landmark pre-training) returns finite (B, D)
+    identity and expression codes of its declared sizes from the landmarks alone."""
+    from facerep.core.interfaces import Encoder
+    from facerep.core.types import CodeSizes
+
+    if type(module).encode_landmarks is Encoder.encode_landmarks:
+        return
+    sizes = CodeSizes.of(module.code_sizes)
+    with torch.no_grad():
+        codes = module.encode_landmarks(landmarks)
+    if not isinstance(codes, dict):
+        raise subject.fail(f"encode_landmarks returned {type(codes).__name__}, not a dict of codes")
+    for name, size in (("identity", sizes.identity), ("expression", sizes.expression)):
+        if name not in codes:
+            raise subject.fail(f"encode_landmarks gave no {name!r} code (it gave {sorted(codes)})")
+        _shape(subject, f"encode_landmarks()[{name!r}]", codes[name], (BATCH, size), torch.float32)
+        _finite(subject, {name: codes[name]}, "encode_landmarks()")
 
 
 def _cuda_device() -> str:

@@ -14,6 +14,7 @@ from facerep.core.recipe import Recipe
 from facerep.core.types import Batch
 from facerep.train.config import train_config
 from facerep.train.context import RunContext
+from facerep.train.landmark_pretrain import pretrain_config, pretrain_on_landmarks
 from facerep.train.neutral import neutral_expression
 from facerep.train.sample_sheet import write_step_sample_sheet
 from facerep.train.schedule import lr_factor
@@ -90,6 +91,9 @@ class StageLoop:
     def train(self) -> None:
         """Train to the stage's last step (with the progress bar), then end the stage."""
         state = self.run.state
+        pretrain = pretrain_config(self.stage)
+        if pretrain is not None and state.stage_step == 0:  # a resumed stage holds its result already
+            pretrain_on_landmarks(self.run, self.name, self.stage, self.comps, pretrain)
         title = f"stage {self.index + 1}/{len(self.run.recipe.stage_names())} {self.name}"
         with self.run.terminal.progress(title, self.total) as bar:
             self.bar = bar

@@ -80,6 +80,7 @@ def check_recipe(
 def check_stage(stage: Recipe, registry: Registry) -> list[tuple[str, str]]:
     """Check one stage's resolved recipe; returns (address, "kind:name") of its component nodes."""
     from facerep.train.data_setup import data_options, validation_config
+    from facerep.train.landmark_pretrain import require_labelled
 
     _check_top_level(stage)
     checked, components = [], {}
@@ -118,6 +119,7 @@ def check_stage(stage: Recipe, registry: Registry) -> list[tuple[str, str]]:
         if address.startswith("data.sources.") and getattr(comp.factory, "labelled", False)
     ]
     validation_config(stage, labelled)
+    require_labelled(stage, labelled)
     return checked
 
 
@@ -253,6 +255,7 @@ def build_stage_components(stage: Recipe, registry: Registry, face_models: list[
     from facerep.common.paths import cache_dir
     from facerep.core.model import build_model
     from facerep.train.data_setup import data_options
+    from facerep.train.landmark_pretrain import require_landmark_encoder
 
     locate = stage.locate
     context: dict[str, Any] = {"cache_dir": cache_dir(), "device": torch.device("cpu")}
@@ -267,6 +270,7 @@ def build_stage_components(stage: Recipe, registry: Registry, face_models: list[
         num_identities=PLACEHOLDER_IDENTITIES,
     )
     model = build_model(stage, context, registry)
+    require_landmark_encoder(stage, model.encoder)
     critic = None
     if stage.get("critic") is not None:
         critic = registry.build("critic", stage.get("critic"), context, address="critic", locate=locate)

@@ -95,7 +95,8 @@ class Bar:
             for k, v in record.items()
             if k.startswith("loss/") and math.isfinite(v)
         ]
-        text = f"{record.get('images_per_s', 0):.1f} img/s  " + "  ".join(parts[:6])
+        rate = record.get("images_per_s")
+        text = (f"{rate:.1f} img/s  " if rate is not None else "") + "  ".join(parts[:6])
         self.progress.update(self.task, losses=self.validation + text)
 
     def update_validation(self, metrics: dict[str, float]) -> None:

@@ -107,6 +107,18 @@ class AFLW2000(ImageFaceDataset):
             raise DataError(f"{self.root}: no usable AFLW2000-3D image/.mat pair")
         self.identities = list(range(len(self.files)))
 
+    def labels(self, index: int) -> dict[str, Any]:
+        """Sample `index`'s labels from memory (no image read): landmarks (68, 2) in the source
+        image's pixels, identity, id_params, exp_params, pose_params."""
+        rec = self.records[index]
+        return {
+            "landmarks": rec["landmarks_3d"][:, :2],
+            "identity": index,
+            "id_params": rec["id_params"],
+            "exp_params": rec["exp_params"],
+            "pose_params": rec["pose_params"],
+        }
+
     def _load(self, index: int) -> dict[str, Any]:
         name = self.files[index]
         image = load_image(self.root / name)

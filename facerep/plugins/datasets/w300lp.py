@@ -131,6 +131,17 @@ class W300LP(ImageFaceDataset):
             setattr(self, name, [values[i] for i in kept])
         return [keys[i] for i in kept]
 
+    def labels(self, index: int) -> dict[str, Any]:
+        """Sample `index`'s labels from memory (no image read): landmarks (68, 2) in the source
+        image's pixels, identity, id_params, exp_params, pose_params."""
+        return {
+            "landmarks": self.landmarks[index],
+            "identity": self.identities[index],
+            "id_params": self.id_params[index],
+            "exp_params": self.exp_params[index],
+            "pose_params": self.pose_params[index],
+        }
+
     def _load(self, index: int) -> dict[str, Any]:
         rel = self.files[index]
         image = load_image(self.root / rel)

@@ -25,7 +25,15 @@ the paper's 128 / 64 / 6 / 27), plus the backbone's feature maps as skips for a 
   jittered in training) and adds their heads' outputs to the identity, expression and pose codes. The
   heads start at zero, so training starts from the image-only encoder. Measured on the demo world
   (benchmarks/RESULTS.md, "The landmarks already hold the identity"): held-out identity error falls
-  much faster; callers then must pass landmarks (the `Encoder` contract).
+  much faster; callers then must pass landmarks (the `Encoder` contract). `encode_landmarks` gives
+  the heads' codes alone, for a landmark pre-training stage (`train.landmark_pretrain`).
+- ``start_from`` (with ``landmark_input``): ``image`` (default) starts the landmark heads at zero, i.e.
+  exactly the image-only encoder; ``landmarks`` starts the image's identity and expression heads at
+  zero instead and the landmark heads at small random weights (N(0, 0.01)), so the codes are the
+  landmark heads' alone until training moves the image heads: after a landmark pre-training stage the
+  image training starts at the pre-trained landmark solution and learns what the pixels add to it.
+  (Small random weights, not zero: a zero head feeding a zero-started decoder, such as the linear 3DMM
+  one, would never move.)
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ from facerep.nn.landmark_input import LandmarkHeads
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Where the identity and expression codes start (``start_from``).
+START_FROM = ("image", "landmarks")
 _ARCHS = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50}
 
 
@@ -94,6 +104,8 @@ class ResNetEncoder(Encoder):
             encoder then `reads_landmarks` and callers must pass them.
         landmark_hidden: width of the landmark heads' hidden layer (0: linear heads).
         landmark_noise: training-time jitter of the input landmarks, fraction of their box size.
+        start_from: ``image`` or ``landmarks``: which branch the identity and expression codes start
+            from (see the module docstring; ``landmarks`` needs ``landmark_input``).
 
     ``forward(images (B, 3, H, W) in [0, 1]) -> Codes`` with skips finest first, channels
     ``skip_channels`` (e.g. [64, 64, 128, 256, 512] for depth 18, [64, 256, 512, 1024, 2048] for 50) at
@@ -113,10 +125,15 @@ class ResNetEncoder(Encoder):
         landmark_input: bool = False,
         landmark_hidden: int = 0,
         landmark_noise: float = 0.02,
+        start_from: str = "image",
     ) -> None:
         super().__init__()
         if depth not in _ARCHS:
             raise ValueError(f"resnet encoder depth must be one of {sorted(_ARCHS)}, got {depth}")
+        if start_from not in START_FROM:
+            raise ValueError(f"resnet encoder start_from must be one of {START_FROM}, got {start_from!r}")
+        if start_from == "landmarks" and not landmark_input:
+            raise ValueError("resnet encoder start_from: landmarks needs landmark_input: true")
         backbone = _ARCHS[depth](weights=None)
         if weights is not None:
             self._load_backbone(backbone, weights)
@@ -144,6 +161,8 @@ class ResNetEncoder(Encoder):
             if landmark_input
             else None
         )
+        if start_from == "landmarks":
+            self._start_from_landmarks()
         expansion = 4 if depth >= 50 else 1
         self.skip_channels = [64] + [c * expansion for c in (64, 128, 256, 512)]
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -151,6 +170,17 @@ class ResNetEncoder(Encoder):
         self.channels_last = channels_last
         if channels_last:  # 4-D weights only; `.to(device)` and `load_state_dict` keep this order
             self.to(memory_format=torch.channels_last)
+
+    def _start_from_landmarks(self) -> None:
+        """Image identity / expression heads at zero, landmark heads' last layers at N(0, 0.01)."""
+        with torch.no_grad():
+            for head in (self.id_head, self.exp_head):
+                head.weight.zero_()
+                head.bias.zero_()
+            for name in ("identity", "expression"):
+                head = self.landmark_heads.heads[name]
+                last = head if isinstance(head, nn.Linear) else head[-1]
+                last.weight.normal_(0.0, 0.01)
 
     @staticmethod
     def _load_backbone(backbone: nn.Module, weights: str) -> None:
@@ -185,6 +215,15 @@ class ResNetEncoder(Encoder):
             x = layer(x)
             skips.append(x)
         return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1), skips
+
+    def encode_landmarks(self, landmarks: Tensor) -> dict[str, Tensor]:
+        """(B, 68, 2) landmarks in pixels -> {identity, expression, pose: (B, D)}: the landmark heads'
+        codes, what `forward` adds to the image's (only with ``landmark_input``)."""
+        if self.landmark_heads is None:
+            return super().encode_landmarks(landmarks)
+        if landmarks.dim() != 3 or tuple(landmarks.shape[1:]) != (68, 2):
+            raise ValueError(f"landmarks must be (B, 68, 2) pixels, got {tuple(landmarks.shape)}")
+        return self.landmark_heads(landmarks)
 
     def forward(self, images: Tensor, landmarks: Tensor | None = None) -> Codes:
         """(B, 3, H, W) images in [0, 1] (and their (B, 68, 2) landmarks in pixels, the `Encoder`

@@ -1,0 +1,194 @@
+"""Landmark pre-training: fit the encoder's landmark branch and the shape decoder before the images.
+
+A stage's ``train.landmark_pretrain`` (off by default) runs before its first image step: the
+encoder's codes from the 68 landmarks alone (`Encoder.encode_landmarks`) are decoded by the stage's
+shape decoder and fitted to the 3DMM shapes of the stage's labelled training images, with no image,
+renderer or critic involved, so it takes seconds to a minute where learning the same geometry from
+pixels takes the whole CPU budget. The loss, per labelled image (shapes in mm):
+
+    mean_v |decode(id, exp)_v - s(id_params, exp_params)_v|^2
+    + neutral * mean_v |decode(id, 0)_v - s(id_params, 0)_v|^2
+
+with (id, exp) = encode_landmarks(landmarks); the second term teaches the decoder that a zero
+expression code means the neutral face, which is how benchmarks decode identity. Adam over every
+encoder and shape-decoder parameter the loss reaches (the landmark heads, their normalisation and
+the whole decoder), with a cosine learning-rate schedule, on mini-batches drawn with the recipe's
+seed; the stage's own optimiser starts afterwards, untouched. Held-out identities
+(``train.validate``) are never read: the labels come from the stage's training views.
+
+Options (``train.landmark_pretrain``): ``steps`` (default 2000), ``lr`` (1e-3), ``batch`` (128
+labelled images a step), ``neutral`` (1.0, the weight of the neutral term). Measured on the demo world
+(benchmarks/RESULTS.md, "Landmark pre-training"). The pre-training runs when a stage starts, not when
+a run resumes mid-stage (the checkpoint holds its result).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from facerep.common.errors import RecipeError
+from facerep.core.interfaces import Encoder
+from facerep.core.recipe import Recipe, options_with_defaults
+from facerep.nn.loss_utils import model_shape
+
+ADDRESS = "train.landmark_pretrain"
+#: ``train.landmark_pretrain`` keys and their defaults.
+PRETRAIN_DEFAULTS: dict[str, Any] = {"steps": 2000, "lr": 1.0e-3, "batch": 128, "neutral": 1.0}
+
+
+def pretrain_config(stage: Recipe) -> dict[str, Any] | None:
+    """The stage's ``train.landmark_pretrain`` with defaults, or None when it is off (absent, null or
+    false; ``true`` means every default). Unknown keys and bad values are recipe errors at their line."""
+    node = (stage.get("train") or {}).get("landmark_pretrain")
+    if node is None or node is False:
+        return None
+    address = ADDRESS
+    if node is True:
+        node = {}
+    if not isinstance(node, dict):
+        raise RecipeError(
+            f"{address} must be a mapping ({', '.join(PRETRAIN_DEFAULTS)}), true or null",
+            where=stage.locate(address),
+            address=address,
+        )
+    config = options_with_defaults(stage, address, node, PRETRAIN_DEFAULTS)
+    for key in ("steps", "batch"):
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RecipeError(
+                f"{address}.{key} must be a positive integer, got {value!r}",
+                where=stage.locate(f"{address}.{key}"),
+                address=f"{address}.{key}",
+            )
+    for key, meaning in (("lr", "a number > 0"), ("neutral", "a number >= 0")):
+        value = config[key]
+        number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+        if not number or float(value) < 0 or (key == "lr" and float(value) == 0):
+            raise RecipeError(
+                f"{address}.{key} must be {meaning}, got {value!r}",
+                where=stage.locate(f"{address}.{key}"),
+                address=f"{address}.{key}",
+            )
+    return config
+
+
+def require_landmark_encoder(stage: Recipe, encoder: Any) -> None:
+    """A recipe error at ``train.landmark_pretrain`` when the stage pre-trains on landmarks and its
+    encoder does not read them (or cannot encode them alone)."""
+    if pretrain_config(stage) is None:
+        return
+    offered = type(encoder).encode_landmarks is not Encoder.encode_landmarks
+    if not (getattr(encoder, "reads_landmarks", False) and offered):
+        raise RecipeError(
+            f"{ADDRESS} needs an encoder that reads landmarks and encodes them alone (encode_landmarks), "
+            f"e.g. resnet with model.encoder.landmark_input: true; {type(encoder).__name__} "
+            + ("does not read them as configured" if offered else "offers no encode_landmarks"),
+            where=stage.locate(ADDRESS),
+            address=ADDRESS,
+        )
+
+
+def require_labelled(stage: Recipe, labelled: list[Any]) -> None:
+    """A recipe error at ``train.landmark_pretrain`` when the stage pre-trains on landmarks and
+    `labelled` (its 3DMM-labelled sources, or their roles) is empty."""
+    if pretrain_config(stage) is not None and not labelled:
+        raise RecipeError(
+            f"{ADDRESS} needs a 3DMM-labelled data source (none of data.sources is labelled)",
+            where=stage.locate(ADDRESS),
+            address=ADDRESS,
+        )
+
+
+def labelled_landmarks(sources: list[Any]) -> tuple[Tensor, Tensor, Tensor]:
+    """The labels of every sample of the labelled `sources` (`FaceDataset.labels`, no image read when
+    the source holds them): (landmarks (M, 68, 2) px, id_params (M, K_id), exp_params (M, K_exp))."""
+    landmarks, id_params, exp_params = [], [], []
+    for source in sources:
+        for index in range(len(source)):
+            labels = source.labels(index)
+            landmarks.append(np.asarray(labels["landmarks"], dtype=np.float32))
+            id_params.append(np.asarray(labels["id_params"], dtype=np.float32))
+            exp_params.append(np.asarray(labels["exp_params"], dtype=np.float32))
+    return (
+        torch.from_numpy(np.stack(landmarks)),
+        torch.from_numpy(np.stack(id_params)),
+        torch.from_numpy(np.stack(exp_params)),
+    )
+
+
+def pretrain_on_landmarks(
+    run: Any, name: str, stage: Recipe, comps: Any, config: dict[str, Any]
+) -> dict[str, float]:
+    """Fit the encoder's landmark codes and the shape decoder of stage `name` to its labelled shapes
+    (see the module docstring). Logs one record (``landmark_pretrain/*``) and returns it."""
+    model, device = comps.model, run.device
+    encoder, decoder = model.encoder, model.shape_decoder
+    require_landmark_encoder(stage, encoder)
+    labelled = [src for src in comps.data.dataset.sources if getattr(src, "labelled", False)]
+    require_labelled(stage, labelled)
+    started = time.perf_counter()
+    landmarks, id_params, exp_params = labelled_landmarks(labelled)
+    count = int(landmarks.shape[0])
+    params = [p for p in (*encoder.parameters(), *decoder.parameters()) if p.requires_grad]
+    optimiser = torch.optim.Adam(params, lr=float(config["lr"]))
+    generator = torch.Generator().manual_seed(int(stage.get("seed", 0)) * 104729 + 11)
+    steps, batch, neutral = int(config["steps"]), int(config["batch"]), float(config["neutral"])
+    model.train()
+    loss_value, first = math.nan, math.nan
+    title = f"landmark pre-training on {count} labelled images"
+    with run.terminal.progress(title, steps) as bar:
+        for step in range(steps):
+            scale = 0.5 * (1.0 + math.cos(math.pi * step / steps))
+            for group in optimiser.param_groups:
+                group["lr"] = float(config["lr"]) * scale
+            rows = torch.randint(0, count, (min(batch, count),), generator=generator)
+            labels = (landmarks[rows], id_params[rows], exp_params[rows])
+            loss = _loss(encoder, decoder, comps.face_model, *labels, neutral, device)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            loss_value = float(loss.detach())
+            if step == 0:
+                first = loss_value
+            bar.advance(1)
+            if step % 50 == 0 or step == steps - 1:
+                bar.update_losses({"loss/landmark_pretrain": loss_value})
+    optimiser.zero_grad(set_to_none=True)
+    record = {
+        "landmark_pretrain/loss_first": first,
+        "landmark_pretrain/loss": loss_value,
+        "landmark_pretrain/images": count,
+        "landmark_pretrain/steps": steps,
+        "landmark_pretrain/seconds": round(time.perf_counter() - started, 2),
+    }
+    run.log.write({"stage": name, "step": run.state.step, **record})
+    return record
+
+
+def _loss(
+    encoder: Any,
+    decoder: Any,
+    face_model: Any,
+    landmarks: Tensor,
+    id_params: Tensor,
+    exp_params: Tensor,
+    neutral: float,
+    device: torch.device,
+) -> Tensor:
+    """The pre-training loss of one mini-batch (mm^2, see the module docstring)."""
+    codes = encoder.encode_landmarks(landmarks.to(device))
+    identity, expression = codes["identity"], codes["expression"]
+    shape = decoder(identity, expression)
+    target = model_shape(face_model, id_params, exp_params, shape)
+    loss = (shape - target).pow(2).sum(-1).mean()
+    if neutral > 0:
+        neutral_shape = decoder(identity, torch.zeros_like(expression))
+        neutral_target = model_shape(face_model, id_params, torch.zeros_like(exp_params), shape)
+        loss = loss + neutral * (neutral_shape - neutral_target).pow(2).sum(-1).mean()
+    return loss
