@@ -34,7 +34,9 @@ def test_recipe_show_no_adv_has_no_adversarial_loss(capsys: pytest.CaptureFixtur
 def test_recipe_show_origin_and_stage(capsys: pytest.CaptureFixture[str]) -> None:
     main(["recipe", "show", "demo", "--origin", "--stage", "unet_albedo"])
     out = capsys.readouterr().out
-    assert re.search(r"vertices: 2000 +# \S*demo\.yaml:11\n", out)  # face_model.vertices comes from demo.yaml
+    assert re.search(
+        r"vertices: 2000 +# \S*demo_pixels\.yaml:13\n", out
+    )  # from demo_pixels.yaml, demo's ancestor
     assert "type: unet" in out
 
 

@@ -191,6 +191,9 @@ def test_builtin_recipes_resolve_with_intended_differences() -> None:
         "gcn_albedo_only",
         "linear_3dmm",
         "demo",
+        "demo_pixels",
+        "demo_long",
+        "demo_long_pixels",
     ):
         assert required in names
     full = load_recipe("full")
@@ -226,6 +229,22 @@ def test_builtin_recipes_resolve_with_intended_differences() -> None:
     assert load_recipe("linear_3dmm").get("model.shape_decoder") == {"type": "linear"}
     demo = load_recipe("recipes/demo.yaml")
     assert demo.get("face_model.vertices") == 2000 and demo.get("data.image_size") == 64
+    # demo = demo_pixels + the landmark branch, pre-trained; the long recipes differ from them alike
+    landmark_keys = {
+        "model.encoder.landmark_input",
+        "model.encoder.landmark_noise",
+        "model.encoder.start_from",
+        "model.shape_decoder.type",
+        "model.shape_decoder.channels",
+        "model.shape_decoder.K",
+        "model.shape_decoder.factor",
+        "stages.gcn_albedo.train.landmark_pretrain.steps",
+    }
+    for short, pixels in (("demo", "demo_pixels"), ("demo_long", "demo_long_pixels")):
+        keys = {
+            k for k, *_ in diff(load_recipe(pixels), load_recipe(short)) if k not in ("name", "description")
+        }
+        assert keys == landmark_keys, (short, keys)
 
 
 def test_show_with_origins_annotates_every_leaf(base: Path) -> None:
