@@ -21,6 +21,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "steps_per_epoch": 0,  # 0: one pass of the sampler
     "validate": None,  # {every, identities, source}: held-out validation (facerep.train.validation)
     "landmark_pretrain": None,  # {steps, lr, batch, neutral}: facerep.train.landmark_pretrain
+    "freeze": None,  # parameter-name prefixes the stage does not train (facerep.train.freeze)
     "lr_warmup": 0,  # steps of linear warm-up of the model's learning rate at the start of the stage
     "lr_decay": "none",  # "none" or "cosine" (to lr_final x the recipe's rate at the stage's last step)
     "lr_final": 0.0,
@@ -59,7 +60,9 @@ def train_config(stage: Recipe) -> dict[str, Any]:
         )
     if not isinstance(config["lr_final"], int | float) or not 0.0 <= float(config["lr_final"]) <= 1.0:
         raise RecipeError("lr_final must be a number in [0, 1]", where=stage.locate("train.lr_final"))
+    from facerep.train.freeze import freeze_prefixes
     from facerep.train.landmark_pretrain import pretrain_config
 
     pretrain_config(stage)  # its keys and values, checked with the rest
+    freeze_prefixes(stage)
     return config

@@ -36,6 +36,7 @@ from facerep.common.errors import RecipeError
 from facerep.core.interfaces import Encoder
 from facerep.core.recipe import Recipe, options_with_defaults
 from facerep.nn.loss_utils import model_shape
+from facerep.train.freeze import trainable_flags
 
 ADDRESS = "train.landmark_pretrain"
 #: ``train.landmark_pretrain`` keys and their defaults.
@@ -135,7 +136,8 @@ def pretrain_on_landmarks(
     started = time.perf_counter()
     landmarks, id_params, exp_params = labelled_landmarks(labelled)
     count = int(landmarks.shape[0])
-    params = [p for p in (*encoder.parameters(), *decoder.parameters()) if p.requires_grad]
+    flags = trainable_flags([encoder, decoder])  # `train.freeze` applies to the image steps only
+    params = [p.requires_grad_(True) for p, _ in flags]
     optimiser = torch.optim.Adam(params, lr=float(config["lr"]))
     generator = torch.Generator().manual_seed(int(stage.get("seed", 0)) * 104729 + 11)
     steps, batch, neutral = int(config["steps"]), int(config["batch"]), float(config["neutral"])
@@ -160,6 +162,8 @@ def pretrain_on_landmarks(
             if step % 50 == 0 or step == steps - 1:
                 bar.update_losses({"loss/landmark_pretrain": loss_value})
     optimiser.zero_grad(set_to_none=True)
+    for parameter, flag in flags:
+        parameter.requires_grad_(flag)
     record = {
         "landmark_pretrain/loss_first": first,
         "landmark_pretrain/loss": loss_value,

@@ -255,6 +255,7 @@ def build_stage_components(stage: Recipe, registry: Registry, face_models: list[
     from facerep.common.paths import cache_dir
     from facerep.core.model import build_model
     from facerep.train.data_setup import data_options
+    from facerep.train.freeze import freeze_parameters
     from facerep.train.landmark_pretrain import require_landmark_encoder
 
     locate = stage.locate
@@ -271,6 +272,7 @@ def build_stage_components(stage: Recipe, registry: Registry, face_models: list[
     )
     model = build_model(stage, context, registry)
     require_landmark_encoder(stage, model.encoder)
+    freeze_parameters(stage, model)
     critic = None
     if stage.get("critic") is not None:
         critic = registry.build("critic", stage.get("critic"), context, address="critic", locate=locate)

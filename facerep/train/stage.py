@@ -20,6 +20,7 @@ from facerep.core.model import FaceRepModel, build_model
 from facerep.core.recipe import Recipe
 from facerep.core.registry import Registry, get_registry
 from facerep.train import data_setup
+from facerep.train.freeze import freeze_parameters
 
 
 @dataclass
@@ -82,6 +83,7 @@ def build_stage(
     for module in (model, critic, *losses.values()):
         if module is not None:
             module.to(device)
+    freeze_parameters(stage, model)
     model_optimizer, critic_optimizer = _optimizers(stage, registry, model, critic, losses)
     return Components(face_model, model, critic, losses, data, model_optimizer, critic_optimizer, context)
 
