@@ -91,6 +91,26 @@ def test_linear_decoder_is_the_face_models_linear_shape(face_model, mean) -> Non
     assert not _all_parameters_have_gradients(dec)
 
 
+def test_separate_linear_decoder_keeps_identity_and_expression_apart(face_model, mean) -> None:  # noqa: ANN001
+    dec = LinearShapeDecoder(face_model, CodeSizes(), separate=True)
+    identity, expression = torch.randn(2, 128), torch.randn(2, 64)
+    torch.testing.assert_close(dec(identity, expression), mean.expand(2, -1, -1))
+    for layer in (dec.fc_id, dec.fc_exp):
+        torch.nn.init.normal_(layer.weight, std=0.05)
+    v = dec(identity, expression)
+    alpha_id, alpha_exp = dec.last_coefficients
+    torch.testing.assert_close(v, face_model.shape(alpha_id, alpha_exp).float(), atol=1e-3, rtol=1e-4)
+    # the identity coefficients ignore the expression code; a zero expression code is the neutral face
+    dec(identity, torch.randn(2, 64))
+    torch.testing.assert_close(dec.last_coefficients[0], alpha_id)
+    neutral = dec(identity, torch.zeros(2, 64))
+    torch.testing.assert_close(
+        neutral, face_model.shape(alpha_id, torch.zeros_like(alpha_exp)).float(), atol=1e-3, rtol=1e-4
+    )
+    v.sum().backward()
+    assert not _all_parameters_have_gradients(dec)
+
+
 def test_unet_albedo_decoder_maps_skips_to_a_uv_albedo_sampled_at_vertices(face_model) -> None:  # noqa: ANN001
     torch.manual_seed(0)
     encoder = ResNetEncoder(depth=18)

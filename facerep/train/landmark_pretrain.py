@@ -19,7 +19,9 @@ seed; the stage's own optimiser starts afterwards, untouched. Held-out identitie
 Options (``train.landmark_pretrain``): ``steps`` (default 2000), ``lr`` (1e-3), ``batch`` (128
 labelled images a step), ``neutral`` (1.0, the weight of the neutral term). Measured on the demo world
 (benchmarks/RESULTS.md, "Landmark pre-training"). The pre-training runs when a stage starts, not when
-a run resumes mid-stage (the checkpoint holds its result).
+a run resumes mid-stage (the checkpoint holds its result). Under ``torchrun`` every process runs the
+same pre-training on all the labels (same draws, same seed), so their weights stay equal without
+exchanging gradients.
 """
 
 from __future__ import annotations

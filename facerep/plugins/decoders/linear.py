@@ -6,6 +6,12 @@ the face model's prior standard deviations), then equation (1) of the paper,
 buffers so it follows the module's device. The FC starts at zero: the untrained decoder outputs the
 mean shape. The last coefficients are kept in ``last_coefficients`` (alpha_id, alpha_exp) for losses
 and inspection.
+
+With ``separate: true`` the map is block-diagonal, as the 3DMM itself is: ``alpha_id =
+FC_id(identity) * std_id`` and ``alpha_exp = FC_exp(expression) * std_exp``, so the identity
+coefficients depend on the identity code alone (a zero expression code adds only FC_exp's bias, zero
+at the start). The default, one FC over both codes, lets the expression code move identity
+coefficients: a network can then carry identity in its expression code.
 """
 
 from __future__ import annotations
@@ -29,18 +35,28 @@ class LinearShapeDecoder(ShapeDecoder):
     Args:
         face_model: injected; the linear model (mean, bases, standard deviations).
         code_sizes: injected; the encoder's identity and expression sizes.
+        separate: identity code -> identity coefficients and expression code -> expression
+            coefficients only (block-diagonal), instead of one FC over both codes.
     """
 
-    def __init__(self, face_model: FaceModel, code_sizes: CodeSizes) -> None:
+    def __init__(self, face_model: FaceModel, code_sizes: CodeSizes, separate: bool = False) -> None:
         super().__init__()
         sizes = CodeSizes.of(code_sizes)
         self.id_dim, self.exp_dim = sizes.identity, sizes.expression
         self.num_id = face_model.num_id
         self.num_exp = face_model.num_exp
         n = face_model.num_vertices
-        self.fc = nn.Linear(self.id_dim + self.exp_dim, self.num_id + self.num_exp)
-        nn.init.zeros_(self.fc.weight)
-        nn.init.zeros_(self.fc.bias)
+        self.separate = bool(separate)
+        if self.separate:
+            self.fc_id = nn.Linear(self.id_dim, self.num_id)
+            self.fc_exp = nn.Linear(self.exp_dim, self.num_exp)
+            layers = [self.fc_id, self.fc_exp]
+        else:
+            self.fc = nn.Linear(self.id_dim + self.exp_dim, self.num_id + self.num_exp)
+            layers = [self.fc]
+        for layer in layers:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
         self.register_buffer("mean", _buffer(face_model.mean).reshape(n * 3), persistent=False)
         self.register_buffer("basis", self._stack_bases(face_model), persistent=False)
         std = np.concatenate([np.asarray(face_model.id_std), np.asarray(face_model.exp_std)])
@@ -56,7 +72,10 @@ class LinearShapeDecoder(ShapeDecoder):
 
     def coefficients(self, identity: Tensor, expression: Tensor) -> tuple[Tensor, Tensor]:
         """(B, D_id), (B, D_exp) -> (alpha_id (B, K_id), alpha_exp (B, K_exp)), prior units (not whitened)."""
-        alpha = self.fc(torch.cat([identity, expression], dim=1)) * self.std
+        if self.separate:
+            alpha = torch.cat([self.fc_id(identity), self.fc_exp(expression)], dim=1) * self.std
+        else:
+            alpha = self.fc(torch.cat([identity, expression], dim=1)) * self.std
         return alpha[:, : self.num_id], alpha[:, self.num_id :]
 
     def forward(self, identity: Tensor, expression: Tensor) -> Tensor:
