@@ -239,6 +239,7 @@ def test_builtin_recipes_resolve_with_intended_differences() -> None:
         "model.shape_decoder.K",
         "model.shape_decoder.factor",
         "stages.gcn_albedo.train.landmark_pretrain.steps",
+        "train.freeze",
     }
     for short, pixels in (("demo", "demo_pixels"), ("demo_long", "demo_long_pixels")):
         keys = {
