@@ -22,7 +22,7 @@ from facerep.train.options import TrainOptions
 from facerep.train.recipe_check import check_recipe
 from facerep.train.trainer import Trainer
 
-# (name, YAML after "extends: demo\n", line of the offending key, its address, words of the cause)
+# (name, YAML after "extends: demo_pixels\n", line of the offending key, its address, words of the cause)
 BAD_RECIPES = [
     ("train_key", "train:\n  epochz: 3\n", 3, "train.epochz", "did you mean 'epochs'"),
     (
@@ -135,7 +135,7 @@ BAD_RECIPES = [
 
 def bad_recipe(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "child.yaml"
-    path.write_text("extends: demo\n" + text)
+    path.write_text("extends: demo_pixels\n" + text)
     return path
 
 

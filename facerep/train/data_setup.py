@@ -168,7 +168,7 @@ BATCH_DEFAULTS: dict[str, int] = {"identities": 8, "photos_per_identity": 4, "la
 AUGMENT_DEFAULTS: dict[str, Any] = {"flip": False, "scale": [1.0, 1.0]}
 
 
-def _whole(stage: Recipe, address: str, value: Any, minimum: int, meaning: str = "") -> int:
+def whole_option(stage: Recipe, address: str, value: Any, minimum: int, meaning: str = "") -> int:
     """`value` as an integer >= `minimum`, else a recipe error at `address`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         need = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
@@ -219,13 +219,15 @@ def data_options(stage: Recipe) -> dict[str, Any]:
     for role, node in sources.items():
         if isinstance(node, dict) and node.get("root") == BUILTIN_ROOT:
             world_folder(stage, f"data.sources.{role}", node, Path("."))  # the type only: no world needed
-    image_size = _whole(stage, "data.image_size", data.get("image_size", DEFAULT_IMAGE_SIZE), 1, " (pixels)")
-    num_workers = _whole(stage, "data.num_workers", data.get("num_workers", 0), 0)
+    image_size = whole_option(
+        stage, "data.image_size", data.get("image_size", DEFAULT_IMAGE_SIZE), 1, " (pixels)"
+    )
+    num_workers = whole_option(stage, "data.num_workers", data.get("num_workers", 0), 0)
     batch_node = _mapping(stage, "data.batch", data.get("batch"), ", ".join(BATCH_DEFAULTS))
     check_known_keys(stage, "data.batch", batch_node, BATCH_DEFAULTS)
     batch = {**BATCH_DEFAULTS, **batch_node}
     for key, value in batch.items():
-        _whole(stage, f"data.batch.{key}", value, 1 if key == "photos_per_identity" else 0)
+        whole_option(stage, f"data.batch.{key}", value, 1 if key == "photos_per_identity" else 0)
     if batch["identities"] + batch["labelled_pairs"] == 0:
         raise RecipeError(
             "data.batch.identities and data.batch.labelled_pairs are both 0: a batch would be empty",
@@ -278,7 +280,7 @@ def world_options(stage: Recipe) -> tuple[str, int, dict[str, int]]:
 
     world = dict(_mapping(stage, "data.world", stage.get("data.world"), "preset, seed, ..."))
     preset = world.pop("preset", "demo")
-    seed = _whole(stage, "data.world.seed", world.pop("seed", 0), 0)
+    seed = whole_option(stage, "data.world.seed", world.pop("seed", 0), 0)
     if seed > MAX_SEED:
         raise RecipeError(
             f"data.world.seed must be an integer in [0, {MAX_SEED}], got {seed}",
@@ -333,13 +335,7 @@ def validation_config(stage: Recipe, labelled: list[str]) -> dict[str, Any] | No
 
     config = options_with_defaults(stage, "train.validate", node, VALIDATE_DEFAULTS)
     for key in ("every", "identities"):
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise RecipeError(
-                f"train.validate.{key} must be a positive integer, got {value!r}",
-                where=stage.locate(f"train.validate.{key}"),
-                address=f"train.validate.{key}",
-            )
+        whole_option(stage, f"train.validate.{key}", config[key], 1)
     if config["source"] is None:
         if not labelled:
             raise RecipeError(

@@ -38,6 +38,7 @@ from facerep.common.errors import RecipeError
 from facerep.core.interfaces import Encoder
 from facerep.core.recipe import Recipe, options_with_defaults
 from facerep.nn.loss_utils import model_shape
+from facerep.train.data_setup import whole_option
 from facerep.train.freeze import trainable_flags
 
 ADDRESS = "train.landmark_pretrain"
@@ -62,13 +63,7 @@ def pretrain_config(stage: Recipe) -> dict[str, Any] | None:
         )
     config = options_with_defaults(stage, address, node, PRETRAIN_DEFAULTS)
     for key in ("steps", "batch"):
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise RecipeError(
-                f"{address}.{key} must be a positive integer, got {value!r}",
-                where=stage.locate(f"{address}.{key}"),
-                address=f"{address}.{key}",
-            )
+        whole_option(stage, f"{address}.{key}", config[key], 1)
     for key, meaning in (("lr", "a number > 0"), ("neutral", "a number >= 0")):
         value = config[key]
         number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
