@@ -346,7 +346,9 @@ def test_aflw2000_skips_a_reading_run_without_dlib(tmp_path: Path, monkeypatch: 
     assert "never the ground truth" in line and "dlib is not installed" in line
 
 
-def test_verification_gives_a_reading_run_the_crops_landmarks_or_skips_it(tmp_path: Path) -> None:
+def test_verification_gives_a_reading_run_the_crops_landmarks_or_scores_the_pairs_it_can(
+    tmp_path: Path,
+) -> None:
     from facerep.bench.face_crops import FaceCropper
     from facerep.data.augment import mirror_landmarks
     from facerep.data.photos import landmark_sidecar
@@ -364,10 +366,20 @@ def test_verification_gives_a_reading_run_the_crops_landmarks_or_skips_it(tmp_pa
     flipped = torch.cat([c.landmarks for c in probe.CALLS[1::2]])
     assert torch.allclose(plain, expected) and torch.allclose(flipped, mirror_landmarks(expected, 48))
     assert "probe" in {r.method for r in result["table"].rows}
-    # a photo without its sidecar is centre-cropped: no landmarks for it, so the reading run is skipped
+    full = result["scores"]["probe"]
+    # a photo without its sidecar is centre-cropped: no landmarks for it, so the reading run scores the
+    # pairs whose photos both have landmarks, with the same scores as before, and says so
     landmark_sidecar(images[0]).unlink()
     probe.CALLS.clear()
     result = bench.run([ProbeRun(48)], tmp_path / "out2")
-    assert probe.CALLS == [] and "probe" not in {r.method for r in result["table"].rows}
-    (line,) = [n for n in result["table"].notes if n.startswith("run probe skipped")]
-    assert "1 photo(s) have none" in line
+    assert sum(int(c.images.shape[0]) for c in probe.CALLS) == 2 * (len(images) - 1)  # with the mirrors
+    pairs = result["pairs"].pairs
+    involved = np.array([images[0] in (p.first, p.second) for p in pairs])
+    scores = result["scores"]["probe"]
+    assert involved.any() and np.isnan(scores[involved]).all()
+    np.testing.assert_allclose(scores[~involved], full[~involved], rtol=1e-6)
+    (row,) = [r for r in result["table"].rows if r.method == "probe"]
+    assert f"scored on the {int((~involved).sum())} of {len(pairs)} pairs" in row.note
+    assert row.counts["same"] + row.counts["different"] == int((~involved).sum())
+    written = (tmp_path / "out2" / "verification_pairs.csv").read_text()
+    assert ",," in written  # the unscored pairs' empty score fields

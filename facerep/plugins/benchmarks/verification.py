@@ -9,7 +9,8 @@ reconstruct`` crops it (`facerep.bench.face_crops`: landmark sidecar, else the r
 Score of a pair: the cosine similarity of the two photos' identity codes (with ``flip``, each code is the
 mean of the photo's and its mirror image's). A run whose encoder reads the crop's 68 landmarks
 (``reads_landmarks``) gets each crop's landmarks (sidecar or detector, mapped into the crop; mirrored with
-the image under ``flip``); where some photo has none (a centre crop) that run is skipped, with a line in
+the image under ``flip``); where some photo has none (a centre crop) that run is scored on the pairs whose
+photos both have landmarks (its note says how many), with a line in
 the table's notes saying why. Reported per method (`facerep.bench.roc`): ROC AUC, equal
 error rate, and TAR at FAR 1e-2 and 1e-3 where there are enough different-person pairs (1 / FAR).
 
@@ -80,6 +81,12 @@ def identity_codes(
                 codes = (codes + model.encode(batch.flip(-1), mirrored).identity.float()) / 2.0
         out.append(codes.cpu().double().numpy())
     return np.concatenate(out)
+
+
+def _scored(scores: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(same-person scores, different-person scores) of the pairs a method scored (finite scores)."""
+    finite = np.isfinite(scores)
+    return scores[same & finite], scores[~same & finite]
 
 
 def cosine_scores(codes: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -198,7 +205,7 @@ class VerificationBenchmark(Benchmark):
             warnings.append(f"dlib baseline skipped: {dlib_missing()}")
         croppers: dict[int, FaceCropper] = {}
         crops: dict[int, torch.Tensor] = {}
-        crop_marks: dict[int, torch.Tensor | None] = {}  # None: some crop has no landmarks
+        crop_marks: dict[int, list[torch.Tensor | None]] = {}  # per photo; None: no landmarks
         unmarked: dict[int, int] = {}  # crops without landmarks, per size
         faces_of: dict[Path, FacePhoto] = {}
         total = len(images) * (len({int(m.image_size) for m in runs}) + len(runs) + int(use_dlib))
@@ -222,25 +229,44 @@ class VerificationBenchmark(Benchmark):
                         advance(1)
                     crops[size] = torch.stack(tensors)
                     unmarked[size] = sum(1 for m in marks if m is None)
-                    crop_marks[size] = None if unmarked[size] else torch.stack(marks)
+                    crop_marks[size] = marks
                 bar.update(task, description=name)
-                given = None
                 if reads_landmarks(model):
-                    given = crop_marks[size]
-                    if given is None:
+                    marks = crop_marks[size]
+                    have = np.array([m is not None for m in marks])
+                    if not have.any():
                         warnings.append(
-                            f"run {name} skipped: its encoder reads the crop's 68 landmarks and "
-                            f"{unmarked[size]} photo(s) have none (centre crops: no landmark sidecar "
-                            f"and no face found by the detector: {detector_line})"
+                            f"run {name} skipped: its encoder reads the crop's 68 landmarks and no "
+                            f"photo has any (no landmark sidecar, no face found: {detector_line})"
                         )
                         console.print(f"[yellow]warning:[/] {warnings[-1]}", highlight=False)
                         advance(len(images))
                         continue
+                    rows = np.flatnonzero(have)
+                    given = torch.stack([marks[int(i)] for i in rows])
+                    found = identity_codes(
+                        model,
+                        crops[size][torch.as_tensor(rows)],
+                        given,
+                        flip=self.flip,
+                        batch_size=self.batch_size,
+                    )
+                    codes = np.full((len(images), found.shape[1]), np.nan)
+                    codes[rows] = found
                     notes[name] = "identity codes, cosine, encoder given the crops' landmarks" + (
                         " (mirrored with the photo), flip-averaged" if self.flip else ""
                     )
-                codes = identity_codes(model, crops[size], given, flip=self.flip, batch_size=self.batch_size)
-                scores[name] = ("run", cosine_scores(codes, first, second))
+                    if unmarked[size]:
+                        scored = int((have[first] & have[second]).sum())
+                        notes[name] += (
+                            f"; scored on the {scored} of {len(first)} pairs whose photos have "
+                            f"landmarks ({unmarked[size]} photo(s) without: no sidecar, no face found)"
+                        )
+                else:
+                    codes = identity_codes(
+                        model, crops[size], None, flip=self.flip, batch_size=self.batch_size
+                    )
+                scores[name] = ("run", cosine_scores(codes, first, second))  # NaN: a photo without
                 advance(len(images))
             if use_dlib:
                 bar.update(task, description="dlib face descriptors")
@@ -270,7 +296,7 @@ class VerificationBenchmark(Benchmark):
             pair_list, scores, table.meta, out / "verification_pairs.csv"
         )
         curves = [
-            (m if k == "run" else f"{m} (baseline)", roc_curve(s[same], s[~same]), roc_auc(s[same], s[~same]))
+            (m if k == "run" else f"{m} (baseline)", roc_curve(*_scored(s, same)), roc_auc(*_scored(s, same)))
             for m, (k, s) in scores.items()
         ]
         files["verification_roc.png"] = plot_roc(curves, out / "verification_roc.png",
@@ -290,7 +316,7 @@ class VerificationBenchmark(Benchmark):
         checkpoints = run_checkpoints(runs, names)
         rows = []
         for method, (kind, s) in scores.items():
-            pos, neg = s[same], s[~same]
+            pos, neg = _scored(s, same)
             values: dict[str, float | None] = {"auc": roc_auc(pos, neg), "eer": equal_error_rate(pos, neg)}
             for far in FARS:
                 values[f"tar@{far:g}"] = tar_at_far(pos, neg, far)
@@ -337,7 +363,8 @@ class VerificationBenchmark(Benchmark):
                 run = runs.get(method, {})
                 origin = [run.get("path", ""), run.get("checkpoint", ""), meta["data_root"]]
                 for k, p in enumerate(pair_list.pairs):
-                    row = [method, kind, str(p.first), str(p.second), int(p.same), p.fold, f"{s[k]:.6f}"]
+                    score = f"{s[k]:.6f}" if np.isfinite(s[k]) else ""  # a photo without landmarks
+                    row = [method, kind, str(p.first), str(p.second), int(p.same), p.fold, score]
                     writer.writerow(row + origin)
         return path
 
