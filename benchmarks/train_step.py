@@ -47,7 +47,7 @@ from facerep.train.step import train_step
 from facerep.train.trainer import Trainer
 
 CONFIGS = {
-    "demo": ("demo", []),
+    "demo": ("demo_pixels", []),  # the pixels-only demo (GCN decoders), what RESULTS measured as "demo"
     "paper": ("full", []),
 }
 
