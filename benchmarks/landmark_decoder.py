@@ -87,10 +87,7 @@ def main() -> None:
         {"identity": sizes.identity, "expression": sizes.expression}, hidden=args.hidden, noise=args.noise
     )
     if args.decoder == "linear":
-        with torch.no_grad():
-            for head in heads.heads.values():
-                last = head if isinstance(head, torch.nn.Linear) else head[-1]
-                last.weight.normal_(0.0, 0.01)
+        heads.start_small(list(heads.heads), 0.01)
     optimiser = torch.optim.Adam([*decoder.parameters(), *heads.parameters()], lr=args.lr)
 
     def error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -168,6 +168,11 @@ class Encoder(nn.Module, abc.ABC):
         )
 
 
+def offers_encode_landmarks(encoder: Any) -> bool:
+    """Whether `encoder`'s class overrides `Encoder.encode_landmarks` (codes from landmarks alone)."""
+    return type(encoder).encode_landmarks is not Encoder.encode_landmarks
+
+
 def encoder_landmarks(encoder: Encoder, images: Tensor, landmarks: Tensor | None) -> Tensor | None:
     """The landmarks an encoder receives with `images`, checked: (B, 68, 2) float pixels, or None.
 

@@ -72,6 +72,16 @@ class LandmarkHeads(nn.Module):
         self.norm = nn.BatchNorm1d(FEATURE_SIZE, affine=False)
         self.heads = nn.ModuleDict({name: _head(int(size), int(hidden)) for name, size in sizes.items()})
 
+    def start_small(self, names: list[str], std: float = 0.01) -> None:
+        """Re-draw the last layer's weights of the heads in `names` from N(0, `std`) (biases stay zero):
+        a head that must move while what it feeds starts at zero too (two zero layers in a row never
+        do)."""
+        with torch.no_grad():
+            for name in names:
+                head = self.heads[name]
+                last = head if isinstance(head, nn.Linear) else head[-1]
+                last.weight.normal_(0.0, std)
+
     def forward(self, landmarks: Tensor) -> dict[str, Tensor]:
         """(B, 68, 2) float px -> {code name: (B, D) offset}; jittered in training mode."""
         landmarks = landmarks.float()

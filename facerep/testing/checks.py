@@ -645,10 +645,10 @@ def check_encoder_landmarks(subject: Subject) -> None:
 def _check_encode_landmarks(subject: Subject, module: nn.Module, landmarks: Tensor) -> None:
     """An encoder that offers ``encode_landmarks`` (landmark pre-training) returns finite (B, D)
     identity and expression codes of its declared sizes from the landmarks alone."""
-    from facerep.core.interfaces import Encoder
+    from facerep.core.interfaces import offers_encode_landmarks
     from facerep.core.types import CodeSizes
 
-    if type(module).encode_landmarks is Encoder.encode_landmarks:
+    if not offers_encode_landmarks(module):
         return
     sizes = CodeSizes.of(module.code_sizes)
     with torch.no_grad():

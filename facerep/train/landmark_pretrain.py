@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from facerep.common.errors import RecipeError
-from facerep.core.interfaces import Encoder
+from facerep.core.interfaces import offers_encode_landmarks
 from facerep.core.recipe import Recipe, options_with_defaults
 from facerep.nn.loss_utils import model_shape
 from facerep.train.data_setup import whole_option
@@ -81,7 +81,7 @@ def require_landmark_encoder(stage: Recipe, encoder: Any) -> None:
     encoder does not read them (or cannot encode them alone)."""
     if pretrain_config(stage) is None:
         return
-    offered = type(encoder).encode_landmarks is not Encoder.encode_landmarks
+    offered = offers_encode_landmarks(encoder)
     if not (getattr(encoder, "reads_landmarks", False) and offered):
         raise RecipeError(
             f"{ADDRESS} needs an encoder that reads landmarks and encodes them alone (encode_landmarks), "

@@ -206,7 +206,6 @@ class VerificationBenchmark(Benchmark):
         croppers: dict[int, FaceCropper] = {}
         crops: dict[int, torch.Tensor] = {}
         crop_marks: dict[int, list[torch.Tensor | None]] = {}  # per photo; None: no landmarks
-        unmarked: dict[int, int] = {}  # crops without landmarks, per size
         faces_of: dict[Path, FacePhoto] = {}
         total = len(images) * (len({int(m.image_size) for m in runs}) + len(runs) + int(use_dlib))
         with progress_bar("verification", console, self.progress) as bar:
@@ -228,7 +227,6 @@ class VerificationBenchmark(Benchmark):
                         faces_of.setdefault(path, photo)
                         advance(1)
                     crops[size] = torch.stack(tensors)
-                    unmarked[size] = sum(1 for m in marks if m is None)
                     crop_marks[size] = marks
                 bar.update(task, description=name)
                 if reads_landmarks(model):
@@ -256,11 +254,11 @@ class VerificationBenchmark(Benchmark):
                     notes[name] = "identity codes, cosine, encoder given the crops' landmarks" + (
                         " (mirrored with the photo), flip-averaged" if self.flip else ""
                     )
-                    if unmarked[size]:
+                    if not have.all():
                         scored = int((have[first] & have[second]).sum())
                         notes[name] += (
                             f"; scored on the {scored} of {len(first)} pairs whose photos have "
-                            f"landmarks ({unmarked[size]} photo(s) without: no sidecar, no face found)"
+                            f"landmarks ({int((~have).sum())} photo(s) without: no sidecar, no face found)"
                         )
                 else:
                     codes = identity_codes(

@@ -173,14 +173,10 @@ class ResNetEncoder(Encoder):
 
     def _start_from_landmarks(self) -> None:
         """Image identity / expression heads at zero, landmark heads' last layers at N(0, 0.01)."""
-        with torch.no_grad():
-            for head in (self.id_head, self.exp_head):
-                head.weight.zero_()
-                head.bias.zero_()
-            for name in ("identity", "expression"):
-                head = self.landmark_heads.heads[name]
-                last = head if isinstance(head, nn.Linear) else head[-1]
-                last.weight.normal_(0.0, 0.01)
+        for head in (self.id_head, self.exp_head):
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        self.landmark_heads.start_small(["identity", "expression"], 0.01)
 
     @staticmethod
     def _load_backbone(backbone: nn.Module, weights: str) -> None:
