@@ -123,6 +123,17 @@ class FaceModel(abc.ABC):
     def fit(self, vertices: Tensor) -> tuple[Tensor, Tensor]:
         """Least-squares coefficients (alpha_id (B, K_id), alpha_exp (B, K_exp)) of (B, N, 3) shapes."""
 
+    def true_shape(self, alpha_id: Tensor, alpha_exp: Tensor | None = None) -> Tensor:
+        """The faces the coefficients stand for: (B, K_id), (B, K_exp) -> (B, N, 3) vertices in mm.
+
+        The linear shape (equation 1) here; a model whose identities carry detail beyond its linear
+        span (the synthetic world's) returns that detail too. Fresh synthetic training faces
+        (`facerep.world.fresh_faces`) are drawn with it.
+        """
+        if alpha_exp is None:
+            alpha_exp = alpha_id.new_zeros(alpha_id.shape[0], self.num_exp)
+        return self.shape(alpha_id, alpha_exp)
+
     def fingerprint(self) -> str:
         """A stable hash of the template topology and geometry, used to key on-disk caches."""
         import hashlib
