@@ -111,6 +111,39 @@ def test_separate_linear_decoder_keeps_identity_and_expression_apart(face_model,
     assert not _all_parameters_have_gradients(dec)
 
 
+def test_linear_decoder_detail_learns_shapes_outside_the_3dmm_span(face_model, mean) -> None:  # noqa: ANN001
+    torch.manual_seed(0)
+    plain = LinearShapeDecoder(face_model, CodeSizes())
+    dec = LinearShapeDecoder(face_model, CodeSizes(), detail=True)
+    assert plain.detail is None and dec.detail.weight.shape == (face_model.num_vertices * 3, 128)
+    identity, expression = torch.randn(4, 128), torch.randn(4, 64)
+    torch.testing.assert_close(dec(identity, expression), mean.expand(4, -1, -1))  # zero at the start
+    # a target off the linear span: the plain decoder's best is its projection, the detail gets closer
+    alpha_id = torch.randn(4, face_model.num_id) * torch.as_tensor(face_model.id_std)
+    target = face_model.true_shape(alpha_id).float()
+    fit_id, fit_exp = face_model.fit(target)
+    floor = (face_model.shape(fit_id, fit_exp).float() - target).pow(2).sum(-1).mean()
+    losses = {}
+    for name, decoder in (("plain", plain), ("detail", dec)):
+        optimiser = torch.optim.Adam(decoder.parameters(), lr=1e-2)
+        for _ in range(300):
+            loss = (decoder(identity, expression) - target).pow(2).sum(-1).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        losses[name] = float(loss.detach())
+    assert losses["plain"] > 0.9 * float(floor)  # the 3DMM's own limit
+    assert losses["detail"] < 0.1 * float(floor)
+    # the detail reads the identity code only: its offsets are the same under any expression code
+    offsets = []
+    for codes in (expression, torch.zeros(4, 64)):
+        with torch.no_grad():
+            shape = dec(identity, codes)
+            offsets.append(shape - face_model.shape(*dec.last_coefficients).float())
+    assert offsets[0].abs().max() > 0.1
+    torch.testing.assert_close(offsets[0], offsets[1], atol=1e-3, rtol=1e-4)
+
+
 def test_unet_albedo_decoder_maps_skips_to_a_uv_albedo_sampled_at_vertices(face_model) -> None:  # noqa: ANN001
     torch.manual_seed(0)
     encoder = ResNetEncoder(depth=18)
