@@ -17,7 +17,7 @@ from facerep.core.registry import get_registry
 from facerep.nn.landmark_input import landmark_features
 from facerep.testing.runs import tiny_recipe_text
 from facerep.train import loop
-from facerep.train.landmark_pretrain import PRETRAIN_DEFAULTS, pretrain_config
+from facerep.train.landmark_pretrain import PRETRAIN_DEFAULTS, pretrain_config, require_labelled
 from facerep.train.options import TrainOptions
 from facerep.train.recipe_check import check_recipe
 from facerep.train.trainer import Trainer
@@ -61,6 +61,8 @@ def test_options_default_when_true_and_are_off_when_absent(tmp_path: Path) -> No
         ({"steps": 0}, "train.landmark_pretrain.steps", "positive integer"),
         ({"lr": 0}, "train.landmark_pretrain.lr", "> 0"),
         ({"neutral": -1}, "train.landmark_pretrain.neutral", ">= 0"),
+        ({"source": "fersh"}, "train.landmark_pretrain.source", "did you mean 'fresh'"),
+        ({"noise": -0.1}, "train.landmark_pretrain.noise", ">= 0"),
         ("fast", "train.landmark_pretrain", "mapping"),
     ],
 )
@@ -174,3 +176,31 @@ def test_a_pretrained_run_starts_its_image_training_below_the_mean_face(
     Trainer(load_recipe(path), TrainOptions(out=tmp_path / "run", quiet=True, resume=True)).fit()
     assert len(calls) == 1
     assert sum("landmark_pretrain/loss" in r for r in _records(run)) == 1
+
+
+def test_fresh_faces_need_no_labelled_source_and_fit_shapes_beyond_the_3dmm(tmp_path: Path) -> None:
+    fresh = load_recipe(_recipe(tmp_path, {"source": "fresh"}, name="fresh.yaml"))
+    require_labelled(fresh, [])  # no labelled source needed
+    with pytest.raises(RecipeError, match="source: fresh pre-trains on fresh synthetic faces instead"):
+        require_labelled(load_recipe(_recipe(tmp_path, True)), [])
+    path = _recipe(tmp_path, {"source": "fresh", "steps": 200, "lr": 3e-3, "batch": 32}, name="fresh.yaml")
+    recipe = yaml.safe_load(path.read_text())
+    recipe["model"]["shape_decoder"]["detail"] = True
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    run = Trainer(load_recipe(path), TrainOptions(out=tmp_path / "run", quiet=True, max_steps=1)).fit()
+    pretrain = next(r for r in _records(run) if "landmark_pretrain/loss" in r)
+    assert pretrain["landmark_pretrain/images"] == 200 * 32  # a fresh face for every row of every step
+    # on faces it never saw, the landmark branch's neutral shapes are nearer than the mean face
+    from facerep.apps.model import load
+    from facerep.world.fresh_faces import FreshFaces
+
+    rep = load(run, device="cpu")
+    model = rep.model
+    faces = FreshFaces(rep.face_model, noise=0.0).draw(256, torch.Generator().manual_seed(123))
+    with torch.no_grad():
+        codes = model.encoder.encode_landmarks(faces.landmarks)
+        decoded = model.shape_decoder(codes["identity"], torch.zeros_like(codes["expression"]))
+    mean = torch.as_tensor(rep.face_model.mean).float()
+    error = (decoded - faces.neutral).norm(dim=-1).mean()
+    assert error < 0.95 * (mean - faces.neutral).norm(dim=-1).mean()  # 0.92x after 200 steps
+    assert model.shape_decoder.detail.weight.abs().max() > 0  # it learnt detail beyond the 3DMM span

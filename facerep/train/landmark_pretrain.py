@@ -16,8 +16,17 @@ the whole decoder), with a cosine learning-rate schedule, on mini-batches drawn 
 seed; the stage's own optimiser starts afterwards, untouched. Held-out identities
 (``train.validate``) are never read: the labels come from the stage's training views.
 
+With ``source: fresh`` the labels are not the stage's images but fresh synthetic faces drawn anew
+for every batch from the run's face model (`facerep.world.fresh_faces`: random identities,
+expressions and 300W-LP-like poses, their projected landmarks with detector-like noise up to
+``noise`` times the landmarks' box size, and their exact shapes, `FaceModel.true_shape`, as targets
+in place of s(.)): synthetic pre-training, with no limit on identities and, for the synthetic
+world's model, the faces' detail beyond the 3DMM span (which a decoder can learn only if it can
+represent it: the linear decoder's ``detail``). The stage then needs no labelled source.
+
 Options (``train.landmark_pretrain``): ``steps`` (default 2000), ``lr`` (1e-3), ``batch`` (128
-labelled images a step), ``neutral`` (1.0, the weight of the neutral term). Measured on the demo world
+labelled images a step), ``neutral`` (1.0, the weight of the neutral term), ``source`` (``labelled``,
+the stage's labelled images; or ``fresh``), ``noise`` (0.02; ``fresh`` only). Measured on the demo world
 (benchmarks/RESULTS.md, "Landmark pre-training"). The pre-training runs when a stage starts, not when
 a run resumes mid-stage (the checkpoint holds its result). Under ``torchrun`` every process runs the
 same pre-training on all the labels (same draws, same seed), so their weights stay equal without
@@ -34,16 +43,24 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from facerep.common.errors import RecipeError
+from facerep.common.errors import RecipeError, did_you_mean
 from facerep.core.interfaces import offers_encode_landmarks
 from facerep.core.recipe import Recipe, options_with_defaults
-from facerep.nn.loss_utils import model_shape
 from facerep.train.data_setup import whole_option
 from facerep.train.freeze import trainable_flags
 
 ADDRESS = "train.landmark_pretrain"
 #: ``train.landmark_pretrain`` keys and their defaults.
-PRETRAIN_DEFAULTS: dict[str, Any] = {"steps": 2000, "lr": 1.0e-3, "batch": 128, "neutral": 1.0}
+PRETRAIN_DEFAULTS: dict[str, Any] = {
+    "steps": 2000,
+    "lr": 1.0e-3,
+    "batch": 128,
+    "neutral": 1.0,
+    "source": "labelled",
+    "noise": 0.02,
+}
+#: Where the pre-training's labels come from (``source``).
+SOURCES = ("labelled", "fresh")
 
 
 def pretrain_config(stage: Recipe) -> dict[str, Any] | None:
@@ -64,7 +81,14 @@ def pretrain_config(stage: Recipe) -> dict[str, Any] | None:
     config = options_with_defaults(stage, address, node, PRETRAIN_DEFAULTS)
     for key in ("steps", "batch"):
         whole_option(stage, f"{address}.{key}", config[key], 1)
-    for key, meaning in (("lr", "a number > 0"), ("neutral", "a number >= 0")):
+    if config["source"] not in SOURCES:
+        raise RecipeError(
+            f"{address}.source must be one of {', '.join(SOURCES)}, got {config['source']!r}"
+            + did_you_mean(str(config["source"]), SOURCES),
+            where=stage.locate(f"{address}.source"),
+            address=f"{address}.source",
+        )
+    for key, meaning in (("lr", "a number > 0"), ("neutral", "a number >= 0"), ("noise", "a number >= 0")):
         value = config[key]
         number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
         if not number or float(value) < 0 or (key == "lr" and float(value) == 0):
@@ -93,11 +117,13 @@ def require_landmark_encoder(stage: Recipe, encoder: Any) -> None:
 
 
 def require_labelled(stage: Recipe, labelled: list[Any]) -> None:
-    """A recipe error at ``train.landmark_pretrain`` when the stage pre-trains on landmarks and
-    `labelled` (its 3DMM-labelled sources, or their roles) is empty."""
-    if pretrain_config(stage) is not None and not labelled:
+    """A recipe error at ``train.landmark_pretrain`` when the stage pre-trains on its labelled images
+    and `labelled` (its 3DMM-labelled sources, or their roles) is empty."""
+    config = pretrain_config(stage)
+    if config is not None and config["source"] == "labelled" and not labelled:
         raise RecipeError(
-            f"{ADDRESS} needs a 3DMM-labelled data source (none of data.sources is labelled)",
+            f"{ADDRESS} needs a 3DMM-labelled data source (none of data.sources is labelled); "
+            "source: fresh pre-trains on fresh synthetic faces instead",
             where=stage.locate(ADDRESS),
             address=ADDRESS,
         )
@@ -120,35 +146,71 @@ def labelled_landmarks(sources: list[Any]) -> tuple[Tensor, Tensor, Tensor]:
     )
 
 
+class _LabelledDraws:
+    """Mini-batches of the stage's labelled images' labels: (landmarks, shape, neutral shape)."""
+
+    def __init__(self, sources: list[Any], face_model: Any) -> None:
+        self.landmarks, self.id_params, self.exp_params = labelled_landmarks(sources)
+        self.face_model = face_model
+        self.count = int(self.landmarks.shape[0])
+        self.title = f"landmark pre-training on {self.count} labelled images"
+
+    def draw(self, batch: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        rows = torch.randint(0, self.count, (min(batch, self.count),), generator=generator)
+        id_params, exp_params = self.id_params[rows], self.exp_params[rows]
+        with torch.no_grad():
+            shape = self.face_model.shape(id_params, exp_params).float()
+            neutral = self.face_model.shape(id_params, torch.zeros_like(exp_params)).float()
+        return self.landmarks[rows], shape, neutral
+
+
+class _FreshDraws:
+    """Mini-batches of fresh synthetic faces (`facerep.world.fresh_faces`), never the same twice."""
+
+    def __init__(self, face_model: Any, noise: float, steps: int, batch: int) -> None:
+        from facerep.world.fresh_faces import FreshFaces
+
+        self.faces = FreshFaces(face_model, noise=noise)
+        self.count = steps * batch
+        self.title = f"landmark pre-training on {self.count} fresh synthetic faces"
+
+    def draw(self, batch: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        faces = self.faces.draw(batch, generator)
+        return faces.landmarks, faces.shape, faces.neutral
+
+
 def pretrain_on_landmarks(
     run: Any, name: str, stage: Recipe, comps: Any, config: dict[str, Any]
 ) -> dict[str, float]:
     """Fit the encoder's landmark codes and the shape decoder of stage `name` to its labelled shapes
-    (see the module docstring). Logs one record (``landmark_pretrain/*``) and returns it."""
+    or to fresh synthetic faces (see the module docstring). Logs one record (``landmark_pretrain/*``)
+    and returns it."""
     model, device = comps.model, run.device
     encoder, decoder = model.encoder, model.shape_decoder
     require_landmark_encoder(stage, encoder)
-    labelled = [src for src in comps.data.dataset.sources if getattr(src, "labelled", False)]
-    require_labelled(stage, labelled)
+    steps, batch, neutral = int(config["steps"]), int(config["batch"]), float(config["neutral"])
     started = time.perf_counter()
-    landmarks, id_params, exp_params = labelled_landmarks(labelled)
-    count = int(landmarks.shape[0])
+    if config["source"] == "fresh":
+        draws: _LabelledDraws | _FreshDraws = _FreshDraws(
+            comps.face_model, float(config["noise"]), steps, batch
+        )
+    else:
+        labelled = [src for src in comps.data.dataset.sources if getattr(src, "labelled", False)]
+        require_labelled(stage, labelled)
+        draws = _LabelledDraws(labelled, comps.face_model)
     flags = trainable_flags([encoder, decoder])  # `train.freeze` applies to the image steps only
     params = [p.requires_grad_(True) for p, _ in flags]
     optimiser = torch.optim.Adam(params, lr=float(config["lr"]))
     generator = torch.Generator().manual_seed(int(stage.get("seed", 0)) * 104729 + 11)
-    steps, batch, neutral = int(config["steps"]), int(config["batch"]), float(config["neutral"])
     model.train()
     loss_value, first = math.nan, math.nan
-    title = f"landmark pre-training on {count} labelled images"
-    with run.terminal.progress(title, steps) as bar:
+    with run.terminal.progress(draws.title, steps) as bar:
         for step in range(steps):
             scale = 0.5 * (1.0 + math.cos(math.pi * step / steps))
             for group in optimiser.param_groups:
                 group["lr"] = float(config["lr"]) * scale
-            rows = torch.randint(0, count, (min(batch, count),), generator=generator)
-            labels = (landmarks[rows], id_params[rows], exp_params[rows])
-            loss = _loss(encoder, decoder, comps.face_model, *labels, neutral, device)
+            landmarks, shape, neutral_shape = (t.to(device) for t in draws.draw(batch, generator))
+            loss = _loss(encoder, decoder, landmarks, shape, neutral_shape, neutral)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -164,7 +226,7 @@ def pretrain_on_landmarks(
     record = {
         "landmark_pretrain/loss_first": first,
         "landmark_pretrain/loss": loss_value,
-        "landmark_pretrain/images": count,
+        "landmark_pretrain/images": draws.count,
         "landmark_pretrain/steps": steps,
         "landmark_pretrain/seconds": round(time.perf_counter() - started, 2),
     }
@@ -173,23 +235,15 @@ def pretrain_on_landmarks(
 
 
 def _loss(
-    encoder: Any,
-    decoder: Any,
-    face_model: Any,
-    landmarks: Tensor,
-    id_params: Tensor,
-    exp_params: Tensor,
-    neutral: float,
-    device: torch.device,
+    encoder: Any, decoder: Any, landmarks: Tensor, shape: Tensor, neutral_shape: Tensor, neutral: float
 ) -> Tensor:
-    """The pre-training loss of one mini-batch (mm^2, see the module docstring)."""
-    codes = encoder.encode_landmarks(landmarks.to(device))
+    """The pre-training loss of one mini-batch (mm^2, see the module docstring): landmarks (B, 68, 2)
+    px, target shapes with and without the expression (B, N, 3) mm."""
+    codes = encoder.encode_landmarks(landmarks)
     identity, expression = codes["identity"], codes["expression"]
-    shape = decoder(identity, expression)
-    target = model_shape(face_model, id_params, exp_params, shape)
-    loss = (shape - target).pow(2).sum(-1).mean()
+    decoded = decoder(identity, expression)
+    loss = (decoded - shape).pow(2).sum(-1).mean()
     if neutral > 0:
-        neutral_shape = decoder(identity, torch.zeros_like(expression))
-        neutral_target = model_shape(face_model, id_params, torch.zeros_like(exp_params), shape)
-        loss = loss + neutral * (neutral_shape - neutral_target).pow(2).sum(-1).mean()
+        decoded_neutral = decoder(identity, torch.zeros_like(expression))
+        loss = loss + neutral * (decoded_neutral - neutral_shape).pow(2).sum(-1).mean()
     return loss
