@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from facerep.bench.micc_source import MiccSource  # noqa: E402
-from facerep.bench.scoring import score_face_shape  # noqa: E402
+from _micc_landmarks import micc_landmark_scores, print_scores  # noqa: E402
+
 from facerep.core.registry import get_registry  # noqa: E402
 from facerep.core.types import CodeSizes  # noqa: E402
 from facerep.nn.landmark_input import LandmarkHeads, landmark_features  # noqa: E402
@@ -129,32 +130,19 @@ def main() -> None:
     ridge_ratio = float((ridge_pred - neutral[cut:]).norm(dim=-1).mean()) / mean_face
     print(f"ridge {args.ridge:g} on the same split: held-out identity {ridge_ratio:.3f}x")
 
-    source = MiccSource(source_root(world, "micc"), 64)
-
-    def score(shape: torch.Tensor, scan: object) -> float:
-        return score_face_shape(shape.double().numpy(), face_model, scan).error.mean
-
     heads.eval()
     decoder.eval()
-    scores: dict[str, list[float]] = {}
-    base = []
-    for subject in source.subjects:
-        scan = source.scan(subject)
-        base.append(score(mean, scan))
-        for condition in source.conditions:
-            frames = source.frame_indices(subject, condition)
-            marks = torch.stack([torch.as_tensor(source.dataset[i]["landmarks"]).float() for i in frames])
-            with torch.no_grad():
-                codes = heads(marks)
-                identity = codes["identity"].mean(0, keepdim=True)
-                shape = decoder(identity, torch.zeros_like(codes["expression"][:1]))[0]
-                ridge_shape = fit(landmark_features(marks.double())).mean(0).view_as(mean).float() + mean
-            scores.setdefault(condition, []).append(score(shape, scan))
-            scores.setdefault(f"ridge {condition}", []).append(score(ridge_shape, scan))
-    mean_face_mm = float(np.mean(base))
-    print(f"MICC identity average, mm (x the mean face's {mean_face_mm:.3f}):")
-    for name, values in scores.items():
-        print(f"  {name:28s} {np.mean(values):.3f} ({np.mean(values) / mean_face_mm:.3f}x)")
+
+    def learnt(marks: torch.Tensor) -> torch.Tensor:
+        codes = heads(marks)
+        identity = codes["identity"].mean(0, keepdim=True)
+        return decoder(identity, torch.zeros_like(codes["expression"][:1]))[0]
+
+    def ridge(marks: torch.Tensor) -> torch.Tensor:
+        return fit(landmark_features(marks.double())).mean(0).view_as(mean).float() + mean
+
+    mean_face_mm, scores = micc_landmark_scores(face_model, {"landmark heads": learnt, "ridge": ridge})
+    print_scores(mean_face_mm, scores, "MICC identity average")
     print(f"{time.perf_counter() - started:.0f} s")
 
 

@@ -20,15 +20,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from facerep.bench.micc_source import MiccSource  # noqa: E402
-from facerep.bench.scoring import score_face_shape  # noqa: E402
+from _micc_landmarks import micc_landmark_scores, print_scores  # noqa: E402
+
 from facerep.core.registry import get_registry  # noqa: E402
 from facerep.nn.landmark_input import landmark_box_size, landmark_features  # noqa: E402
 from facerep.train.validation import RidgeFit  # noqa: E402
@@ -73,11 +75,6 @@ def main() -> None:
     targets = (neutral - mean).flatten(1)
     print(f"fitted on {count} labelled images of {world.name} ({time.perf_counter() - started:.0f} s)")
 
-    source = MiccSource(source_root(world, "micc"), 64)
-
-    def score(shape: np.ndarray, scan: object) -> float:
-        return score_face_shape(shape, face_model, scan).error.mean
-
     generator = torch.Generator().manual_seed(0)
     fits = {}
     for jitter in args.jitter:
@@ -93,30 +90,12 @@ def main() -> None:
         for ridge in args.ridge:
             name = f"ridge {ridge:g}" + (f", jitter {jitter:g}" if jitter > 0 else "")
             fits[name] = RidgeFit.fit(landmark_features(noisy), targets.repeat(copies, 1), ridge * copies)
-    rows: dict[str, dict[str, list[float]]] = {}
-    for subject in source.subjects:
-        scan = source.scan(subject)
-        base = score(mean.numpy(), scan)
-        rows.setdefault("mean face", {}).setdefault("all", []).append(base)
-        for condition in source.conditions:
-            idx = source.frame_indices(subject, condition)
-            frame_landmarks = torch.stack(
-                [torch.as_tensor(source.dataset[i]["landmarks"]).double() for i in idx]
-            )
-            frame_features = landmark_features(frame_landmarks)
-            for name, fit in fits.items():
-                shape = fit(frame_features).mean(0).view(-1, 3) + mean
-                rows.setdefault(name, {}).setdefault(condition, []).append(score(shape.numpy(), scan))
-    base = float(np.mean(rows["mean face"]["all"]))
-    subjects = len(source.subjects)
-    print(f"\nMICC, identity from landmarks averaged over frames (mm, mean over {subjects} subjects)")
-    print(f"{'':24s}" + "".join(f"{c:>22s}" for c in source.conditions))
-    print(f"{'mean face':24s}" + "".join(f"{base:>22.3f}" for _ in source.conditions))
-    for name, by_condition in rows.items():
-        if name == "mean face":
-            continue
-        cells = [float(np.mean(by_condition[c])) for c in source.conditions]
-        print(f"{name:24s}" + "".join(f"{v:>14.3f} ({v / base:.3f}x)" for v in cells))
+
+    def readout(fit: RidgeFit) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda marks: fit(landmark_features(marks.double())).mean(0).view_as(mean) + mean
+
+    base, rows = micc_landmark_scores(face_model, {name: readout(fit) for name, fit in fits.items()})
+    print_scores(base, rows, "MICC, identity from landmarks averaged over frames")
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 
