@@ -229,7 +229,7 @@ def test_builtin_recipes_resolve_with_intended_differences() -> None:
     assert load_recipe("linear_3dmm").get("model.shape_decoder") == {"type": "linear"}
     demo = load_recipe("recipes/demo.yaml")
     assert demo.get("face_model.vertices") == 2000 and demo.get("data.image_size") == 64
-    # demo = demo_pixels + the landmark branch, pre-trained; the long recipes differ from them alike
+    # demo = demo_pixels + the landmark branch, pre-trained on fresh faces; the long recipes alike
     landmark_keys = {
         "model.encoder.landmark_input",
         "model.encoder.landmark_noise",
@@ -238,7 +238,10 @@ def test_builtin_recipes_resolve_with_intended_differences() -> None:
         "model.shape_decoder.channels",
         "model.shape_decoder.K",
         "model.shape_decoder.factor",
+        "model.shape_decoder.detail",
         "stages.gcn_albedo.train.landmark_pretrain.steps",
+        "stages.gcn_albedo.train.landmark_pretrain.source",
+        "stages.gcn_albedo.train.landmark_pretrain.noise",
         "train.freeze",
     }
     for short, pixels in (("demo", "demo_pixels"), ("demo_long", "demo_long_pixels")):
