@@ -62,7 +62,8 @@ def test_options_default_when_true_and_are_off_when_absent(tmp_path: Path) -> No
         ({"lr": 0}, "train.landmark_pretrain.lr", "> 0"),
         ({"neutral": -1}, "train.landmark_pretrain.neutral", ">= 0"),
         ({"source": "fersh"}, "train.landmark_pretrain.source", "did you mean 'fresh'"),
-        ({"noise": -0.1}, "train.landmark_pretrain.noise", ">= 0"),
+        ({"source": "fresh", "noise": -0.1}, "train.landmark_pretrain.noise", ">= 0"),
+        ({"noise": 0.01}, "train.landmark_pretrain.noise", "applies to source: fresh only"),
         ("fast", "train.landmark_pretrain", "mapping"),
     ],
 )

@@ -26,11 +26,11 @@ represent it: the linear decoder's ``detail``). The stage then needs no labelled
 
 Options (``train.landmark_pretrain``): ``steps`` (default 2000), ``lr`` (1e-3), ``batch`` (128
 labelled images a step), ``neutral`` (1.0, the weight of the neutral term), ``source`` (``labelled``,
-the stage's labelled images; or ``fresh``), ``noise`` (0.02; ``fresh`` only). Measured on the demo world
-(benchmarks/RESULTS.md, "Landmark pre-training"). The pre-training runs when a stage starts, not when
-a run resumes mid-stage (the checkpoint holds its result). Under ``torchrun`` every process runs the
-same pre-training on all the labels (same draws, same seed), so their weights stay equal without
-exchanging gradients.
+the stage's labelled images; or ``fresh``), ``noise`` (0.02; ``fresh`` only). Measured on the demo
+world (benchmarks/RESULTS.md, "Landmark pre-training" and "Fresh synthetic faces"). The pre-training
+runs when a stage starts, not when a run resumes mid-stage (the checkpoint holds its result). Under
+``torchrun`` every process runs the same pre-training on all the labels or faces (same draws, same
+seed), so their weights stay equal without exchanging gradients.
 """
 
 from __future__ import annotations
@@ -87,6 +87,13 @@ def pretrain_config(stage: Recipe) -> dict[str, Any] | None:
             + did_you_mean(str(config["source"]), SOURCES),
             where=stage.locate(f"{address}.source"),
             address=f"{address}.source",
+        )
+    if config["source"] == "labelled" and "noise" in node:
+        raise RecipeError(
+            f"{address}.noise applies to source: fresh only (the labelled images' landmarks are "
+            "the detector's or the labels'; model.encoder.landmark_noise jitters them)",
+            where=stage.locate(f"{address}.noise"),
+            address=f"{address}.noise",
         )
     for key, meaning in (("lr", "a number > 0"), ("neutral", "a number >= 0"), ("noise", "a number >= 0")):
         value = config[key]
