@@ -31,12 +31,8 @@ from torch import Tensor
 from facerep.core.interfaces import FaceModel
 from facerep.geometry.camera import project
 from facerep.nn.landmark_input import landmark_box_size
-
-DEG = math.pi / 180.0
-#: Expression strength: coefficients ~ N(0, std^2) times U(0, EXPRESSION_SCALE) per face.
-EXPRESSION_SCALE = 1.3
-#: Fraction of the frame the face fills (as in the world's 300W-LP and MICC frames).
-FACE_SHARE = (0.45, 0.95)
+from facerep.world.scene import DEG
+from facerep.world.synth import EXPRESSION_SCALE, LABELLED_FACE_SHARE
 
 
 @dataclass(frozen=True)
@@ -71,7 +67,7 @@ def fresh_poses(n: int, generator: torch.Generator) -> Tensor:
     pose[:, 1] = sign * (base + (90.0 - base) * reach) * DEG
     pose[:, 2] = _normal(generator, n, 6.0, 20.0) * DEG
     pose[:, 3:5] = torch.randn(n, 2, generator=generator) * 0.02
-    low, high = FACE_SHARE
+    low, high = LABELLED_FACE_SHARE
     pose[:, 5] = torch.log(low + (high - low) * torch.rand(n, generator=generator))
     return pose
 

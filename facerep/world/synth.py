@@ -72,6 +72,8 @@ WORLD_FORMAT = 4
 #: 300W-LP-layout images: frame side relative to the input size, and the face's share of the frame.
 LABELLED_FRAME = 1.5
 LABELLED_FACE_SHARE = (0.45, 0.95)
+#: Expression strength of the photos and labelled images: coefficients ~ N(0, std^2) times U(0, this).
+EXPRESSION_SCALE = 1.3
 SUBSETS = ("AFW", "HELEN", "IBUG", "LFPW")
 CONDITIONS = ("Indoor-Cooperative", "PTZ-Indoor", "PTZ-Outdoor")
 
@@ -285,7 +287,7 @@ def write_celeba(
     a_tex = _coefficients(rng, fm.albedo_std, n_id)
     owner = np.repeat(np.arange(n_id), per)
     n = owner.size
-    expr_scale = rng.uniform(0.0, 1.3, (n, 1)) * (rng.random((n, 1)) > 0.2)
+    expr_scale = rng.uniform(0.0, EXPRESSION_SCALE, (n, 1)) * (rng.random((n, 1)) > 0.2)
     a_exp = _coefficients(rng, fm.exp_std, n) * expr_scale.astype(np.float32)
     pose = sample_poses(rng, n, max_yaw=60.0)
     light = sample_lights(rng, n)
@@ -333,7 +335,8 @@ def write_300w_lp(
     n_src, views = preset.labelled_sources, preset.views_per_source
     a_id = _coefficients(rng, fm.id_std, n_src)
     a_tex = _coefficients(rng, fm.albedo_std, n_src)
-    a_exp_src = _coefficients(rng, fm.exp_std, n_src) * (rng.uniform(0.0, 1.3, (n_src, 1)).astype(np.float32))
+    a_exp_src = _coefficients(rng, fm.exp_std, n_src)  # drawn before the strengths, as always
+    a_exp_src = a_exp_src * rng.uniform(0.0, EXPRESSION_SCALE, (n_src, 1)).astype(np.float32)
     with torch.no_grad():
         truth = fm.true_shape(torch.from_numpy(a_id), torch.from_numpy(a_exp_src))
         fit_id, fit_exp = (t.float().numpy() for t in fm.fit(truth))
@@ -561,7 +564,8 @@ def write_verification(
     a_tex = _coefficients(rng, fm.albedo_std, n_id)
     owner = np.repeat(np.arange(n_id), per)
     n = owner.size
-    a_exp = _coefficients(rng, fm.exp_std, n) * (rng.uniform(0.0, 1.3, (n, 1)) * (rng.random((n, 1)) > 0.2))
+    a_exp = _coefficients(rng, fm.exp_std, n)  # drawn before the strengths, as always
+    a_exp = a_exp * (rng.uniform(0.0, EXPRESSION_SCALE, (n, 1)) * (rng.random((n, 1)) > 0.2))
     pose = sample_poses(rng, n, max_yaw=60.0, scale=(0.45, 0.7))
     light = sample_lights(rng, n)
     hair = rng.random(n) < 0.35
