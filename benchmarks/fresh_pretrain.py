@@ -4,9 +4,10 @@ What `train.landmark_pretrain` with ``source: fresh`` learns before any image st
 landmark heads (`facerep.nn.landmark_input.LandmarkHeads`, identity 128 and expression 64, linear,
 started small) and the linear shape decoder (``--no-detail``: the 3DMM alone; by default with its
 learnt ``detail`` beyond the 3DMM's span) fitted by Adam with a cosine schedule to batches of fresh
-faces (`facerep.world.fresh_faces.FreshFaces`, exact shapes as targets), exactly the pre-training's
-loss. Then every MICC video's frames are read by the heads, decoded with a zero expression code and
-averaged (the MICC protocol's identity average), and scored as `facerep bench` scores a run.
+faces (`facerep.world.fresh_faces.FreshFaces`, exact shapes as targets), with the pre-training's
+own loss (`facerep.train.landmark_pretrain.pretrain_loss`). Then every MICC video's frames are read
+by the heads, decoded with a zero expression code and averaged (the MICC protocol's identity
+average), and scored as `facerep bench` scores a run.
 
 ``--ridge`` adds reference read-outs, fitted in closed form on fresh faces: ridge regressions from the
 landmarks' features (`landmark_features`) to the neutral shape's vertices, one to the exact shapes and
@@ -36,6 +37,7 @@ from _micc_landmarks import micc_landmark_scores, print_scores  # noqa: E402
 from facerep.core.registry import get_registry  # noqa: E402
 from facerep.core.types import CodeSizes  # noqa: E402
 from facerep.nn.landmark_input import LandmarkHeads, landmark_features  # noqa: E402
+from facerep.train.landmark_pretrain import pretrain_loss  # noqa: E402
 from facerep.train.validation import RidgeFit  # noqa: E402
 from facerep.world.fresh_faces import FreshFaces  # noqa: E402
 
@@ -93,11 +95,7 @@ def main() -> None:
             for group in optimiser.param_groups:
                 group["lr"] = args.lr * 0.5 * (1.0 + math.cos(math.pi * step / args.steps))
             batch = faces.draw(args.batch, generator)
-            codes = heads(batch.landmarks)
-            identity, expression = codes["identity"], codes["expression"]
-            loss = (decoder(identity, expression) - batch.shape).pow(2).sum(-1).mean()
-            neutral = decoder(identity, torch.zeros_like(expression))
-            loss = loss + (neutral - batch.neutral).pow(2).sum(-1).mean()
+            loss = pretrain_loss(decoder, heads(batch.landmarks), batch.shape, batch.neutral, 1.0)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -217,7 +217,8 @@ def pretrain_on_landmarks(
             for group in optimiser.param_groups:
                 group["lr"] = float(config["lr"]) * scale
             landmarks, shape, neutral_shape = (t.to(device) for t in draws.draw(batch, generator))
-            loss = _loss(encoder, decoder, landmarks, shape, neutral_shape, neutral)
+            codes = encoder.encode_landmarks(landmarks)
+            loss = pretrain_loss(decoder, codes, shape, neutral_shape, neutral)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -241,15 +242,14 @@ def pretrain_on_landmarks(
     return record
 
 
-def _loss(
-    encoder: Any, decoder: Any, landmarks: Tensor, shape: Tensor, neutral_shape: Tensor, neutral: float
+def pretrain_loss(
+    decoder: Any, codes: dict[str, Tensor], shape: Tensor, neutral_shape: Tensor, neutral: float
 ) -> Tensor:
-    """The pre-training loss of one mini-batch (mm^2, see the module docstring): landmarks (B, 68, 2)
-    px, target shapes with and without the expression (B, N, 3) mm."""
-    codes = encoder.encode_landmarks(landmarks)
+    """The pre-training loss of one mini-batch (mm^2, see the module docstring): the landmark codes
+    (``identity`` (B, D_id), ``expression`` (B, D_exp), as `Encoder.encode_landmarks` gives them),
+    target shapes with and without the expression (B, N, 3) mm, and the neutral term's weight."""
     identity, expression = codes["identity"], codes["expression"]
-    decoded = decoder(identity, expression)
-    loss = (decoded - shape).pow(2).sum(-1).mean()
+    loss = (decoder(identity, expression) - shape).pow(2).sum(-1).mean()
     if neutral > 0:
         decoded_neutral = decoder(identity, torch.zeros_like(expression))
         loss = loss + neutral * (decoded_neutral - neutral_shape).pow(2).sum(-1).mean()
